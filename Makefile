@@ -1,0 +1,62 @@
+# The two contract commands are `make demo` and `make test`; everything else
+# is a step of theirs. All installs come from files in this repository.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PYTHON ?= python3
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+LAYOUT ?= hardway
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule build
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	mkdir -p .collections/ansible_collections/kubeguard
+	ln -sfn $(CURDIR) .collections/ansible_collections/kubeguard/hardening
+	touch $@
+
+venv: $(STAMP) ## Create .venv from requirements.txt and link the collection
+
+host-deps: ## Install the lab's Debian packages (root)
+	lab/bin/host-deps
+
+lab: host-deps venv ## Bring up the lab (LAYOUT=hardway|kubeadm)
+	LAYOUT=$(LAYOUT) lab/bin/lab-up
+
+lab-down: ## Remove the lab's containers and state
+	lab/bin/lab-down
+
+demo: lab ## Set up everything, harden the lab with site.yml, show the result
+	lab/bin/demo
+
+lint: venv ## yamllint, ansible-lint (production), ruff, galaxy build
+	yamllint --strict .
+	ruff check .
+	ruff format --check .
+	ansible-lint --offline
+	tests/check-build.sh
+
+unit: venv ## Unit tests (pure logic, no lab)
+	pytest -q tests/unit
+
+integration: host-deps venv ## Integration tests against a freshly created lab
+	LAB_FRESH=1 LAYOUT=$(LAYOUT) lab/bin/lab-up
+	pytest -q tests/integration
+
+molecule: venv host-deps ## All Molecule scenarios (podman driver, lab images)
+	lab/bin/build-images >/dev/null
+	for s in $$(ls molecule); do molecule test -s $$s || exit 1; done
+
+test: lint unit integration molecule ## Everything: lint, unit, integration, Molecule
+
+build: venv ## Build the Galaxy tarball
+	ansible-galaxy collection build --force

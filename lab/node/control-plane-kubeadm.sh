@@ -1,0 +1,68 @@
+#!/bin/bash
+# Runs inside the control-plane node: writes kubeadm's layout
+# (/etc/kubernetes/{pki,manifests,*.conf}) with kubeadm's own init phases and
+# runs the static-pod manifests as systemd services through the lab's
+# kubelet stand-in. Weakened like a careless install: anonymous auth on,
+# AlwaysAllow, profiling on, no audit log.
+# Env: NODE_NAME, NODE_IP, API_SANS (extra comma-separated SANs).
+set -euo pipefail
+: "${NODE_NAME:?}" "${NODE_IP:?}"
+version=$(/usr/local/bin/kube-apiserver --version | awk '{print $2}')
+sans=""
+for san in ${API_SANS//,/ } localhost; do sans+="    - $san"$'\n'; done
+mkdir -p /etc/kubernetes/lab
+cat > /etc/kubernetes/lab/kubeadm.yaml <<CFG
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $NODE_IP
+  bindPort: 6443
+nodeRegistration:
+  name: $NODE_NAME
+---
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: $version
+clusterName: kubeguard-lab
+controlPlaneEndpoint: "$NODE_IP:6443"
+networking:
+  serviceSubnet: 10.96.0.0/12
+  dnsDomain: cluster.local
+apiServer:
+  certSANs:
+$sans  extraArgs:
+    - {name: anonymous-auth, value: "true"}
+    - {name: authorization-mode, value: AlwaysAllow}
+    - {name: profiling, value: "true"}
+CFG
+for phase in "certs all" "kubeconfig all" "control-plane all" "etcd local"; do
+  # shellcheck disable=SC2086
+  kubeadm init phase $phase --config /etc/kubernetes/lab/kubeadm.yaml
+done
+
+install -m 0755 /opt/kubeguard/lab/static-pods.py /usr/local/sbin/lab-static-pods
+cat > /etc/systemd/system/lab-static-pods.service <<'UNIT'
+[Unit]
+Description=Lab kubelet stand-in: runs /etc/kubernetes/manifests as services
+
+[Service]
+ExecStart=/usr/local/sbin/lab-static-pods
+Restart=always
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now lab-static-pods.service >/dev/null 2>&1
+
+for _ in $(seq 1 120); do
+  if kubectl --kubeconfig /etc/kubernetes/super-admin.conf get --raw /readyz >/dev/null 2>&1; then
+    # As kubeadm's upload-config phase does: admin.conf's group gets cluster-admin.
+    kubectl --kubeconfig /etc/kubernetes/super-admin.conf create clusterrolebinding \
+      kubeadm:cluster-admins --clusterrole=cluster-admin --group=kubeadm:cluster-admins >/dev/null
+    exit 0
+  fi
+  sleep 1
+done
+echo "kube-apiserver did not become ready; see journalctl -u static-pod-kube-apiserver" >&2
+exit 1
