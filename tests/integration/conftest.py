@@ -1,84 +1,87 @@
-"""Shared fixtures of the integration tests.
+"""Fixtures shared by the integration tests: the running lab and the
+upstream binaries it is built from."""
 
-NOTE for the lead: the cluster_pki engineer accidentally overwrote the lead's
-original conftest.py at 04:12 UTC. The ``lab`` fixture below is a
-reconstruction from how tests/integration/test_00_lab_before_state.py uses it
-(hosts, groups, ssh(), podman_exec(), kubeconfig); replace it with the
-original if that differs.
-"""
-
-import dataclasses
 import os
-import pathlib
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-LAB_STATE = REPO / ".lab"
+REPO = Path(__file__).resolve().parents[2]
+LAB_STATE = Path(os.environ.get("LAB_STATE", REPO / ".lab"))
+CONTAINERS_CONF = str(REPO / "lab" / "containers.conf")
 
 
 @pytest.fixture(scope="session")
 def lab_binaries():
-    """Directory holding etcd, etcdctl, kube-apiserver, kubeadm and kubectl (lab/bin/build-binaries)."""
-    return pathlib.Path(subprocess.check_output([str(REPO / "lab/bin/build-binaries")], text=True).strip())
+    """Directory holding etcd, etcdctl, kube-apiserver, kubeadm, kubectl, ..."""
+    out = subprocess.check_output([str(REPO / "lab" / "bin" / "build-binaries")], text=True)
+    return Path(out.strip().splitlines()[-1])
 
 
-@dataclasses.dataclass
 class Lab:
-    inventory: pathlib.Path
-    hostvars: dict
-    groups: dict
-    key: pathlib.Path
-    kubeconfig: pathlib.Path
+    """The running lab, as its inventory describes it."""
+
+    def __init__(self, state):
+        self.state = state
+        self.inventory = state / "inventory.yml"
+        self.kubeconfig = state / "admin.kubeconfig"
+        self.key = state / "id_ed25519"
+        children = yaml.safe_load(self.inventory.read_text())["all"]["children"]
+        self.groups = {name: sorted((group or {}).get("hosts") or {}) for name, group in children.items()}
+        self.hostvars = {}
+        for group in children.values():
+            self.hostvars.update((group or {}).get("hosts") or {})
+        self.groups["k8s_cluster"] = sorted(self.hostvars)
 
     @property
     def hosts(self):
         return list(self.hostvars)
 
-    def ssh(self, host, command, user="operator", password=None):
-        """Run ``command`` on ``host`` over SSH (key auth, or password auth when given)."""
-        port = str(self.hostvars[host]["ansible_port"])
-        opts = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"]
+    def ssh(self, host, command, user="operator", password=None, timeout=30):
+        """A real SSH login from this host to a lab node: key auth, or password auth when given."""
+        opts = [
+            "-p",
+            str(self.hostvars[host]["ansible_port"]),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+        ]
         if password is None:
-            argv = ["ssh", *opts, "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", str(self.key)]
+            argv = ["ssh", *opts, "-i", str(self.key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
         else:
-            argv = ["sshpass", "-e", "ssh", *opts, "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password"]
-        argv += ["-p", port, f"{user}@127.0.0.1", command]
+            argv = [
+                "sshpass",
+                "-e",
+                "ssh",
+                *opts,
+                "-o",
+                "PubkeyAuthentication=no",
+                "-o",
+                "PreferredAuthentications=password,keyboard-interactive",
+            ]
         env = dict(os.environ, SSHPASS=password or "")
-        return subprocess.run(argv, capture_output=True, text=True, check=False, env=env, timeout=60)
+        return subprocess.run(
+            [*argv, f"{user}@127.0.0.1", command], capture_output=True, text=True, env=env, timeout=timeout, check=False
+        )
 
     def podman_exec(self, host, *argv):
-        """Run ``argv`` inside the node container of ``host``."""
-        env = dict(os.environ, CONTAINERS_CONF=str(REPO / "lab/containers.conf"))
-        return subprocess.run(["podman", "exec", f"kg-{host}", *argv], capture_output=True, text=True, check=False, env=env, timeout=120)
+        """Run argv inside the node container of host."""
+        env = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
+        return subprocess.run(
+            ["podman", "exec", f"kg-{host}", *argv], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
 
 
 @pytest.fixture(scope="session")
 def lab():
-    """The running lab (``make lab``); skips when it is not up."""
-    inventory = LAB_STATE / "inventory.yml"
-    if not inventory.exists():
-        pytest.skip("the lab is not up (make lab)")
-    data = yaml.safe_load(inventory.read_text())
-    hostvars, direct, children = {}, {}, {}
-
-    def walk(name, node):
-        node = node or {}
-        for host, hvars in (node.get("hosts") or {}).items():
-            hostvars.setdefault(host, {}).update(hvars or {})
-            direct.setdefault(name, set()).add(host)
-        for child, sub in (node.get("children") or {}).items():
-            children.setdefault(name, set()).add(child)
-            walk(child, sub)
-
-    def members(name):
-        found = set(direct.get(name, ()))
-        for child in children.get(name, ()):
-            found |= members(child)
-        return found
-
-    walk("all", data["all"])
-    groups = {name: sorted(members(name)) for name in set(direct) | set(children)}
-    return Lab(inventory, hostvars, groups, LAB_STATE / "id_ed25519", LAB_STATE / "admin.kubeconfig")
+    """The running lab; `make integration` brings it up fresh before pytest."""
+    if not (LAB_STATE / ".ready").exists():
+        pytest.fail(f"the lab is not up ({LAB_STATE}/.ready missing): run `make lab` first")
+    return Lab(LAB_STATE)
