@@ -2,21 +2,49 @@
 Runs last: it recreates the lab in the kubeadm layout."""
 
 import os
+import socket
 import subprocess
 import time
 
 import pytest
-from conftest import LAB_STATE, REPO, Lab
+from conftest import CONTAINERS_CONF, LAB_STATE, REPO, Lab
 
 pytestmark = pytest.mark.lab
 
 
+def lab_up(**env):
+    return subprocess.run(
+        [str(REPO / "lab" / "bin" / "lab-up")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=900,
+        check=False,
+    )
+
+
+def test_a_taken_port_fails_clearly_and_leaves_nothing_behind():
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = lab_up(LAB_FRESH="1", LAB_API_PORT=str(port))
+    assert result.returncode != 0
+    assert f"port 127.0.0.1:{port} is already taken" in result.stderr
+    leftovers = subprocess.run(
+        ["podman", "ps", "-aq", "--filter", "label=io.kubeguard.lab=1"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF},
+        check=True,
+    )
+    assert leftovers.stdout == ""
+    assert not LAB_STATE.exists()
+
+
 @pytest.fixture(scope="module")
 def kubeadm_lab():
-    env = {**os.environ, "LAYOUT": "kubeadm", "LAB_FRESH": "1"}
-    result = subprocess.run(
-        [str(REPO / "lab" / "bin" / "lab-up")], capture_output=True, text=True, env=env, timeout=600, check=False
-    )
+    result = lab_up(LAYOUT="kubeadm", LAB_FRESH="1")
     assert result.returncode == 0, result.stderr[-2000:]
     return Lab(LAB_STATE)
 
