@@ -54,7 +54,7 @@ integration: host-deps venv ## Integration tests against a freshly created lab
 
 molecule: venv host-deps ## All Molecule scenarios (podman driver, lab images)
 	lab/bin/build-images >/dev/null
-	for s in $$(ls molecule); do molecule test -s $$s || exit 1; done
+	for s in $$(dirname molecule/*/molecule.yml | xargs -n1 basename); do molecule test -s $$s || exit 1; done
 
 test: lint unit integration molecule ## Everything: lint, unit, integration, Molecule
 

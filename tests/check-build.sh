@@ -3,6 +3,7 @@
 # it, installs it into a scratch collections path and loads its modules'
 # documentation from there.
 set -euo pipefail
+[ $# -eq 0 ] || { echo "usage: tests/check-build.sh (no arguments)" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

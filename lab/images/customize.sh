@@ -2,6 +2,8 @@
 # Runs inside the debootstrapped root (chroot) to turn it into a lab node:
 # a systemd machine with a deliberately weak, hand-built-cluster SSH setup.
 set -eu
+# It rewrites accounts and sshd settings: never let it touch a real host.
+[ "${1:-}" = --inside-image-chroot ] || { echo "customize.sh runs only inside build-images' chroot" >&2; exit 2; }
 
 # The "before" state the roles harden: passwords and root login allowed.
 cat > /etc/ssh/sshd_config.d/00-lab-weak.conf <<'CONF'

@@ -13,6 +13,13 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$LAB_DIR/containers.conf}
 log() { printf '\033[1m[lab]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[lab] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# Lab commands take their settings from the environment; a stray argument is
+# a mistake (or a tool probing executables, as Ansible's inventory loader does
+# with --list) and must not trigger a build or a teardown.
+no_arguments() {
+  [ $# -eq 0 ] || die "$(basename "$0") takes no arguments (got: $*); settings come from the environment"
+}
+
 require_root() {
   [ "$(id -u)" -eq 0 ] || die "the lab must run as root (podman, debootstrap); re-run with sudo"
 }

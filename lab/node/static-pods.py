@@ -8,6 +8,7 @@ binaries). Polls like the kubelet's file source; no inotify edge cases."""
 import hashlib
 import os
 import subprocess
+import sys
 import time
 
 import yaml
@@ -76,6 +77,8 @@ def sync():
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        sys.exit("usage: lab-static-pods (no arguments; runs inside the lab's control-plane node)")
     while True:
         sync()
         time.sleep(2)
