@@ -1,0 +1,74 @@
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to kubeguard.hardening: the one atomic write path of the PKI.
+
+mkstemp in the target directory -> write -> fsync -> chmod -> rename. The
+temporary file is removed on any failure, so a reader sees either the old or
+the new file, never a partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
+
+KEY_MODE = 0o600  # private keys and kubeconfigs
+CERT_MODE = 0o644
+PRIVATE_DIR_MODE = 0o700  # directories that hold private keys
+PUBLIC_DIR_MODE = 0o755
+
+
+def ensure_dir(path, mode):
+    """Create ``path`` (and parents) with ``mode``; fix the mode when it differs."""
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+        if (os.stat(path).st_mode & 0o7777) != mode:
+            os.chmod(path, mode)
+    except OSError as exc:
+        raise PkiError("output_dir", f"cannot create directory {path}: {exc.strerror}") from None
+
+
+def atomic_write(path, data, mode):
+    """Atomically replace ``path`` with ``data`` (bytes) and ``mode``."""
+    directory = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+    except OSError as exc:
+        raise PkiError("output_dir", f"cannot write in {directory}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise PkiError("output_dir", f"cannot write {path}: {exc.strerror}") from None
+
+
+def read(path):
+    """Return the bytes of ``path``, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def check_writable(path):
+    """Fail early, before anything is written, if ``path`` cannot be used."""
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise PkiError("output_dir", f"{probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PkiError("output_dir", f"{probe} is not writable")

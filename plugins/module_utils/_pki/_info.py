@@ -1,0 +1,93 @@
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to kubeguard.hardening: expiry report of a node's certificates and
+kubeconfigs, the structured equivalent of ``kubeadm certs check-expiration``.
+
+Needs no ``cryptography``: certificates are read with the DER reader in
+_x509lite, so the report runs on nodes without that library.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _x509lite
+
+# kubeadm's names: (report name, path relative to the kubernetes dir, CA name)
+CERTIFICATES = (
+    ("admin.conf", "admin.conf", "ca"),
+    ("apiserver", "pki/apiserver.crt", "ca"),
+    ("apiserver-etcd-client", "pki/apiserver-etcd-client.crt", "etcd-ca"),
+    ("apiserver-kubelet-client", "pki/apiserver-kubelet-client.crt", "ca"),
+    ("controller-manager.conf", "controller-manager.conf", "ca"),
+    ("etcd-healthcheck-client", "pki/etcd/healthcheck-client.crt", "etcd-ca"),
+    ("etcd-peer", "pki/etcd/peer.crt", "etcd-ca"),
+    ("etcd-server", "pki/etcd/server.crt", "etcd-ca"),
+    ("front-proxy-client", "pki/front-proxy-client.crt", "front-proxy-ca"),
+    ("kubelet.conf", "kubelet.conf", "ca"),
+    ("scheduler.conf", "scheduler.conf", "ca"),
+    ("super-admin.conf", "super-admin.conf", "ca"),
+)
+AUTHORITIES = (("ca", "pki/ca"), ("etcd-ca", "pki/etcd/ca"), ("front-proxy-ca", "pki/front-proxy-ca"))
+
+
+def _record(name, path, cert, now, renew_before, **extra):
+    record = {"name": name, "path": path, "missing": cert is None, **extra}
+    if cert is not None:
+        left = cert.not_valid_after_utc - now
+        record.update(
+            expiration_date=cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            residual_days=int(left.total_seconds() // 86400),
+            residual_seconds=int(left.total_seconds()),
+            expiring=left <= renew_before,
+            subject=cert.subject_text,
+        )
+    return record
+
+
+def _load_cert(path):
+    data = _files.read(path)
+    if data is None:
+        return None
+    if path.endswith(".conf"):
+        parsed = _kubeconfig.parse(data)
+        if parsed is None:
+            raise ValueError(f"{path} is not a kubeconfig with embedded client certificate")
+        data = parsed["cert"]
+    return _x509lite.load_pem(data)
+
+
+def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=None):
+    """Return {'certificates': [...], 'certificate_authorities': [...], 'unreadable': [...]}.
+
+    Only files present on the node are listed (a worker has no apiserver
+    certificate), except that missing CAs with a present leaf are flagged.
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    renew = datetime.timedelta(days=renew_before_days)
+    certs, cas, unreadable = [], [], []
+    entries = [(n, os.path.join(kubernetes_dir, p), ca) for n, p, ca in CERTIFICATES]
+    entries.append(("kubelet-serving", os.path.join(kubelet_pki_dir, "kubelet.crt"), "ca"))
+    for name, path, ca in entries:
+        try:
+            cert = _load_cert(path)
+        except ValueError:
+            unreadable.append(path)
+            continue
+        if cert is None:
+            continue
+        external = not os.path.exists(os.path.join(kubernetes_dir, dict(AUTHORITIES)[ca] + ".key"))
+        certs.append(_record(name, path, cert, now, renew, ca_name=ca, externally_managed=external))
+    for name, base in AUTHORITIES:
+        path = os.path.join(kubernetes_dir, base + ".crt")
+        try:
+            cert = _load_cert(path)
+        except ValueError:
+            unreadable.append(path)
+            continue
+        if cert is None:
+            continue
+        external = not os.path.exists(os.path.join(kubernetes_dir, base + ".key"))
+        cas.append(_record(name, path, cert, now, renew, externally_managed=external))
+    return {"certificates": certs, "certificate_authorities": cas, "unreadable": unreadable}

@@ -1,0 +1,154 @@
+"""playbooks/cluster_pki.yml against the lab: each node gets only what it needs,
+and a second run changes nothing."""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / ".collections"))
+
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _kubeconfig  # noqa: E402
+
+pytestmark = pytest.mark.lab
+
+
+def play(lab, *extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    run = subprocess.run(
+        [
+            str(REPO / ".venv/bin/ansible-playbook"),
+            "-i",
+            str(lab.inventory),
+            str(REPO / "playbooks/cluster_pki.yml"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+        timeout=900,
+    )
+    recap = {
+        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+        for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)
+    }
+    return run, recap
+
+
+@pytest.fixture(scope="module")
+def applied(lab):
+    first, recap = play(lab)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    second, recap2 = play(lab)
+    assert second.returncode == 0, second.stdout[-4000:]
+    output_dir = pathlib.Path(os.environ.get("HOME", "/root")) / ".kubeguard/pki/kubeguard-lab"
+    return recap, recap2, output_dir
+
+
+def node_name(lab, host):
+    return lab.hostvars[host].get("kubeguard_node_name", host)
+
+
+def files_on(lab, host):
+    run = lab.podman_exec(
+        host, "find", "/etc/kubernetes", "/var/lib/kubelet/pki", "-type", "f", "-printf", "%m %u %p\\n"
+    )
+    assert run.returncode == 0, run.stderr
+    return {line.split()[2]: (line.split()[0], line.split()[1]) for line in run.stdout.splitlines()}
+
+
+def test_second_run_changes_nothing(applied, lab):
+    _, recap2, _ = applied
+    assert set(recap2) >= set(lab.groups["k8s_cluster"])
+    assert {host: recap2[host]["changed"] for host in lab.groups["k8s_cluster"]} == dict.fromkeys(
+        lab.groups["k8s_cluster"], 0
+    )
+    assert all(recap2[host]["failed"] == 0 for host in lab.groups["k8s_cluster"])
+
+
+def test_workers_have_no_ca_or_etcd_keys(applied, lab):
+    for host in lab.groups["workers"]:
+        files = files_on(lab, host)
+        keys = sorted(p for p in files if p.endswith(".key"))
+        assert keys == ["/var/lib/kubelet/pki/kubelet.key"], (host, keys)
+        assert not [p for p in files if "/etcd/" in p], host
+        assert set(files) == {
+            "/etc/kubernetes/pki/ca.crt",
+            "/etc/kubernetes/kubelet.conf",
+            "/var/lib/kubelet/pki/kubelet.crt",
+            "/var/lib/kubelet/pki/kubelet.key",
+        }
+
+
+def test_etcd_keys_only_on_etcd_members(applied, lab):
+    for host in lab.groups["k8s_cluster"]:
+        files = files_on(lab, host)
+        has_etcd_keys = any(p.startswith("/etc/kubernetes/pki/etcd/") and p.endswith(".key") for p in files)
+        assert has_etcd_keys == (host in lab.groups["etcd"]), host
+
+
+def test_each_node_has_only_its_own_kubelet_credentials(applied, lab):
+    _, _, output_dir = applied
+    for host in lab.groups["k8s_cluster"]:
+        name = node_name(lab, host)
+        key = lab.podman_exec(host, "cat", "/var/lib/kubelet/pki/kubelet.key").stdout.encode()
+        mine = (output_dir / f"nodes/{name}/kubelet/kubelet.key").read_bytes()
+        assert _crypto.public_der(_crypto.load_key(key)) == _crypto.public_der(_crypto.load_key(mine)), host
+        conf = _kubeconfig.parse(lab.podman_exec(host, "cat", "/etc/kubernetes/kubelet.conf").stdout.encode())
+        assert _crypto.describe(_crypto.load_cert(conf["cert"]))["cn"] == f"system:node:{name}"
+        serving = _crypto.describe(
+            _crypto.load_cert(lab.podman_exec(host, "cat", "/var/lib/kubelet/pki/kubelet.crt").stdout.encode())
+        )
+        assert serving["cn"] == f"system:node:{name}"
+        assert lab.hostvars[host]["kubeguard_node_ip"] in serving["ips"]
+
+
+def test_owners_and_modes(applied, lab):
+    for host in lab.groups["k8s_cluster"]:
+        for path, (mode, owner) in files_on(lab, host).items():
+            assert owner == "root", path
+            assert mode == ("600" if path.endswith((".key", ".conf")) else "644"), (host, path, mode)
+
+
+def test_control_plane_has_kubeadm_layout(applied, lab):
+    for host in lab.groups["control_plane"]:
+        files = files_on(lab, host)
+        for name in ("ca.key", "apiserver.crt", "apiserver-etcd-client.key", "front-proxy-ca.key", "sa.key", "sa.pub"):
+            assert f"/etc/kubernetes/pki/{name}" in files
+        for conf in ("admin.conf", "super-admin.conf", "controller-manager.conf", "scheduler.conf"):
+            assert f"/etc/kubernetes/{conf}" in files
+
+
+def test_changed_files_restart_only_their_existing_units(applied, lab):
+    """scheduler.conf is restored on cp1 and only the scheduler's unit restarts (the lab runs
+    the control plane as <component> units, or static-pod-<component> in the kubeadm layout)."""
+    host = lab.groups["control_plane"][0]
+
+    def started(unit):
+        return lab.podman_exec(
+            host, "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value", unit
+        ).stdout.strip()
+
+    components = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    prefix = "static-pod-"
+    if lab.podman_exec(host, "systemctl", "cat", "static-pod-kube-scheduler.service").returncode != 0:
+        prefix = ""
+    units = {c: f"{prefix}{c}" for c in components}
+    scheduler = units["kube-scheduler"]
+    assert lab.podman_exec(host, "systemctl", "cat", f"{scheduler}.service").returncode == 0
+    before = {u: started(u) for u in units.values()}
+    assert lab.podman_exec(host, "rm", "/etc/kubernetes/scheduler.conf").returncode == 0
+    run, recap = play(lab, "-e", json.dumps({"cluster_pki_services": {**units, "kubelet": "kubelet"}}))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap[host]["changed"] >= 1
+    after = {u: started(u) for u in units.values()}
+    assert after[scheduler] != before[scheduler]
+    assert {u: after[u] for u in after if u != scheduler} == {u: before[u] for u in before if u != scheduler}
+    assert lab.podman_exec(host, "test", "-s", "/etc/kubernetes/scheduler.conf").returncode == 0

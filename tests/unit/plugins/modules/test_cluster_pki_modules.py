@@ -1,0 +1,54 @@
+"""The failure branches of the cluster_pki and cluster_pki_info module files."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[4]
+if str(REPO / ".collections") not in sys.path:
+    sys.path.insert(0, str(REPO / ".collections"))
+
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from ansible_collections.kubeguard.hardening.plugins.modules import cluster_pki, cluster_pki_info  # noqa: E402
+
+
+def run_main(module, args, capsys):
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+ARGS = {"output_dir": "/nonexistent-unused", "control_plane_nodes": [{"name": "cp1", "ips": ["10.0.0.10"]}]}
+
+
+def test_missing_cryptography_is_reported(monkeypatch, capsys):
+    monkeypatch.setattr(cluster_pki, "CRYPTOGRAPHY_ERROR", "Traceback: No module named 'cryptography'")
+    result = run_main(cluster_pki, ARGS, capsys)
+    assert result["failed"] is True
+    assert "cryptography >= 42.0" in result["msg"]
+
+
+def test_domain_error_is_caught_once_and_names_the_option(tmp_path, capsys):
+    args = dict(ARGS, output_dir=str(tmp_path / "pki"), leaf_validity_days=5000)
+    result = run_main(cluster_pki, args, capsys)
+    assert result["failed"] is True
+    assert result["option"] == "leaf_validity_days"
+    assert result["msg"].startswith("leaf_validity_days: ")
+    assert not (tmp_path / "pki").exists()
+
+
+def test_check_mode_writes_nothing_and_diff_is_metadata(tmp_path, capsys):
+    args = dict(
+        ARGS, output_dir=str(tmp_path / "pki"), key_algorithm="ECDSA-P256", _ansible_check_mode=True, _ansible_diff=True
+    )
+    result = run_main(cluster_pki, args, capsys)
+    assert result["changed"] is True
+    assert not (tmp_path / "pki").exists()
+    assert result["diff"][0]["after"] == "(to be issued)\n"
+
+
+def test_info_rejects_negative_window(capsys):
+    result = run_main(cluster_pki_info, {"renew_before_days": -1}, capsys)
+    assert result["failed"] is True and "renew_before_days" in result["msg"]

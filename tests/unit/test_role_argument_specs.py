@@ -1,0 +1,50 @@
+"""Every role's defaults/main.yml and meta/argument_specs.yml agree exactly:
+one source of truth for role inputs (style rule 2). Generic over roles/*."""
+
+import pathlib
+
+import pytest
+import yaml
+
+ROLES = sorted(p for p in (pathlib.Path(__file__).resolve().parents[2] / "roles").iterdir() if p.is_dir())
+
+
+def load(path):
+    if not path.exists():
+        return {}
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def options(role, entry="main"):
+    specs = load(role / "meta/argument_specs.yml").get("argument_specs", {})
+    return (specs.get(entry) or {}).get("options") or {}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_role_has_an_argument_spec(role):
+    assert (role / "meta/argument_specs.yml").exists()
+    assert options(role), "meta/argument_specs.yml documents no option of the main entry point"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_defaults_and_argument_specs_agree(role):
+    defaults = load(role / "defaults/main.yml")
+    specs = options(role)
+    assert sorted(set(defaults) - set(specs)) == [], "defaults without an argument spec"
+    with_default = {name for name, spec in specs.items() if "default" in spec}
+    assert sorted(with_default - set(defaults)) == [], "argument specs with a default missing from defaults/main.yml"
+    for name in defaults:
+        assert specs[name].get("default") == defaults[name], f"{name}: defaults/main.yml and argument_specs.yml differ"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_every_variable_carries_the_role_prefix(role):
+    names = set(load(role / "defaults/main.yml")) | set(options(role))
+    assert sorted(n for n in names if not n.startswith(f"{role.name}_")) == []
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_every_option_is_described_and_typed(role):
+    for name, spec in options(role).items():
+        assert spec.get("description"), f"{name} has no description"
+        assert spec.get("type"), f"{name} has no type"
