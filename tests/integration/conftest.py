@@ -28,7 +28,9 @@ class Lab:
         self.inventory = state / "inventory.yml"
         self.kubeconfig = state / "admin.kubeconfig"
         self.key = state / "id_ed25519"
-        children = yaml.safe_load(self.inventory.read_text())["all"]["children"]
+        inventory = yaml.safe_load(self.inventory.read_text())["all"]
+        self.vars = inventory.get("vars", {})
+        children = inventory["children"]
         self.groups = {name: sorted((group or {}).get("hosts") or {}) for name, group in children.items()}
         self.hostvars = {}
         for group in children.values():

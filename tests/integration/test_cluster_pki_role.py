@@ -48,7 +48,7 @@ def applied(lab):
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     second, recap2 = play(lab)
     assert second.returncode == 0, second.stdout[-4000:]
-    output_dir = pathlib.Path(os.environ.get("HOME", "/root")) / ".kubeguard/pki/kubeguard-lab"
+    output_dir = pathlib.Path(lab.vars["cluster_pki_output_dir"])
     return recap, recap2, output_dir
 
 
@@ -58,7 +58,24 @@ def node_name(lab, host):
 
 def files_on(lab, host):
     run = lab.podman_exec(
-        host, "find", "/etc/kubernetes", "/var/lib/kubelet/pki", "-type", "f", "-printf", "%m %u %p\\n"
+        host,
+        "find",
+        "/etc/kubernetes",
+        "/var/lib/kubelet/pki",
+        # Static-pod manifests and the lab's kubeadm config are not the role's files.
+        "(",
+        "-path",
+        "/etc/kubernetes/manifests",
+        "-o",
+        "-path",
+        "/etc/kubernetes/lab",
+        ")",
+        "-prune",
+        "-o",
+        "-type",
+        "f",
+        "-printf",
+        "%m %u %p\\n",
     )
     assert run.returncode == 0, run.stderr
     return {line.split()[2]: (line.split()[0], line.split()[1]) for line in run.stdout.splitlines()}
