@@ -1,0 +1,1 @@
+# Private to the kubeguard.hardening collection: no stable API.

@@ -1,0 +1,115 @@
+#!/usr/bin/python
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: sshd_moduli
+short_description: Remove Diffie-Hellman group-exchange moduli below a minimum size
+version_added: 0.1.0
+description:
+  - Filters the moduli file used by C(diffie-hellman-group-exchange-*) so only primes of at least
+    I(min_bits) bits remain. Comments are kept. Refuses when nothing would remain.
+author:
+  - kubeguard maintainers
+options:
+  path:
+    description: The moduli file.
+    type: path
+    default: /etc/ssh/moduli
+  min_bits:
+    description: Smallest prime size to keep, in bits.
+    type: int
+    default: 3072
+  backup:
+    description: Keep a timestamped copy of the previous file.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff shows counts, not the primes.
+  idempotent:
+    support: full
+  safe_file_operations:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Keep only moduli of 3072 bits or more
+  kubeguard.hardening.sshd_moduli:
+    min_bits: 3072
+  become: true
+"""
+
+RETURN = r"""
+kept:
+  description: Number of moduli kept.
+  returned: success
+  type: int
+  sample: 200
+removed:
+  description: Number of moduli removed (or that would be removed in check mode).
+  returned: success
+  type: int
+  sample: 136
+backup_file:
+  description: Backup of the previous file.
+  returned: changed and backup enabled
+  type: str
+  sample: /etc/ssh/moduli.1234.2026-11-27@04:00:00~
+"""
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.moduli import filter_moduli
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "default": "/etc/ssh/moduli"},
+            "min_bits": {"type": "int", "default": 3072},
+            "backup": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    path = module.params["path"]
+    try:
+        with open(path) as handle:
+            current = handle.read()
+        wanted, kept, removed = filter_moduli(current, module.params["min_bits"])
+    except OSError as exc:
+        module.fail_json(msg=f"Cannot read {path}: {exc}; set path or disable ssh_hardening_moduli_enabled")
+    except SshdHardeningError as exc:
+        module.fail_json(msg=str(exc), option=exc.option)
+    result = {"changed": removed > 0, "kept": kept, "removed": removed}
+    if module._diff:
+        result["diff"] = {
+            "before": f"{kept + removed} moduli\n",
+            "after": f"{kept} moduli (>= {module.params['min_bits']} bits)\n",
+        }
+    if result["changed"] and not module.check_mode:
+        if module.params["backup"]:
+            result["backup_file"] = module.backup_local(path)
+        fd, tmp = tempfile.mkstemp(prefix=".moduli.", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(wanted)
+            os.chmod(tmp, 0o644)
+            module.atomic_move(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
