@@ -165,6 +165,7 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import access, algorithms, config, node
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
 
@@ -262,16 +263,7 @@ def arm_rollback(module, current):
 
 
 def write(module, content):
-    path = module.params["path"]
-    fd, tmp = tempfile.mkstemp(prefix=".sshd_config.", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o600)
-        module.atomic_move(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    _files.atomic_write(module.params["path"], content.encode(), 0o600, replace=module.atomic_move)
 
 
 def run(module):

@@ -64,10 +64,9 @@ backup_file:
   sample: /etc/ssh/moduli.1234.2026-11-27@04:00:00~
 """
 
-import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.moduli import filter_moduli
 
@@ -99,15 +98,7 @@ def main():
     if result["changed"] and not module.check_mode:
         if module.params["backup"]:
             result["backup_file"] = module.backup_local(path)
-        fd, tmp = tempfile.mkstemp(prefix=".moduli.", dir=os.path.dirname(path))
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(wanted)
-            os.chmod(tmp, 0o644)
-            module.atomic_move(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        _files.atomic_write(path, wanted.encode(), 0o644, replace=module.atomic_move)
     module.exit_json(**result)
 
 

@@ -1,18 +1,13 @@
 # Copyright: kubeguard maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private to kubeguard.hardening: the one atomic write path of the PKI.
-
-mkstemp in the target directory -> write -> fsync -> chmod -> rename. The
-temporary file is removed on any failure, so a reader sees either the old or
-the new file, never a partial one.
-"""
+"""Private to kubeguard.hardening: file helpers of the PKI, writing through
+the collection's one atomic write path (module_utils/_files.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
 
 KEY_MODE = 0o600  # private keys and kubeconfigs
@@ -34,20 +29,11 @@ def ensure_dir(path, mode):
 def atomic_write(path, data, mode):
     """Atomically replace ``path`` with ``data`` (bytes) and ``mode``."""
     directory = os.path.dirname(path) or "."
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PkiError("output_dir", f"cannot write in {directory}: permission denied")
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")
+        _files.atomic_write(path, data, mode)
     except OSError as exc:
-        raise PkiError("output_dir", f"cannot write in {directory}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise PkiError("output_dir", f"cannot write {path}: {exc.strerror}") from None
 
 
