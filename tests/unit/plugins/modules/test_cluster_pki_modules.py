@@ -1,6 +1,7 @@
 """The failure branches of the cluster_pki and cluster_pki_info module files."""
 
 import json
+import os
 import pathlib
 import sys
 
@@ -11,7 +12,11 @@ if str(REPO / ".collections") not in sys.path:
     sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.kubeguard.hardening.plugins.modules import cluster_pki, cluster_pki_info  # noqa: E402
+from ansible_collections.kubeguard.hardening.plugins.modules import (  # noqa: E402
+    cluster_pki,
+    cluster_pki_info,
+    cluster_pki_install,
+)
 
 
 def run_main(module, args, capsys):
@@ -52,3 +57,47 @@ def test_check_mode_writes_nothing_and_diff_is_metadata(tmp_path, capsys):
 def test_info_rejects_negative_window(capsys):
     result = run_main(cluster_pki_info, {"renew_before_days": -1}, capsys)
     assert result["failed"] is True and "renew_before_days" in result["msg"]
+
+
+def install_args(tmp_path, **extra):
+    files = [{"root": "kubernetes", "dest": "pki/ca.key", "mode": "0600", "components": ["kube-apiserver"]}]
+    args = {
+        "files": files,
+        "contents": ["SECRET-KEY-MATERIAL\n"],
+        "kubernetes_dir": str(tmp_path / "k8s"),
+        "kubelet_pki_dir": str(tmp_path / "kubelet"),
+        "owner": str(os.getuid()),
+        "group": str(os.getgid()),
+    }
+    return {**args, **extra}
+
+
+def test_install_check_mode_predicts_writes_nothing_and_diffs_no_content(tmp_path, capsys):
+    result = run_main(cluster_pki_install, install_args(tmp_path, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert result["changed"] is True
+    assert result["components"] == ["kube-apiserver"]
+    assert not (tmp_path / "k8s").exists()
+    assert "SECRET-KEY-MATERIAL" not in json.dumps(result)
+
+
+def test_install_applies_then_is_idempotent(tmp_path, capsys):
+    first = run_main(cluster_pki_install, install_args(tmp_path), capsys)
+    assert [f["reason"] for f in first["changed_files"]] == ["absent"]
+    assert (tmp_path / "k8s/pki/ca.key").read_text() == "SECRET-KEY-MATERIAL\n"
+    second = run_main(cluster_pki_install, install_args(tmp_path), capsys)
+    assert (second["changed"], second["changed_files"], second["components"]) == (False, [], [])
+
+
+def test_install_unknown_owner_fails_naming_the_option_and_writes_nothing(tmp_path, capsys):
+    result = run_main(cluster_pki_install, install_args(tmp_path, owner="no-such-user-kubeguard"), capsys)
+    assert result["failed"] is True
+    assert result["option"] == "owner"
+    assert not (tmp_path / "k8s").exists()
+
+
+def test_install_bad_entry_fails_naming_files(tmp_path, capsys):
+    args = install_args(tmp_path)
+    args["files"][0]["dest"] = "../../etc/shadow"
+    result = run_main(cluster_pki_install, args, capsys)
+    assert (result["failed"], result["option"]) == (True, "files")
+    assert not (tmp_path / "k8s").exists()
