@@ -2,17 +2,10 @@
 
 import json
 import os
-import pathlib
-import sys
 
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[4]
-if str(REPO / ".collections") not in sys.path:
-    sys.path.insert(0, str(REPO / ".collections"))
-
-from ansible.module_utils.testing import patch_module_args  # noqa: E402
-from ansible_collections.kubeguard.hardening.plugins.modules import (  # noqa: E402
+from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kubeguard.hardening.plugins.modules import (
     cluster_pki,
     cluster_pki_info,
     cluster_pki_install,
