@@ -58,6 +58,15 @@ def _load_cert(path):
     return _x509lite.load_pem(data)
 
 
+def _load_or_flag(path, unreadable):
+    """The certificate at ``path``; None when absent, or when unreadable (then listed in ``unreadable``)."""
+    try:
+        return _load_cert(path)
+    except ValueError:
+        unreadable.append(path)
+        return None
+
+
 def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=None):
     """Return {'certificates': [...], 'certificate_authorities': [...], 'unreadable': [...]}.
 
@@ -70,22 +79,14 @@ def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=
     entries = [(n, os.path.join(kubernetes_dir, p), ca) for n, p, ca in CERTIFICATES]
     entries.append(("kubelet-serving", os.path.join(kubelet_pki_dir, "kubelet.crt"), "ca"))
     for name, path, ca in entries:
-        try:
-            cert = _load_cert(path)
-        except ValueError:
-            unreadable.append(path)
-            continue
+        cert = _load_or_flag(path, unreadable)
         if cert is None:
             continue
         external = not os.path.exists(os.path.join(kubernetes_dir, dict(AUTHORITIES)[ca] + ".key"))
         certs.append(_record(name, path, cert, now, renew, ca_name=ca, externally_managed=external))
     for name, base in AUTHORITIES:
         path = os.path.join(kubernetes_dir, base + ".crt")
-        try:
-            cert = _load_cert(path)
-        except ValueError:
-            unreadable.append(path)
-            continue
+        cert = _load_or_flag(path, unreadable)
         if cert is None:
             continue
         external = not os.path.exists(os.path.join(kubernetes_dir, base + ".key"))
