@@ -2,6 +2,7 @@
 upstream binaries it is built from."""
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,6 +19,28 @@ def lab_binaries():
     """Directory holding etcd, etcdctl, kube-apiserver, kubeadm, kubectl, ..."""
     out = subprocess.check_output([str(REPO / "lab" / "bin" / "build-binaries")], text=True)
     return Path(out.strip().splitlines()[-1])
+
+
+def ansible_playbook(inventory, playbook, *extra, timeout=900):
+    """Run a playbook of this repository; returns the process and its PLAY RECAP
+    as {host: {"ok": n, "changed": n, ...}}."""
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", CONTAINERS_CONF=CONTAINERS_CONF
+    )
+    run = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / playbook), *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+        timeout=timeout,
+    )
+    recap = {
+        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+        for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)
+    }
+    return run, recap
 
 
 class Lab:

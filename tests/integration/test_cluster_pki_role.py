@@ -2,13 +2,11 @@
 and a second run changes nothing."""
 
 import json
-import os
 import pathlib
-import re
-import subprocess
 import sys
 
 import pytest
+from conftest import ansible_playbook
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".collections"))
@@ -19,27 +17,7 @@ pytestmark = pytest.mark.lab
 
 
 def play(lab, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    run = subprocess.run(
-        [
-            str(REPO / ".venv/bin/ansible-playbook"),
-            "-i",
-            str(lab.inventory),
-            str(REPO / "playbooks/cluster_pki.yml"),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-        timeout=900,
-    )
-    recap = {
-        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-        for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)
-    }
-    return run, recap
+    return ansible_playbook(lab.inventory, "cluster_pki.yml", *extra, timeout=900)
 
 
 @pytest.fixture(scope="module")

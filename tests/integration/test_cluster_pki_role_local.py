@@ -7,10 +7,10 @@ import hashlib
 import json
 import os
 import pathlib
-import re
 import subprocess
 
 import pytest
+from conftest import ansible_playbook
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -64,27 +64,7 @@ def inventory(base):
 
 
 def play(base, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    run = subprocess.run(
-        [
-            str(REPO / ".venv/bin/ansible-playbook"),
-            "-i",
-            str(base / "inventory.json"),
-            "playbooks/cluster_pki.yml",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-        timeout=600,
-    )
-    recap = {
-        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-        for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)
-    }
-    return run, recap
+    return ansible_playbook(base / "inventory.json", "cluster_pki.yml", *extra, timeout=600)
 
 
 def digest(root):
