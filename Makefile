@@ -29,10 +29,10 @@ venv: $(STAMP) ## Create .venv from requirements.txt and link the collection
 host-deps: ## Install the lab's Debian packages (root)
 	lab/bin/host-deps
 
-lab: host-deps venv ## Bring up the lab (LAYOUT=hardway|kubeadm)
+lab: host-deps venv ## Bring up the lab (LAYOUT=hardway|kubeadm, LAB_ID=0-99)
 	LAYOUT=$(LAYOUT) lab/bin/lab-up
 
-lab-down: ## Remove the lab's containers and state
+lab-down: ## Remove this lab instance's containers, volumes, network and state
 	lab/bin/lab-down
 
 demo: lab ## Set up everything, harden the lab with site.yml, show the result

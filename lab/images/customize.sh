@@ -43,6 +43,9 @@ for unit in systemd-udevd.service systemd-udevd-control.socket systemd-udevd-ker
   ln -sf /dev/null "/etc/systemd/system/$unit"
 done
 systemctl enable ssh.service
+# containerd starts only on lab nodes, once node-setup.sh has configured it
+# (Molecule scenarios boot the same image and need no runtime).
+systemctl disable containerd.service
 
 : > /etc/machine-id
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb

@@ -1,13 +1,15 @@
 #!/bin/bash
 # Runs inside the control-plane node: writes kubeadm's layout
-# (/etc/kubernetes/{pki,manifests,*.conf}) with kubeadm's own init phases and
-# runs the static-pod manifests as systemd services through the lab's
-# kubelet stand-in. Weakened like a careless install: anonymous auth on,
-# AlwaysAllow, profiling on, no audit log.
+# (/etc/kubernetes/{pki,manifests,*.conf}) with kubeadm's own init phases, and
+# the node's real kubelet runs the manifests as static pods from the lab's
+# local images (localhost/kubeguard/*, built from the same binaries).
+# Weakened like a careless install: anonymous auth on, AlwaysAllow,
+# profiling on, no audit log.
 # Env: NODE_NAME, NODE_IP, API_SANS (extra comma-separated SANs).
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_IP:?}"
 version=$(/usr/local/bin/kube-apiserver --version | awk '{print $2}')
+etcd_tag=$(awk '$1 == "etcd" {sub(/.*:/, "", $2); print $2}' /opt/kubeguard/bin/images.txt)
 sans=""
 for san in ${API_SANS//,/ } localhost; do sans+="    - $san"$'\n'; done
 mkdir -p /etc/kubernetes/lab
@@ -24,6 +26,10 @@ apiVersion: kubeadm.k8s.io/v1beta4
 kind: ClusterConfiguration
 kubernetesVersion: $version
 clusterName: kubeguard-lab
+imageRepository: localhost/kubeguard
+etcd:
+  local:
+    imageTag: $etcd_tag
 controlPlaneEndpoint: "$NODE_IP:6443"
 networking:
   serviceSubnet: 10.96.0.0/12
@@ -34,26 +40,15 @@ $sans  extraArgs:
     - {name: anonymous-auth, value: "true"}
     - {name: authorization-mode, value: AlwaysAllow}
     - {name: profiling, value: "true"}
+    - {name: kubelet-preferred-address-types, value: InternalIP}
 CFG
 for phase in "certs all" "kubeconfig all" "control-plane all" "etcd local"; do
   # shellcheck disable=SC2086
   kubeadm init phase $phase --config /etc/kubernetes/lab/kubeadm.yaml
 done
 
-install -m 0755 /opt/kubeguard/lab/static-pods.py /usr/local/sbin/lab-static-pods
-cat > /etc/systemd/system/lab-static-pods.service <<'UNIT'
-[Unit]
-Description=Lab kubelet stand-in: runs /etc/kubernetes/manifests as services
-
-[Service]
-ExecStart=/usr/local/sbin/lab-static-pods
-Restart=always
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-systemctl daemon-reload
-systemctl enable --now lab-static-pods.service >/dev/null 2>&1
+# kubeadm's kubelet.conf (system:node:$NODE_NAME) lets the kubelet register.
+systemctl start kubelet.service
 
 for _ in $(seq 1 120); do
   if kubectl --kubeconfig /etc/kubernetes/super-admin.conf get --raw /readyz >/dev/null 2>&1; then
@@ -64,5 +59,5 @@ for _ in $(seq 1 120); do
   fi
   sleep 1
 done
-echo "kube-apiserver did not become ready; see journalctl -u static-pod-kube-apiserver" >&2
+echo "kube-apiserver did not become ready; see crictl ps -a and journalctl -u kubelet" >&2
 exit 1

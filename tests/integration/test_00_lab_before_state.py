@@ -1,9 +1,13 @@
 """The lab is real and starts weak: these run first, on a fresh lab, before
 any role hardens it (`make integration` recreates the lab)."""
 
+import json
+import ssl
 import subprocess
+import urllib.request
 
 import pytest
+from cryptography import x509
 
 pytestmark = pytest.mark.lab
 
@@ -84,3 +88,23 @@ def test_control_plane_starts_weak(lab):
         "--key nobody.key https://127.0.0.1:6443/api/v1/secrets"
     )
     assert lab.podman_exec(host, "sh", "-c", probe).stdout == "200"
+
+
+def test_every_kubelet_starts_weak(lab):
+    """Anonymous requests are served under AlwaysAllow, the read-only port is
+    open, and the serving certificate is the kubelet's own self-signed one
+    (issued by the "<node>-ca@<time>" CA the kubelet makes up at first start)."""
+    # Nothing can verify a self-signed serving certificate: that is the weakness shown.
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    for host in lab.hosts:
+        ip = lab.hostvars[host]["kubeguard_node_ip"]
+        anonymous = urllib.request.urlopen(f"https://{ip}:10250/pods", context=unverified, timeout=10)
+        assert anonymous.status == 200, host
+        assert json.load(anonymous)["kind"] == "PodList"
+        read_only = urllib.request.urlopen(f"http://{ip}:10255/pods", timeout=10)
+        assert read_only.status == 200, host
+        cert = x509.load_pem_x509_certificate(ssl.get_server_certificate((ip, 10250)).encode())
+        issuer = cert.issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert issuer.startswith(f"{host}-ca@"), (host, issuer)

@@ -1,6 +1,8 @@
-"""LAYOUT=kubeadm: kubeadm writes the files, the lab runs the static pods.
-Runs last: it recreates the lab in the kubeadm layout."""
+"""LAYOUT=kubeadm: kubeadm writes the files, and cp1's real kubelet runs the
+control plane as static pods from the lab's local images. Runs last: it
+recreates the lab in the kubeadm layout."""
 
+import json
 import os
 import socket
 import subprocess
@@ -101,6 +103,7 @@ def test_etcd_serves_tls_with_client_certs(kubeadm_lab):
 
 def test_a_changed_manifest_restarts_its_component(kubeadm_lab):
     cp = kubeadm_lab.groups["control_plane"][0]
+    scheduler = running_containers(kubeadm_lab, cp)["kube-scheduler"]
     manifest = "/etc/kubernetes/manifests/kube-scheduler.yaml"
     edit = f"sed -i 's/    - --leader-elect=true/    - --leader-elect=true\\n    - --v=3/' {manifest}"
     assert kubeadm_lab.podman_exec(cp, "sh", "-c", edit).returncode == 0
@@ -111,4 +114,70 @@ def test_a_changed_manifest_restarts_its_component(kubeadm_lab):
         time.sleep(1)
     else:
         pytest.fail("kube-scheduler was not restarted with the manifest's new flag")
-    assert kubeadm_lab.podman_exec(cp, "systemctl", "is-active", "static-pod-kube-scheduler").stdout.strip() == "active"
+    # The kubelet recreated the static pod: a new scheduler container runs.
+    assert wait_until(lambda: running_containers(kubeadm_lab, cp).get("kube-scheduler") not in (None, scheduler))
+
+
+def running_containers(lab, host):
+    """{container name: container id} of what the node's containerd runs, through the CRI."""
+    listing = lab.podman_exec(host, "crictl", "ps", "--state", "running", "-o", "json")
+    assert listing.returncode == 0, listing.stderr
+    return {c["metadata"]["name"]: c["id"] for c in json.loads(listing.stdout)["containers"]}
+
+
+def wait_until(condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
+def test_the_kubelet_runs_the_control_plane_as_static_pods(kubeadm_lab, lab_binaries):
+    cp = kubeadm_lab.groups["control_plane"][0]
+    components = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+    assert components <= set(running_containers(kubeadm_lab, cp))
+    # No stand-in: nothing but the kubelet runs them.
+    units = kubeadm_lab.podman_exec(cp, "systemctl", "list-units", "--all", "--plain", "--no-legend", "static-pod-*")
+    assert units.stdout.strip() == ""
+    mirror = subprocess.run(
+        [
+            str(lab_binaries / "kubectl"),
+            "--kubeconfig",
+            str(kubeadm_lab.kubeconfig),
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert mirror.returncode == 0, mirror.stderr
+    assert {f"{c}-{cp}" for c in components} <= set(mirror.stdout.split())
+    images = kubeadm_lab.podman_exec(cp, "crictl", "ps", "--name", "kube-apiserver", "-o", "json")
+    image = json.loads(images.stdout)["containers"][0]["image"]["image"]
+    assert image.startswith("localhost/kubeguard/kube-apiserver:") or image.startswith("sha256:"), image
+
+
+def test_every_node_is_ready_with_cluster_dns(kubeadm_lab, lab_binaries):
+    kubectl = [str(lab_binaries / "kubectl"), "--kubeconfig", str(kubeadm_lab.kubeconfig)]
+    nodes = subprocess.run(
+        [*kubectl, "wait", "--for=condition=Ready", "node", "--all", "--timeout=60s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert nodes.returncode == 0, nodes.stderr
+    assert len(nodes.stdout.splitlines()) == len(kubeadm_lab.hosts)
+    dns = subprocess.run(
+        [*kubectl, "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=60s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert dns.returncode == 0, dns.stderr
