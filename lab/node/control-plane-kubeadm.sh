@@ -3,8 +3,11 @@
 # (/etc/kubernetes/{pki,manifests,*.conf}) with kubeadm's own init phases, and
 # the node's real kubelet runs the manifests as static pods from the lab's
 # local images (localhost/kubeguard/*, built from the same binaries).
-# Weakened like a careless install: anonymous auth on, AlwaysAllow,
-# profiling on, no audit log.
+# Weakened like a careless install: anonymous auth on, profiling on, no audit
+# log. Authorization stays kubeadm's Node,RBAC: under AlwaysAllow the
+# apiserver turns anonymous auth off, and kubeadm's own startup and liveness
+# probes (anonymous HTTPS GETs of /livez) would get 401 and the kubelet would
+# kill the apiserver after four minutes.
 # Env: NODE_NAME, NODE_IP, API_SANS (extra comma-separated SANs).
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_IP:?}"
@@ -38,7 +41,6 @@ apiServer:
   certSANs:
 $sans  extraArgs:
     - {name: anonymous-auth, value: "true"}
-    - {name: authorization-mode, value: AlwaysAllow}
     - {name: profiling, value: "true"}
     - {name: kubelet-preferred-address-types, value: InternalIP}
 CFG
