@@ -25,6 +25,26 @@ def lab_up(**env):
     )
 
 
+def test_a_running_lab_survives_a_transient_api_outage(lab):
+    """`make lab` on a running lab of the same recipe reuses it, even when its
+    API is briefly down: it retries and says so, and never recreates it."""
+    cp = lab.groups["control_plane"][0]
+    layout = os.environ.get("LAYOUT", "hardway")
+    unit = "kube-apiserver" if layout == "hardway" else "kubelet"
+    outage = f"systemctl stop {unit}; sleep 6; systemctl start {unit}"
+    if layout == "kubeadm":  # the kubelet would restart the static pod: stop both
+        outage = f"crictl stop $(crictl ps -q --name kube-apiserver); {outage}"
+    container = lab.hostvars[cp]["kubeguard_lab_container"]
+    env = {**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF}
+    subprocess.run(["podman", "exec", "-d", container, "sh", "-c", outage], env=env, check=True)
+    time.sleep(1)
+    result = lab_up(LAYOUT=layout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "did not answer readyz (attempt 1/" in result.stderr
+    assert f"lab {os.environ.get('LAB_ID', '0')} already up (reused" in result.stderr
+    assert "creating lab" not in result.stderr
+
+
 def test_a_taken_port_fails_clearly_and_leaves_nothing_behind():
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
