@@ -25,18 +25,23 @@ def lab_up(**env):
     )
 
 
+def podman(*argv):
+    env = {**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF}
+    return subprocess.run(["podman", *argv], capture_output=True, text=True, env=env, check=True).stdout
+
+
 def test_a_running_lab_survives_a_transient_api_outage(lab):
     """`make lab` on a running lab of the same recipe reuses it, even when its
     API is briefly down: it retries and says so, and never recreates it."""
     cp = lab.groups["control_plane"][0]
     layout = os.environ.get("LAYOUT", "hardway")
     unit = "kube-apiserver" if layout == "hardway" else "kubelet"
-    outage = f"systemctl stop {unit}; sleep 6; systemctl start {unit}"
+    # Long enough for lab-up to meet it (its builds are cache hits first).
+    outage = f"systemctl stop {unit}; sleep 20; systemctl start {unit}"
     if layout == "kubeadm":  # the kubelet would restart the static pod: stop both
         outage = f"crictl stop $(crictl ps -q --name kube-apiserver); {outage}"
     container = lab.hostvars[cp]["kubeguard_lab_container"]
-    env = {**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF}
-    subprocess.run(["podman", "exec", "-d", container, "sh", "-c", outage], env=env, check=True)
+    podman("exec", "-d", container, "sh", "-c", outage)
     time.sleep(1)
     result = lab_up(LAYOUT=layout)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -53,14 +58,8 @@ def test_a_taken_port_fails_clearly_and_leaves_nothing_behind():
         result = lab_up(LAB_FRESH="1", LAB_API_PORT=str(port))
     assert result.returncode != 0
     assert f"port 127.0.0.1:{port} is already taken" in result.stderr
-    leftovers = subprocess.run(
-        ["podman", "ps", "-aq", "--filter", f"label={LAB_LABEL}"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF},
-        check=True,
-    )
-    assert leftovers.stdout == ""
+    assert podman("ps", "-aq", "--filter", f"label={LAB_LABEL}") == ""
+    assert podman("volume", "ls", "-q", "--filter", f"label={LAB_LABEL}") == ""
     assert not LAB_STATE.exists()
 
 
