@@ -39,3 +39,35 @@ def test_rejects_an_unknown_layout_naming_the_variable():
     result = run([str(LAB_UP)], LAYOUT="kind")
     assert result.returncode != 0
     assert "LAYOUT must be hardway or kubeadm, not 'kind'" in result.stderr
+
+
+def lab_env(lab_id, command):
+    """Run `command` in bash after sourcing lab/lib/common.sh with LAB_ID set."""
+    script = f'source "{LAB}/lib/common.sh"; {command}'
+    return run(["bash", "-c", script], LAB_ID=lab_id, LAB_API_PORT="")
+
+
+@pytest.mark.parametrize(
+    ("lab_id", "first_node", "names"),
+    [
+        ("0", "cp1 bookworm 10.123.0.10 control_plane,etcd 22221", "kg- kubeguard-lab io.kubeguard.lab=1 16443"),
+        (
+            "2",
+            "cp1 bookworm 10.125.0.10 control_plane,etcd 22421",
+            "kg2- kubeguard-lab2 io.kubeguard.lab=instance-2 16643",
+        ),
+    ],
+)
+def test_lab_id_shifts_names_addresses_and_ports(lab_id, first_node, names):
+    env = lab_env(lab_id, 'lab_nodes; echo "$LAB_CONTAINER_PREFIX $LAB_NETWORK $LAB_LABEL $LAB_API_PORT"')
+    assert env.returncode == 0, env.stderr
+    lines = env.stdout.splitlines()
+    assert lines[0] == first_node
+    assert [line.split()[0] for line in lines[:3]] == ["cp1", "worker1", "worker2"]
+    assert lines[-1] == names
+
+
+def test_rejects_a_bad_lab_id_naming_the_variable():
+    result = lab_env("x1", "true")
+    assert result.returncode != 0
+    assert "LAB_ID must be a number from 0 to 99, not 'x1'" in result.stderr
