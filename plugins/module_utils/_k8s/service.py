@@ -118,3 +118,13 @@ class ApplyService:
         if dry_run:
             query["dryRun"] = "All"
         return self.client.request("PUT", resource.path(key[2], key[3]), query, obj)
+
+    def whoami(self):
+        """The caller as the API server authenticates it (SelfSubjectReview): {username, groups}."""
+        review = self.client.request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        info = (review.get("status") or {}).get("userInfo") or {}
+        return {"username": info.get("username", ""), "groups": list(info.get("groups") or [])}
