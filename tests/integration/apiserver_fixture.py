@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
+import os
 import pathlib
 import random
 import socket
@@ -18,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 if str(REPO / ".collections") not in sys.path:
@@ -119,6 +123,7 @@ def _local_kubeconfig(source, dest, server):
 @contextlib.contextmanager
 def loopback_cluster(binaries, work):
     work = pathlib.Path(work)
+    work.mkdir(parents=True, exist_ok=True)
     pki = work / "pki-tree"
     _pki(pki)
     bins = pathlib.Path(binaries)
@@ -227,3 +232,75 @@ def shared_cluster(binaries):
         _SHARED["cluster"] = stack.enter_context(loopback_cluster(binaries, work))
         atexit.register(stack.close)
     return _SHARED["cluster"]
+
+
+# ------------------------------------------------------------------ running Ansible against it
+
+
+def _json_or_fail(run):
+    start = run.stdout.find("{")
+    if start < 0:
+        raise AssertionError(f"ansible-playbook printed no JSON:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout[start:])
+
+
+def ansible(playbook, inventory=None, *extra, env=None):
+    """ansible-playbook with the JSON callback: (process, {host: stats}, [task results for the first host])."""
+    environment = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_FORCE_COLOR="0",
+        **(env or {}),
+    )
+    argv = [str(REPO / ".venv/bin/ansible-playbook"), str(playbook)]
+    if inventory:
+        argv += ["-i", str(inventory)]
+    run = subprocess.run(
+        [*argv, *extra], capture_output=True, text=True, env=environment, cwd=REPO, check=False, timeout=600
+    )
+    report = _json_or_fail(run)
+    tasks = []
+    for play in report.get("plays", []):
+        for task in play.get("tasks", []):
+            for host, result in task.get("hosts", {}).items():
+                tasks.append({"task": task["task"]["name"], "host": host, **result})
+    return run, report.get("stats", {}), tasks
+
+
+def module_playbook(path, module, args, check=False):
+    """A one-task playbook on localhost calling ``module`` with ``args``; written to ``path``."""
+    task = {"name": "Call the module", module: args, "register": "out"}
+    if check:
+        task["check_mode"] = True
+    path.write_text(yaml.safe_dump([{"name": "Module", "hosts": "localhost", "gather_facts": False, "tasks": [task]}]))
+    return path
+
+
+def call_module(tmp_path, module, args, *extra, check=False):
+    """Run one module through ansible-playbook; returns (its result, the whole run)."""
+    book = module_playbook(tmp_path / f"call-{time.monotonic_ns()}.yml", f"kubeguard.hardening.{module}", args, check)
+    run, _, tasks = ansible(book, None, *extra)
+    results = [t for t in tasks if t["task"] == "Call the module"]
+    assert results, (run.stdout[-3000:], run.stderr[-3000:])
+    return results[0], run
+
+
+def controller_inventory(path):
+    """An inventory whose only control-plane node is this machine (the API modules run here anyway)."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        "k8s_cluster": {"children": {"control_plane": {"hosts": {"cp1": None}}}},
+                    },
+                    "vars": {
+                        "ansible_connection": "local",
+                        "ansible_python_interpreter": str(REPO / ".venv/bin/python"),
+                    },
+                }
+            }
+        )
+    )
+    return path
