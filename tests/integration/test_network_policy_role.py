@@ -16,6 +16,7 @@ def cluster(lab_binaries):
     cluster = shared_cluster(lab_binaries)
     for ns in APP_NAMESPACES:
         cluster.kubectl("create", "namespace", ns)
+        cluster.kubectl("create", "serviceaccount", "default", "-n", ns)  # no controller-manager makes it here
     return cluster
 
 
