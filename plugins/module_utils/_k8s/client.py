@@ -93,7 +93,8 @@ class Client:
         payload = None
         if body is not None:
             headers["Content-Type"] = content_type
-            payload = json.dumps(body)
+            # the REST client serialises JSON bodies itself; other types (apply-patch+yaml) go as text
+            payload = body if content_type == "application/json" else json.dumps(body)
         method, url, headers, _, _ = self._api.param_serialize(
             method, path, header_params=headers, auth_settings=["BearerToken"]
         )
