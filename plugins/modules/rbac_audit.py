@@ -44,7 +44,7 @@ options:
         patterns allowed. Grants to anonymous requests are reported whatever this list says.
     type: list
     elements: str
-    default: ["system:*", "cluster-admin", "kubeadm:*"]
+    default: ["system:*", "*/system:*", "cluster-admin", "kubeadm:*", "*/kubeadm:*"]
   allowed_subjects:
     description:
       - Subjects (C(system:serviceaccount:ns:name) for service accounts) whose bindings are accepted when every
@@ -135,7 +135,11 @@ def main():
         argument_spec=dict(
             k8s_ansible.CONNECTION_ARGS,
             checks={"type": "list", "elements": "str", "default": []},
-            allowed_bindings={"type": "list", "elements": "str", "default": ["system:*", "cluster-admin", "kubeadm:*"]},
+            allowed_bindings={
+                "type": "list",
+                "elements": "str",
+                "default": ["system:*", "*/system:*", "cluster-admin", "kubeadm:*", "*/kubeadm:*"],
+            },
             allowed_subjects={"type": "list", "elements": "str", "default": []},
             allowed_roles={"type": "list", "elements": "str", "default": ["system:*", "cluster-admin"]},
             remediate={"type": "bool", "default": False},

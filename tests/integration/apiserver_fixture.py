@@ -92,6 +92,23 @@ class Cluster:
             raise AssertionError(f"can-i {verb} {resource}: {run.stdout} {run.stderr}")
         return answer == "yes"
 
+    def review(self, user, groups, verb, resource=None, namespace="", path=None):
+        """A SubjectAccessReview sent as super-admin: the authorizer's answer for subjects that may
+        not even ask themselves (anonymous requests cannot create SelfSubjectAccessReviews)."""
+        spec = {"user": user, "groups": list(groups)}
+        if path:
+            spec["nonResourceAttributes"] = {"verb": verb, "path": path}
+        else:
+            spec["resourceAttributes"] = {"verb": verb, "resource": resource, "namespace": namespace}
+        review = self.work / f"review-{time.monotonic_ns()}.json"
+        review.write_text(
+            json.dumps({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec})
+        )
+        run = self.kubectl("create", "-f", str(review), "-o", "json")
+        if run.returncode != 0:
+            raise AssertionError(run.stderr)
+        return json.loads(run.stdout)["status"].get("allowed", False)
+
 
 def _pki(out):
     params = {

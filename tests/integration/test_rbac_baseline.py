@@ -129,9 +129,10 @@ def test_can_i_list_matrix_per_persona(cluster, baseline, capsys):
 def test_anonymous_keeps_only_upstream_defaults(cluster, baseline):
     assert cluster.kubectl("get", "clusterrolebinding", "anon-pod-reader").returncode != 0
     assert cluster.kubectl("get", "clusterrolebinding", "system:public-info-viewer").returncode == 0
-    anonymous = {"user": "system:anonymous", "groups": ["system:unauthenticated"]}
-    assert not cluster.can_i("list", "pods", "-n", "rbac-team-a", **anonymous)
-    assert cluster.can_i("get", "/version", **anonymous) is True  # upstream's public-info-viewer still applies
+    anonymous = ("system:anonymous", ["system:unauthenticated"])
+    assert not cluster.review(*anonymous, "list", "pods", "rbac-team-a")
+    assert cluster.review(*anonymous, "get", path="/version")  # upstream's public-info-viewer still applies
+    assert not cluster.review(*anonymous, "get", path="/apis")  # discovery is for authenticated users only
 
 
 def test_default_service_accounts_do_not_mount_tokens(cluster, baseline):
@@ -202,7 +203,7 @@ GRANTS = [
 def audit_args(cluster, **extra):
     return {
         "kubeconfig": str(cluster.super_admin),
-        "allowed_bindings": ["system:*", "cluster-admin", "kubeadm:*", "kubeguard:*", "*/kubeguard:*"],
+        "allowed_bindings": ["system:*", "*/system:*", "cluster-admin", "kubeadm:*", "kubeguard:*", "*/kubeguard:*"],
         **extra,
     }
 
@@ -248,7 +249,11 @@ def test_remediation_never_removes_the_callers_own_access(planted, tmp_path):
     result, _ = call_module(
         tmp_path,
         "rbac_audit",
-        {"kubeconfig": str(planted.admin), "allowed_bindings": ["system:*", "cluster-admin"], "remediate": True},
+        {
+            "kubeconfig": str(planted.admin),
+            "allowed_bindings": ["system:*", "*/system:*", "cluster-admin"],
+            "remediate": True,
+        },
     )
     assert (
         result["failed"]

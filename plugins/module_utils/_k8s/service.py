@@ -99,25 +99,19 @@ class ApplyService:
         """Delete ``before`` if it is still the version we read (precondition on its uid and resourceVersion)."""
         key = identity(before)
         meta = before.get("metadata") or {}
+        # with a body, the API server reads every option from it and ignores the query string
         body = {
             "apiVersion": "v1",
             "kind": "DeleteOptions",
             "preconditions": {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")},
         }
-        query = {"dryRun": "All"} if dry_run else None
+        if dry_run:
+            body["dryRun"] = ["All"]
         try:
-            self.client.request("DELETE", resource.path(key[2], key[3]), query, body)
+            self.client.request("DELETE", resource.path(key[2], key[3]), None, body)
         except ApiError as exc:
             if exc.status != 404:
                 raise
-
-    def update(self, resource, obj, dry_run):
-        """Replace ``obj`` (PUT): its resourceVersion makes the write fail if someone changed it meanwhile."""
-        key = identity(obj)
-        query = {"fieldManager": self.field_manager}
-        if dry_run:
-            query["dryRun"] = "All"
-        return self.client.request("PUT", resource.path(key[2], key[3]), query, obj)
 
     def whoami(self):
         """The caller as the API server authenticates it (SelfSubjectReview): {username, groups}."""
