@@ -143,16 +143,13 @@ api_requests:
   sample: {total: 205, discovery: 3}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import ansible as k8s_ansible
 from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            k8s_ansible.CONNECTION_ARGS,
+    k8s_ansible.main(
+        dict(
             objects={"type": "list", "elements": "dict", "default": []},
             namespace_objects={"type": "list", "elements": "dict", "default": []},
             namespaces={"type": "list", "elements": "str", "default": []},
@@ -162,10 +159,8 @@ def main():
             force_conflicts={"type": "bool", "default": True},
             workers={"type": "int", "default": 4},
         ),
-        supports_check_mode=True,
+        runner.run,
     )
-    k8s_ansible.prepare(module)
-    run_module(module, runner.run, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

@@ -75,26 +75,21 @@ api_requests:
   sample: {total: 4, discovery: 2}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import ansible as k8s_ansible
 from ansible_collections.kubeguard.hardening.plugins.module_utils._netpol import runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            k8s_ansible.CONNECTION_ARGS,
+    k8s_ansible.main(
+        dict(
             exempt_namespaces={
                 "type": "list",
                 "elements": "str",
                 "default": ["kube-system", "kube-public", "kube-node-lease"],
             },
         ),
-        supports_check_mode=True,
+        runner.run_audit,
     )
-    k8s_ansible.prepare(module)
-    run_module(module, runner.run_audit, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

@@ -112,16 +112,13 @@ api_requests:
   sample: {total: 5, discovery: 2}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import ansible as k8s_ansible
 from ansible_collections.kubeguard.hardening.plugins.module_utils._netpol import runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            k8s_ansible.CONNECTION_ARGS,
+    k8s_ansible.main(
+        dict(
             ports={"type": "list", "elements": "raw", "default": [80]},
             namespaces={"type": "list", "elements": "str", "default": []},
             loopback_allowed={"type": "bool", "default": True},
@@ -129,10 +126,8 @@ def main():
             namespace_labels={"type": "dict", "default": {}},
             policies={"type": "list", "elements": "dict", "default": []},
         ),
-        supports_check_mode=True,
+        runner.run_truth_table,
     )
-    k8s_ansible.prepare(module)
-    run_module(module, runner.run_truth_table, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

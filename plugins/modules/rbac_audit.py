@@ -124,16 +124,13 @@ api_requests:
   sample: {total: 8, discovery: 2}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import ansible as k8s_ansible
 from ansible_collections.kubeguard.hardening.plugins.module_utils._rbac import runner
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            k8s_ansible.CONNECTION_ARGS,
+    k8s_ansible.main(
+        dict(
             checks={"type": "list", "elements": "str", "default": []},
             allowed_bindings={
                 "type": "list",
@@ -145,10 +142,8 @@ def main():
             remediate={"type": "bool", "default": False},
             remediate_checks={"type": "list", "elements": "str", "default": []},
         ),
-        supports_check_mode=True,
+        runner.run,
     )
-    k8s_ansible.prepare(module)
-    run_module(module, runner.run, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,15 @@ def prepare(module):
         module.no_log_values.update(secret_values(kubeconfig))
     elif kubeconfig is not None and not isinstance(kubeconfig, str):
         module.fail_json(msg="kubeconfig: must be a path or a kubeconfig dict", option="kubeconfig")
+
+
+def main(argument_spec, entry_point):
+    """The whole ``main()`` of an API module: the connection options plus ``argument_spec``, check mode
+    supported, then ``entry_point(params, check_mode)`` rendered by run_module()."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    from .._errors import run_module
+
+    module = AnsibleModule(argument_spec=dict(CONNECTION_ARGS, **argument_spec), supports_check_mode=True)
+    prepare(module)
+    run_module(module, entry_point, module.params, module.check_mode)

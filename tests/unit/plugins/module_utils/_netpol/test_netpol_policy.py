@@ -37,6 +37,43 @@ def allowed(policies, src, dst, port=80, protocol="TCP"):
 DENY_ALL_X = netpol("x", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
 DENY_INGRESS_XA = netpol("x", {"podSelector": {"matchLabels": {"pod": "a"}}})
 
+
+def rule(peers_field, peers, ports):
+    out = {}
+    if peers:
+        out[peers_field] = list(peers)
+    if ports:
+        out["ports"] = ports
+    return out
+
+
+def allow_in(*peers, ports=None, ns="x"):
+    """A policy selecting every pod of ``ns`` with one ingress rule."""
+    return netpol(ns, {"podSelector": {}, "ingress": [rule("from", peers, ports)]})
+
+
+def allow_out(*peers, ports=None, ns="x"):
+    """A policy selecting every pod of ``ns``, egress only, with one egress rule."""
+    return netpol(ns, {"podSelector": {}, "policyTypes": ["Egress"], "egress": [rule("to", peers, ports)]})
+
+
+def ns_labels(**labels):
+    return {"namespaceSelector": {"matchLabels": labels}}
+
+
+def pod_labels(**labels):
+    return {"podSelector": {"matchLabels": labels}}
+
+
+def ns_expression(key, operator, *values):
+    expression = {"key": key, "operator": operator, **({"values": list(values)} if values else {})}
+    return {"namespaceSelector": {"matchExpressions": [expression]}}
+
+
+NS_Y_AND_POD_B = {**ns_labels(ns="y"), **pod_labels(pod="b")}
+BLOCK = {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.1.2/32"]}}
+
+# fmt: off
 CASES = [
     # (id, policies, src, dst, port, expected)
     ("no-policy", [], "y/b", "x/a", 80, True),
@@ -46,465 +83,49 @@ CASES = [
     ("deny-all-blocks-ingress", [DENY_ALL_X], "y/a", "x/b", 80, False),
     ("deny-all-blocks-egress", [DENY_ALL_X], "x/b", "y/a", 80, False),
     ("deny-all-blocks-within-namespace", [DENY_ALL_X], "x/b", "x/c", 80, False),
-    (
-        "egress-section-defaults-egress-type",
-        [netpol("x", {"podSelector": {}, "egress": [{"to": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]})],
-        "x/a",
-        "y/c",
-        80,
-        False,
-    ),
-    (
-        "egress-section-ingress-still-isolated",
-        [netpol("x", {"podSelector": {}, "egress": [{}]})],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "egress-only-type-leaves-ingress",
-        [netpol("x", {"podSelector": {}, "policyTypes": ["Egress"]})],
-        "y/a",
-        "x/a",
-        80,
-        True,
-    ),
-    ("allow-all-ingress-empty-rule", [netpol("x", {"podSelector": {}, "ingress": [{}]})], "z/c", "x/a", 81, True),
-    (
-        "allow-same-namespace",
-        [netpol("x", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]})],
-        "x/b",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "allow-same-namespace-blocks-others",
-        [netpol("x", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]})],
-        "y/b",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "empty-namespace-selector-all-namespaces",
-        [netpol("x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]})],
-        "z/b",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "namespace-label",
-        [
-            netpol(
-                "x",
-                {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}]},
-            )
-        ],
-        "y/c",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "namespace-label-other",
-        [
-            netpol(
-                "x",
-                {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}]}]},
-            )
-        ],
-        "z/c",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "ns-and-pod-in-one-peer-both",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {
-                            "from": [
-                                {
-                                    "namespaceSelector": {"matchLabels": {"ns": "y"}},
-                                    "podSelector": {"matchLabels": {"pod": "b"}},
-                                }
-                            ]
-                        }
-                    ],
-                },
-            )
-        ],
-        "y/b",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "ns-and-pod-in-one-peer-wrong-pod",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {
-                            "from": [
-                                {
-                                    "namespaceSelector": {"matchLabels": {"ns": "y"}},
-                                    "podSelector": {"matchLabels": {"pod": "b"}},
-                                }
-                            ]
-                        }
-                    ],
-                },
-            )
-        ],
-        "y/c",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "ns-and-pod-in-one-peer-wrong-ns",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {
-                            "from": [
-                                {
-                                    "namespaceSelector": {"matchLabels": {"ns": "y"}},
-                                    "podSelector": {"matchLabels": {"pod": "b"}},
-                                }
-                            ]
-                        }
-                    ],
-                },
-            )
-        ],
-        "z/b",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "ns-or-pod-two-peers",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {
-                            "from": [
-                                {"namespaceSelector": {"matchLabels": {"ns": "y"}}},
-                                {"podSelector": {"matchLabels": {"pod": "b"}}},
-                            ]
-                        }
-                    ],
-                },
-            )
-        ],
-        "y/c",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "pod-selector-alone-is-own-namespace",
-        [netpol("x", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]})],
-        "y/b",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "match-expressions-in",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {
-                            "from": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchExpressions": [{"key": "ns", "operator": "In", "values": ["y", "z"]}]
-                                    }
-                                }
-                            ]
-                        }
-                    ],
-                },
-            )
-        ],
-        "z/a",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "match-expressions-notin",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {
-                            "from": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchExpressions": [{"key": "ns", "operator": "NotIn", "values": ["y"]}]
-                                    }
-                                }
-                            ]
-                        }
-                    ],
-                },
-            )
-        ],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "match-expressions-exists",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {"from": [{"namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]}}]}
-                    ],
-                },
-            )
-        ],
-        "y/a",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "match-expressions-doesnotexist",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {
-                            "from": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchExpressions": [{"key": "team", "operator": "DoesNotExist"}]
-                                    }
-                                }
-                            ]
-                        }
-                    ],
-                },
-            )
-        ],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "ipblock-inside",
-        [netpol("x", {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.1.0/24"}}]}]})],
-        "y/b",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "ipblock-except",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.1.2/32"]}}]}],
-                },
-            )
-        ],
-        "y/b",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "ipblock-except-neighbour",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.1.2/32"]}}]}],
-                },
-            )
-        ],
-        "y/c",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "ipblock-egress",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "policyTypes": ["Egress"],
-                    "egress": [{"to": [{"ipBlock": {"cidr": "10.0.2.0/24"}}]}],
-                },
-            )
-        ],
-        "x/a",
-        "z/c",
-        80,
-        True,
-    ),
-    (
-        "ipblock-egress-outside",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "policyTypes": ["Egress"],
-                    "egress": [{"to": [{"ipBlock": {"cidr": "10.0.2.0/24"}}]}],
-                },
-            )
-        ],
-        "x/a",
-        "y/c",
-        80,
-        False,
-    ),
-    ("port-number", [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]})], "y/a", "x/a", 80, True),
-    (
-        "port-number-other",
-        [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]})],
-        "y/a",
-        "x/a",
-        81,
-        False,
-    ),
-    (
-        "port-protocol-mismatch",
-        [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"port": 80, "protocol": "UDP"}]}]})],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "port-without-number-whole-protocol",
-        [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"protocol": "TCP"}]}]})],
-        "y/a",
-        "x/a",
-        81,
-        True,
-    ),
-    (
-        "named-port",
-        [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"port": "serve-81-tcp"}]}]})],
-        "y/a",
-        "x/a",
-        81,
-        True,
-    ),
-    (
-        "named-port-other-number",
-        [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"port": "serve-81-tcp"}]}]})],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "named-port-egress-resolved-on-destination",
-        [
-            netpol(
-                "x", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": [{"port": "serve-80-tcp"}]}]}
-            )
-        ],
-        "x/a",
-        "y/a",
-        80,
-        True,
-    ),
-    (
-        "end-port-range",
-        [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"port": 79, "endPort": 81}]}]})],
-        "y/a",
-        "x/a",
-        81,
-        True,
-    ),
-    (
-        "end-port-range-outside",
-        [netpol("x", {"podSelector": {}, "ingress": [{"ports": [{"port": 81, "endPort": 90}]}]})],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "rules-add-up-across-policies",
-        [DENY_ALL_X, netpol("x", {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}, "allow")],
-        "y/a",
-        "x/a",
-        80,
-        True,
-    ),
-    (
-        "egress-and-ingress-both-needed",
-        [
-            netpol("y", {"podSelector": {}, "policyTypes": ["Egress"]}),
-            netpol("x", {"podSelector": {}, "ingress": [{}]}),
-        ],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
-    (
-        "peer-and-port-in-one-rule-both",
-        [
-            netpol(
-                "x",
-                {
-                    "podSelector": {},
-                    "ingress": [
-                        {"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}}], "ports": [{"port": 81}]}
-                    ],
-                },
-            )
-        ],
-        "y/a",
-        "x/a",
-        80,
-        False,
-    ),
+    ("egress-section-defaults-egress-type",
+     [netpol("x", {"podSelector": {}, "egress": [{"to": [pod_labels(pod="b")]}]})], "x/a", "y/c", 80, False),
+    ("egress-section-ingress-still-isolated",
+     [netpol("x", {"podSelector": {}, "egress": [{}]})], "y/a", "x/a", 80, False),
+    ("egress-only-type-leaves-ingress",
+     [netpol("x", {"podSelector": {}, "policyTypes": ["Egress"]})], "y/a", "x/a", 80, True),
+    ("allow-all-ingress-empty-rule", [allow_in()], "z/c", "x/a", 81, True),
+    ("allow-same-namespace", [allow_in({"podSelector": {}})], "x/b", "x/a", 80, True),
+    ("allow-same-namespace-blocks-others", [allow_in({"podSelector": {}})], "y/b", "x/a", 80, False),
+    ("empty-namespace-selector-all-namespaces", [allow_in({"namespaceSelector": {}})], "z/b", "x/a", 80, True),
+    ("namespace-label", [allow_in(ns_labels(team="blue"))], "y/c", "x/a", 80, True),
+    ("namespace-label-other", [allow_in(ns_labels(team="blue"))], "z/c", "x/a", 80, False),
+    ("ns-and-pod-in-one-peer-both", [allow_in(NS_Y_AND_POD_B)], "y/b", "x/a", 80, True),
+    ("ns-and-pod-in-one-peer-wrong-pod", [allow_in(NS_Y_AND_POD_B)], "y/c", "x/a", 80, False),
+    ("ns-and-pod-in-one-peer-wrong-ns", [allow_in(NS_Y_AND_POD_B)], "z/b", "x/a", 80, False),
+    ("ns-or-pod-two-peers", [allow_in(ns_labels(ns="y"), pod_labels(pod="b"))], "y/c", "x/a", 80, True),
+    ("pod-selector-alone-is-own-namespace", [allow_in(pod_labels(pod="b"))], "y/b", "x/a", 80, False),
+    ("match-expressions-in", [allow_in(ns_expression("ns", "In", "y", "z"))], "z/a", "x/a", 80, True),
+    ("match-expressions-notin", [allow_in(ns_expression("ns", "NotIn", "y"))], "y/a", "x/a", 80, False),
+    ("match-expressions-exists", [allow_in(ns_expression("team", "Exists"))], "y/a", "x/a", 80, True),
+    ("match-expressions-doesnotexist", [allow_in(ns_expression("team", "DoesNotExist"))], "y/a", "x/a", 80, False),
+    ("ipblock-inside", [allow_in({"ipBlock": {"cidr": "10.0.1.0/24"}})], "y/b", "x/a", 80, True),
+    ("ipblock-except", [allow_in(BLOCK)], "y/b", "x/a", 80, False),
+    ("ipblock-except-neighbour", [allow_in(BLOCK)], "y/c", "x/a", 80, True),
+    ("ipblock-egress", [allow_out({"ipBlock": {"cidr": "10.0.2.0/24"}})], "x/a", "z/c", 80, True),
+    ("ipblock-egress-outside", [allow_out({"ipBlock": {"cidr": "10.0.2.0/24"}})], "x/a", "y/c", 80, False),
+    ("port-number", [allow_in(ports=[{"port": 80}])], "y/a", "x/a", 80, True),
+    ("port-number-other", [allow_in(ports=[{"port": 80}])], "y/a", "x/a", 81, False),
+    ("port-protocol-mismatch", [allow_in(ports=[{"port": 80, "protocol": "UDP"}])], "y/a", "x/a", 80, False),
+    ("port-without-number-whole-protocol", [allow_in(ports=[{"protocol": "TCP"}])], "y/a", "x/a", 81, True),
+    ("named-port", [allow_in(ports=[{"port": "serve-81-tcp"}])], "y/a", "x/a", 81, True),
+    ("named-port-other-number", [allow_in(ports=[{"port": "serve-81-tcp"}])], "y/a", "x/a", 80, False),
+    ("named-port-egress-resolved-on-destination",
+     [allow_out(ports=[{"port": "serve-80-tcp"}])], "x/a", "y/a", 80, True),
+    ("end-port-range", [allow_in(ports=[{"port": 79, "endPort": 81}])], "y/a", "x/a", 81, True),
+    ("end-port-range-outside", [allow_in(ports=[{"port": 81, "endPort": 90}])], "y/a", "x/a", 80, False),
+    ("rules-add-up-across-policies", [DENY_ALL_X, allow_in({"namespaceSelector": {}})], "y/a", "x/a", 80, True),
+    ("egress-and-ingress-both-needed",
+     [netpol("y", {"podSelector": {}, "policyTypes": ["Egress"]}), allow_in()], "y/a", "x/a", 80, False),
+    ("peer-and-port-in-one-rule-both", [allow_in(ns_labels(ns="y"), ports=[{"port": 81}])], "y/a", "x/a", 80, False),
     ("policy-in-other-namespace-does-not-select", [netpol("y", {"podSelector": {}})], "z/a", "x/a", 80, True),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
