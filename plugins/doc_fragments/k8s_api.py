@@ -25,5 +25,5 @@ options:
 requirements:
   - kubernetes (Python library) on the host the module runs on, normally the controller.
 notes:
-  - Runs against the API server, normally on the controller (C(delegate_to: localhost), C(run_once: true)).
+  - Runs against the API server, normally on the controller (C(delegate_to=localhost), C(run_once=true)).
 """
