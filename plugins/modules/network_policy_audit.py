@@ -17,16 +17,7 @@ description:
 author: kubeguard maintainers
 extends_documentation_fragment:
   - kubeguard.hardening.k8s_api
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Read-only.
+  - kubeguard.hardening.k8s_api.read_only
 options:
   exempt_namespaces:
     description: Names or shell patterns of namespaces left out of the audit.

@@ -20,16 +20,7 @@ description:
 author: kubeguard maintainers
 extends_documentation_fragment:
   - kubeguard.hardening.k8s_api
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Read-only.
+  - kubeguard.hardening.k8s_api.read_only
 options:
   ports:
     description: Destination ports to predict, as C(80), C(tcp/80) or C(udp/53).
