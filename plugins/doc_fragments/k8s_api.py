@@ -1,0 +1,43 @@
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shared documentation of the modules that talk to the Kubernetes API."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Shared by k8s_bulk_apply, rbac_audit, network_policy_audit and network_policy_truth_table.
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path of the kubeconfig file to connect with, or the kubeconfig itself as a dict.
+      - An inline kubeconfig's tokens, keys and passwords are never logged or returned.
+      - Defaults to the C(kubernetes) library's own default (C(KUBECONFIG), then C(~/.kube/config)).
+    type: raw
+  context:
+    description: Context of the kubeconfig to use; its current context when omitted.
+    type: str
+  request_timeout:
+    description: Seconds to wait for each API request.
+    type: int
+    default: 30
+requirements:
+  - kubernetes (Python library) on the host the module runs on, normally the controller.
+notes:
+  - Runs against the API server, normally on the controller (C(delegate_to=localhost), C(run_once=true)).
+"""
+
+    # The attributes of the read-only API modules (network_policy_audit, network_policy_truth_table).
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs unchanged in check mode.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+  idempotent:
+    support: full
+    description: Read-only.
+"""

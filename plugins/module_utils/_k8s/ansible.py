@@ -1,0 +1,51 @@
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the connection options every API module shares, and the check for the ``kubernetes`` library.
+
+The only file of this package that knows about Ansible's AnsibleModule, so the
+modules stay thin and the rest stays Ansible-free.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from .client import secret_values
+
+try:
+    import kubernetes  # noqa: F401
+
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError:
+    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
+
+CONNECTION_ARGS = {
+    "kubeconfig": {"type": "raw", "no_log": True},
+    "context": {"type": "str"},
+    "request_timeout": {"type": "int", "default": 30},
+}
+
+
+def prepare(module):
+    """Fail early without the library; never log an inline kubeconfig's secrets."""
+    if KUBERNETES_IMPORT_ERROR:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    kubeconfig = module.params.get("kubeconfig")
+    if isinstance(kubeconfig, dict):
+        module.no_log_values.update(secret_values(kubeconfig))
+    elif kubeconfig is not None and not isinstance(kubeconfig, str):
+        module.fail_json(msg="kubeconfig: must be a path or a kubeconfig dict", option="kubeconfig")
+
+
+def main(argument_spec, entry_point):
+    """The whole ``main()`` of an API module: the connection options plus ``argument_spec``, check mode
+    supported, then ``entry_point(params, check_mode)`` rendered by run_module()."""
+    from ansible.module_utils.basic import AnsibleModule
+
+    from .._errors import run_module
+
+    module = AnsibleModule(argument_spec=dict(CONNECTION_ARGS, **argument_spec), supports_check_mode=True)
+    prepare(module)
+    run_module(module, entry_point, module.params, module.check_mode)

@@ -1,0 +1,228 @@
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private: the CIS 5.1 checks as pure functions over RBAC objects.
+
+A check is a predicate over one policy rule. A role that has a matching rule,
+and every binding that grants that role, make a finding; the finding lists the
+binding's subjects (users, groups, service accounts): who really holds the
+permission. Wildcard roles are reported even when nothing binds them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+RBAC = "rbac.authorization.k8s.io"
+WRITE = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def _has(values, wanted):
+    values = values or []
+    return "*" in values or any(w in values for w in wanted)
+
+
+def grants(rule, verbs, groups, resources):
+    """True when ``rule`` allows one of ``verbs`` on one of ``resources`` ("pods", "nodes/proxy") in ``groups``."""
+    if rule.get("nonResourceURLs"):
+        return False
+    if not _has(rule.get("verbs"), verbs) or not _has(rule.get("apiGroups"), groups):
+        return False
+    listed = rule.get("resources") or []
+    for resource in resources:
+        sub = resource.partition("/")[2]
+        if resource in listed or "*" in listed or (sub and f"*/{sub}" in listed):
+            return True
+    return False
+
+
+def _wildcard(rule):
+    return any("*" in (rule.get(field) or []) for field in ("verbs", "apiGroups", "resources", "nonResourceURLs"))
+
+
+# (cis id, check name, title, rule predicate)
+CHECKS = (
+    ("5.1.1", "cluster_admin", "bound to cluster-admin", None),
+    ("5.1.2", "secrets_access", "can read secrets", lambda r: grants(r, ("get", "list", "watch"), ("",), ("secrets",))),
+    ("5.1.3", "wildcards", "uses wildcards in a role", _wildcard),
+    ("5.1.4", "pod_creation", "can create pods", lambda r: grants(r, ("create",), ("",), ("pods",))),
+    ("5.1.5", "default_service_account_bound", "grants permissions to a default service account", None),
+    ("5.1.6", "default_service_account_token", "default service account automounts its token", None),
+    ("5.1.7", "system_masters", "binds the system:masters group", None),
+    (
+        "5.1.8",
+        "bind_impersonate_escalate",
+        "can bind or escalate roles, or impersonate",
+        lambda r: (
+            grants(r, ("bind", "escalate"), (RBAC,), ("roles", "clusterroles"))
+            or grants(
+                r,
+                ("impersonate",),
+                ("", "authentication.k8s.io"),
+                ("users", "groups", "serviceaccounts", "uids", "userextras/*"),
+            )
+        ),
+    ),
+    (
+        "5.1.9",
+        "persistent_volume_creation",
+        "can create persistent volumes",
+        lambda r: grants(r, ("create",), ("",), ("persistentvolumes",)),
+    ),
+    (
+        "5.1.10",
+        "nodes_proxy",
+        "can use nodes/proxy",
+        lambda r: grants(r, ("get", "create", "*"), ("",), ("nodes/proxy",)),
+    ),
+    (
+        "5.1.11",
+        "csr_approval",
+        "can approve certificate signing requests",
+        lambda r: (
+            grants(r, ("update", "patch"), ("certificates.k8s.io",), ("certificatesigningrequests/approval",))
+            or grants(r, ("approve",), ("certificates.k8s.io",), ("signers",))
+        ),
+    ),
+    (
+        "5.1.12",
+        "webhook_configuration",
+        "can change admission webhook configurations",
+        lambda r: grants(
+            r,
+            WRITE,
+            ("admissionregistration.k8s.io",),
+            ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"),
+        ),
+    ),
+    (
+        "5.1.13",
+        "service_account_token_creation",
+        "can create service account tokens",
+        lambda r: grants(r, ("create",), ("",), ("serviceaccounts/token",)),
+    ),
+    (None, "anonymous_access", "grants permissions to anonymous or unauthenticated requests", None),
+)
+CHECK_NAMES = tuple(check[1] for check in CHECKS)
+ANONYMOUS = {("User", "system:anonymous"), ("Group", "system:unauthenticated")}
+# What upstream itself grants to anonymous requests; everything else is a finding.
+ANONYMOUS_UPSTREAM = ("system:public-info-viewer",)
+
+
+def subject_name(subject):
+    if subject.get("kind") == "ServiceAccount":
+        return f"system:serviceaccount:{subject.get('namespace', '')}:{subject.get('name')}"
+    return subject.get("name")
+
+
+def ref(obj):
+    meta = obj.get("metadata") or {}
+    return {"kind": obj.get("kind"), "namespace": meta.get("namespace", ""), "name": meta.get("name")}
+
+
+def binding_path(binding):
+    meta = binding.get("metadata") or {}
+    return f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+
+
+def allowlisted(binding, allowed_bindings, allowed_subjects):
+    """A binding is allowlisted by its path (``name`` or ``namespace/name``, shell patterns), or when
+    every one of its subjects is."""
+    path = binding_path(binding)
+    if any(fnmatch.fnmatchcase(path, pattern) for pattern in allowed_bindings):
+        return True
+    subjects = binding.get("subjects") or []
+    return bool(subjects) and all(
+        any(fnmatch.fnmatchcase(subject_name(s), pattern) for pattern in allowed_subjects) for s in subjects
+    )
+
+
+def _role_of(binding, cluster_roles, roles):
+    role_ref = binding.get("roleRef") or {}
+    if role_ref.get("kind") == "ClusterRole":
+        return cluster_roles.get(role_ref.get("name"))
+    return roles.get(((binding.get("metadata") or {}).get("namespace"), role_ref.get("name")))
+
+
+def _finding(cis, check, title, role, binding, subjects, is_allowed):
+    return {
+        "cis": cis,
+        "check": check,
+        "title": title,
+        "role": ref(role) if role else None,
+        "binding": ref(binding) if binding else None,
+        "subjects": [{**s, "user": subject_name(s)} for s in subjects],
+        "allowlisted": is_allowed,
+    }
+
+
+def audit(state, allowed_bindings=(), allowed_subjects=(), allowed_roles=(), checks=CHECK_NAMES):
+    """Findings for ``state`` = {cluster_roles, roles, cluster_role_bindings, role_bindings, service_accounts}."""
+    cluster_roles = {(r.get("metadata") or {}).get("name"): r for r in state.get("cluster_roles") or []}
+    roles = {
+        ((r.get("metadata") or {}).get("namespace"), (r.get("metadata") or {}).get("name")): r
+        for r in state.get("roles") or []
+    }
+    bindings = list(state.get("cluster_role_bindings") or []) + list(state.get("role_bindings") or [])
+    wanted = set(checks)
+    findings = []
+    bound_roles = set()
+    for binding in bindings:
+        role = _role_of(binding, cluster_roles, roles)
+        subjects = binding.get("subjects") or []
+        is_allowed = allowlisted(binding, allowed_bindings, allowed_subjects)
+        rules = (role or {}).get("rules") or []
+        if role is not None:
+            bound_roles.add(id(role))
+        for cis, check, title, predicate in CHECKS:
+            if check not in wanted:
+                continue
+            hit = False
+            who = subjects
+            if check == "cluster_admin":
+                hit = (binding.get("roleRef") or {}).get("name") == "cluster-admin" and binding.get("roleRef", {}).get(
+                    "kind"
+                ) == "ClusterRole"
+            elif check == "default_service_account_bound":
+                who = [s for s in subjects if s.get("kind") == "ServiceAccount" and s.get("name") == "default"]
+                hit = bool(who) and bool(rules)
+            elif check == "system_masters":
+                who = [s for s in subjects if s.get("kind") == "Group" and s.get("name") == "system:masters"]
+                hit = bool(who)
+            elif check == "anonymous_access":
+                who = [s for s in subjects if (s.get("kind"), s.get("name")) in ANONYMOUS]
+                hit = bool(who) and (binding.get("roleRef") or {}).get("name") not in ANONYMOUS_UPSTREAM
+                is_allowed_here = False  # only upstream's own grant is accepted, whatever the allowlist says
+                if hit:
+                    findings.append(_finding(cis, check, title, role, binding, who, is_allowed_here))
+                continue
+            elif predicate is not None:
+                hit = any(predicate(rule) for rule in rules)
+            if hit:
+                findings.append(_finding(cis, check, title, role, binding, who, is_allowed))
+    if "wildcards" in wanted:
+        for role in [*cluster_roles.values(), *roles.values()]:
+            if id(role) in bound_roles or not any(_wildcard(rule) for rule in role.get("rules") or []):
+                continue
+            is_allowed = any(
+                fnmatch.fnmatchcase((role.get("metadata") or {}).get("name", ""), p) for p in allowed_roles
+            )
+            findings.append(
+                _finding("5.1.3", "wildcards", "uses wildcards in a role (unbound)", role, None, [], is_allowed)
+            )
+    if "default_service_account_token" in wanted:
+        for account in state.get("service_accounts") or []:
+            meta = account.get("metadata") or {}
+            if meta.get("name") == "default" and account.get("automountServiceAccountToken") is not False:
+                subject = {"kind": "ServiceAccount", "name": "default", "namespace": meta.get("namespace")}
+                findings.append(
+                    _finding(
+                        "5.1.6",
+                        "default_service_account_token",
+                        "default service account automounts its token",
+                        None,
+                        None,
+                        [subject],
+                        False,
+                    )
+                )
+    return findings

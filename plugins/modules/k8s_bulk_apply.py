@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: k8s_bulk_apply
+short_description: Apply or delete many Kubernetes objects in one call, with server-side apply
+version_added: 0.1.0
+description:
+  - Applies every object of O(objects), and every template of O(namespace_objects) in every selected namespace, with
+    server-side apply and the field manager O(field_manager).
+  - One discovery per call (only the API group-versions the objects use), one LIST per resource type to read the current
+    objects, then the applies, several at a time (O(workers)); cluster-scoped objects such as Namespaces go first.
+  - C(changed) compares each object before and after without the fields the server owns (C(managedFields),
+    C(resourceVersion), C(generation), C(uid), C(creationTimestamp), C(status)), so a rerun that changes nothing reports
+    changed=false.
+  - In check mode every apply and delete is a server-side dry-run, so the API server validates and admission runs, and
+    nothing is persisted. Objects in a namespace that this call would create are predicted instead.
+  - Secret values are never shown in the diff.
+author: kubeguard maintainers
+extends_documentation_fragment:
+  - kubeguard.hardening.k8s_api
+attributes:
+  check_mode:
+    support: full
+    description: Server-side dry-run of every apply and delete.
+  diff_mode:
+    support: full
+    description: One before/after entry per created, updated or deleted object, without noise fields or Secret values.
+  idempotent:
+    support: full
+    description: Server-side apply; unchanged objects report changed=false.
+options:
+  objects:
+    description:
+      - Complete manifests (C(apiVersion), C(kind), C(metadata.name), and C(metadata.namespace) when namespaced).
+    type: list
+    elements: dict
+    default: []
+  namespace_objects:
+    description:
+      - Manifests without C(metadata.namespace), applied in every selected namespace (see O(namespaces) and
+        O(exclude_namespaces)).
+    type: list
+    elements: dict
+    default: []
+  namespaces:
+    description:
+      - Namespaces for O(namespace_objects). When empty, every Active namespace of the cluster plus the Namespaces this
+        call creates.
+    type: list
+    elements: str
+    default: []
+  exclude_namespaces:
+    description: Names or shell patterns (C(kube-*)) of namespaces that get no O(namespace_objects).
+    type: list
+    elements: str
+    default: []
+  state:
+    description: C(present) applies the objects; C(absent) deletes those that exist (namespaced ones first).
+    type: str
+    choices: [present, absent]
+    default: present
+  field_manager:
+    description: Field manager of the server-side apply.
+    type: str
+    default: kubeguard
+  force_conflicts:
+    description: Take ownership of fields another manager set (server-side apply C(force)).
+    type: bool
+    default: true
+  workers:
+    description: Requests in flight at the same time.
+    type: int
+    default: 4
+seealso:
+  - module: kubernetes.core.k8s
+"""
+
+EXAMPLES = r"""
+- name: Deny all traffic in every namespace except the system ones, in one call
+  kubeguard.hardening.k8s_bulk_apply:
+    kubeconfig: /etc/kubernetes/admin.conf
+    exclude_namespaces: [kube-system, kube-public, kube-node-lease]
+    namespace_objects:
+      - apiVersion: networking.k8s.io/v1
+        kind: NetworkPolicy
+        metadata:
+          name: default-deny
+        spec:
+          podSelector: {}
+          policyTypes: [Ingress, Egress]
+  delegate_to: localhost
+  run_once: true
+
+- name: Create a namespace and a role in it
+  kubeguard.hardening.k8s_bulk_apply:
+    objects:
+      - apiVersion: v1
+        kind: Namespace
+        metadata:
+          name: team-a
+      - apiVersion: rbac.authorization.k8s.io/v1
+        kind: Role
+        metadata:
+          name: reader
+          namespace: team-a
+        rules:
+          - apiGroups: [""]
+            resources: [pods]
+            verbs: [get, list, watch]
+"""
+
+RETURN = r"""
+results:
+  description: One entry per object, in the order given (templates after O(objects)).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - apiVersion: networking.k8s.io/v1
+      kind: NetworkPolicy
+      namespace: team-a
+      name: default-deny
+      action: created
+summary:
+  description: How many objects were created, updated, unchanged, deleted, already absent or failed.
+  returned: always
+  type: dict
+  sample: {created: 1, updated: 0, unchanged: 199, deleted: 0, absent: 0, failed: 0}
+namespaces:
+  description: The namespaces O(namespace_objects) went to.
+  returned: always
+  type: list
+  elements: str
+  sample: [default, team-a]
+api_requests:
+  description: Requests sent to the API server by this call, and how many of them were discovery.
+  returned: always
+  type: dict
+  sample: {total: 205, discovery: 3}
+"""
+
+from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import ansible as k8s_ansible
+from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import runner
+
+
+def main():
+    k8s_ansible.main(
+        dict(
+            objects={"type": "list", "elements": "dict", "default": []},
+            namespace_objects={"type": "list", "elements": "dict", "default": []},
+            namespaces={"type": "list", "elements": "str", "default": []},
+            exclude_namespaces={"type": "list", "elements": "str", "default": []},
+            state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+            field_manager={"type": "str", "default": "kubeguard"},
+            force_conflicts={"type": "bool", "default": True},
+            workers={"type": "int", "default": 4},
+        ),
+        runner.run,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+#!/usr/bin/python
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: rbac_audit
+short_description: Audit RBAC against CIS Kubernetes Benchmark 5.1.1-5.1.13, and optionally remove risky bindings
+version_added: 0.1.0
+description:
+  - Reads every ClusterRole, Role, ClusterRoleBinding, RoleBinding and ServiceAccount once (one LIST each) and reports
+    findings with their CIS ID and the effective subjects (users, groups, service accounts) that hold the permission.
+  - "Checks: 5.1.1 cluster-admin bindings, 5.1.2 secret readers, 5.1.3 wildcards, 5.1.4 pod creators, 5.1.5 bindings of
+    default service accounts, 5.1.6 default service accounts that automount their token, 5.1.7 system:masters bindings,
+    5.1.8 bind/escalate/impersonate, 5.1.9 persistent-volume creation, 5.1.10 nodes/proxy, 5.1.11 CSR approval,
+    5.1.12 admission webhook configuration, 5.1.13 service-account token creation, and grants to anonymous or
+    unauthenticated requests beyond upstream's system:public-info-viewer."
+  - Read-only by default. With O(remediate=true) it deletes the bindings behind non-allowlisted findings of
+    O(remediate_checks), with a server-side dry-run in check mode. It refuses, deleting nothing, when a deletion would
+    take away the caller's own access.
+author: kubeguard maintainers
+extends_documentation_fragment:
+  - kubeguard.hardening.k8s_api
+attributes:
+  check_mode:
+    support: full
+    description: Deletions are server-side dry-runs.
+  diff_mode:
+    support: full
+    description: One entry per binding removed.
+  idempotent:
+    support: full
+    description: A second remediation finds nothing left to remove.
+options:
+  checks:
+    description: Checks to run (all by default). Names as in RV(findings[].check).
+    type: list
+    elements: str
+    default: []
+  allowed_bindings:
+    description:
+      - Bindings whose findings are accepted, as C(name) (ClusterRoleBinding) or C(namespace/name) (RoleBinding); shell
+        patterns allowed. Grants to anonymous requests are reported whatever this list says.
+    type: list
+    elements: str
+    default: ["system:*", "*/system:*", "cluster-admin", "kubeadm:*", "*/kubeadm:*"]
+  allowed_subjects:
+    description:
+      - Subjects (C(system:serviceaccount:ns:name) for service accounts) whose bindings are accepted when every
+        subject matches.
+    type: list
+    elements: str
+    default: []
+  allowed_roles:
+    description: Names (patterns) of unbound roles whose wildcards are accepted.
+    type: list
+    elements: str
+    default: ["system:*", "cluster-admin"]
+  remediate:
+    description: Delete the bindings behind non-allowlisted findings of O(remediate_checks).
+    type: bool
+    default: false
+  remediate_checks:
+    description: Checks whose bindings O(remediate) deletes (all by default).
+    type: list
+    elements: str
+    default: []
+seealso:
+  - module: kubeguard.hardening.k8s_bulk_apply
+"""
+
+EXAMPLES = r"""
+- name: Report risky RBAC
+  kubeguard.hardening.rbac_audit:
+    kubeconfig: /etc/kubernetes/admin.conf
+  register: rbac_findings
+  delegate_to: localhost
+  run_once: true
+
+- name: Remove cluster-admin and nodes/proxy grants that are not allowlisted
+  kubeguard.hardening.rbac_audit:
+    kubeconfig: /etc/kubernetes/admin.conf
+    remediate: true
+    remediate_checks: [cluster_admin, nodes_proxy, wildcards]
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+findings:
+  description: Non-allowlisted findings.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - cis: "5.1.1"
+      check: cluster_admin
+      title: bound to cluster-admin
+      role: {kind: ClusterRole, namespace: "", name: cluster-admin}
+      binding: {kind: ClusterRoleBinding, namespace: "", name: oops}
+      subjects: [{kind: Group, name: contractors, user: contractors}]
+      allowlisted: false
+summary:
+  description: Counts of findings, allowlisted findings and findings per CIS ID.
+  returned: always
+  type: dict
+  sample: {findings: 3, allowlisted: 40, by_cis: {"5.1.1": 1, "5.1.3": 2}}
+removed:
+  description: Bindings deleted (or, in check mode, that would be).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{kind: ClusterRoleBinding, namespace: "", name: oops, checks: [cluster_admin, wildcards]}]
+caller:
+  description: Who the API server says the module connected as.
+  returned: always
+  type: dict
+  sample: {username: kubernetes-admin, groups: ["kubeadm:cluster-admins", "system:authenticated"]}
+api_requests:
+  description: Requests sent to the API server, and how many were discovery.
+  returned: always
+  type: dict
+  sample: {total: 8, discovery: 2}
+"""
+
+from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import ansible as k8s_ansible
+from ansible_collections.kubeguard.hardening.plugins.module_utils._rbac import runner
+
+
+def main():
+    k8s_ansible.main(
+        dict(
+            checks={"type": "list", "elements": "str", "default": []},
+            allowed_bindings={
+                "type": "list",
+                "elements": "str",
+                "default": ["system:*", "*/system:*", "cluster-admin", "kubeadm:*", "*/kubeadm:*"],
+            },
+            allowed_subjects={"type": "list", "elements": "str", "default": []},
+            allowed_roles={"type": "list", "elements": "str", "default": ["system:*", "cluster-admin"]},
+            remediate={"type": "bool", "default": False},
+            remediate_checks={"type": "list", "elements": "str", "default": []},
+        ),
+        runner.run,
+    )
+
+
+if __name__ == "__main__":
+    main()

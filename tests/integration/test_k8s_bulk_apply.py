@@ -1,0 +1,153 @@
+"""k8s_bulk_apply against a real kube-apiserver on loopback: server-side apply, dry-run check
+mode, changed=false on rerun, drift reverted with a noise-free diff, few requests, no secrets."""
+
+import json
+
+import pytest
+import yaml
+from apiserver_fixture import call_module, shared_cluster
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_binaries):
+    return shared_cluster(lab_binaries)
+
+
+def objects_for(namespaces):
+    out = []
+    for ns in namespaces:
+        out += [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"team": ns}}},
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "deny", "namespace": ns},
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "reader", "namespace": ns},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "reader", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "reader"},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": f"{ns}-readers"}],
+            },
+        ]
+    return out
+
+
+def test_check_apply_check_apply(cluster, tmp_path):
+    args = {"kubeconfig": str(cluster.super_admin), "objects": objects_for(["bulk-a", "bulk-b", "bulk-c"])}
+    first_check, _ = call_module(tmp_path, "k8s_bulk_apply", args, check=True)
+    assert first_check["changed"] and first_check["summary"]["created"] == 12, first_check
+    assert cluster.kubectl("get", "ns", "bulk-a").returncode != 0, "check mode created a namespace"
+
+    applied, _ = call_module(tmp_path, "k8s_bulk_apply", args)
+    assert applied["changed"] and applied["summary"]["created"] == 12, applied
+    # one discovery per group-version used (v1, networking, rbac), one LIST per kind, one apply per object
+    assert applied["api_requests"] == {"discovery": 3, "total": 3 + 4 + 12}
+    managed = json.loads(
+        cluster.kubectl("get", "networkpolicy", "deny", "-n", "bulk-b", "-o", "json", "--show-managed-fields").stdout
+    )
+    assert [(m["manager"], m["operation"]) for m in managed["metadata"]["managedFields"]] == [("kubeguard", "Apply")]
+    # the RoleBinding is live: the real authorizer now lets that group read pods there, and only there
+    assert cluster.can_i("list", "pods", "-n", "bulk-b", groups=["bulk-b-readers"])
+    assert not cluster.can_i("list", "pods", "-n", "bulk-a", groups=["bulk-b-readers"])
+
+    second_check, _ = call_module(tmp_path, "k8s_bulk_apply", args, check=True)
+    assert not second_check["changed"] and second_check["summary"]["unchanged"] == 12, second_check
+    again, _ = call_module(tmp_path, "k8s_bulk_apply", args)
+    assert not again["changed"] and again["summary"]["unchanged"] == 12, again
+
+
+def test_drift_is_reverted_with_a_noise_free_diff(cluster, tmp_path):
+    args = {"kubeconfig": str(cluster.super_admin), "objects": objects_for(["drift"])}
+    call_module(tmp_path, "k8s_bulk_apply", args)
+    patched = cluster.kubectl(
+        "patch", "networkpolicy", "deny", "-n", "drift", "--type=merge", "-p", '{"spec":{"policyTypes":["Ingress"]}}'
+    )
+    assert patched.returncode == 0, patched.stderr
+    result, _ = call_module(tmp_path, "k8s_bulk_apply", args, "--diff")
+    assert result["changed"] and result["summary"]["updated"] == 1, result
+    (diff,) = result["diff"]
+    assert diff["before"]["spec"]["policyTypes"] == ["Ingress"]
+    assert diff["after"]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    for noise in ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"):
+        assert noise not in diff["before"]["metadata"] and noise not in diff["after"]["metadata"]
+    assert "status" not in diff["after"]
+    live = json.loads(cluster.kubectl("get", "networkpolicy", "deny", "-n", "drift", "-o", "json").stdout)
+    assert live["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+
+def test_namespace_templates_and_exclusions(cluster, tmp_path):
+    for ns in ("tmpl-1", "tmpl-2", "tmpl-skip"):
+        cluster.kubectl("create", "namespace", ns)
+    template = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "marker"}, "data": {"a": "b"}}
+    args = {
+        "kubeconfig": str(cluster.super_admin),
+        "namespace_objects": [template],
+        "exclude_namespaces": ["kube-*", "tmpl-skip"],
+    }
+    result, _ = call_module(tmp_path, "k8s_bulk_apply", args)
+    assert {"tmpl-1", "tmpl-2"} <= set(result["namespaces"]) and "tmpl-skip" not in result["namespaces"], result
+    assert cluster.kubectl("get", "configmap", "marker", "-n", "tmpl-2").returncode == 0
+    assert cluster.kubectl("get", "configmap", "marker", "-n", "tmpl-skip").returncode != 0
+    gone, _ = call_module(tmp_path, "k8s_bulk_apply", {**args, "state": "absent"})
+    assert gone["changed"] and cluster.kubectl("get", "configmap", "marker", "-n", "tmpl-1").returncode != 0
+
+
+def test_server_side_validation_in_check_mode_writes_nothing(cluster, tmp_path):
+    cluster.kubectl("create", "namespace", "sec-invalid")
+    bad = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "bad", "namespace": "sec-invalid"},
+        "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 70000}]}]},
+    }
+    result, _ = call_module(
+        tmp_path, "k8s_bulk_apply", {"kubeconfig": str(cluster.super_admin), "objects": [bad]}, check=True
+    )
+    assert result["failed"] and "NetworkPolicy sec-invalid/bad: HTTP 422" in result["msg"], result
+    assert cluster.kubectl("get", "networkpolicy", "bad", "-n", "sec-invalid").returncode != 0
+
+
+def test_secrets_never_reach_the_output(cluster, tmp_path):
+    cluster.kubectl("create", "namespace", "sec-values")
+    inline = yaml.safe_load(cluster.super_admin.read_text())
+    key_data = inline["users"][0]["user"]["client-key-data"]
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "sec-values"},
+        "stringData": {"password": "correct-horse-battery-staple"},
+    }
+    args = {"kubeconfig": inline, "objects": [secret]}
+    result, run = call_module(tmp_path, "k8s_bulk_apply", args, "--diff", "-vvv")
+    assert result["changed"], result
+    output = run.stdout + run.stderr
+    assert key_data not in output and key_data[:40] not in output
+    assert "correct-horse-battery-staple" not in json.dumps(result["diff"])
+    assert cluster.kubectl("get", "secret", "s", "-n", "sec-values").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # the path itself is masked: the option is no_log, like every kubeconfig
+        ({"kubeconfig": "/nonexistent/kubeconfig", "objects": []}, "kubeconfig: cannot load"),
+        (
+            {"objects": [{"apiVersion": "v1", "kind": "Nope", "metadata": {"name": "x"}}]},
+            "objects: the API server does not serve kind Nope",
+        ),
+        ({"objects": [{"kind": "Namespace", "metadata": {"name": "x"}}]}, "objects: item 0 has no apiVersion"),
+    ],
+)
+def test_clear_errors(cluster, tmp_path, args, message):
+    args.setdefault("kubeconfig", str(cluster.super_admin))
+    result, _ = call_module(tmp_path, "k8s_bulk_apply", args)
+    assert result["failed"] and message in result["msg"], result

@@ -1,0 +1,149 @@
+"""The network_policy role, network_policy_audit and network_policy_truth_table against a real
+kube-apiserver on loopback. The API decides validity and stores what the enforcer would read;
+real traffic needs the lab's data plane and is not exercised here."""
+
+import json
+
+import pytest
+from apiserver_fixture import REPO, ansible, call_module, controller_inventory, shared_cluster
+
+APP_NAMESPACES = ("np-x", "np-y", "np-z")
+POD_PORTS = [{"name": "serve-80-tcp", "containerPort": 80}, {"name": "serve-81-tcp", "containerPort": 81}]
+
+
+@pytest.fixture(scope="module")
+def cluster(lab_binaries):
+    cluster = shared_cluster(lab_binaries)
+    for ns in APP_NAMESPACES:
+        cluster.kubectl("create", "namespace", ns)
+        cluster.kubectl("create", "serviceaccount", "default", "-n", ns)  # no controller-manager makes it here
+    return cluster
+
+
+def run_role(cluster, tmp_path, *extra, **overrides):
+    variables = {
+        "kubeguard_kubeconfig": str(cluster.super_admin),
+        "network_policy_custom_rules": [
+            {
+                "name": "allow-from-team-blue",
+                "namespaces": ["np-x"],
+                "spec": {
+                    "podSelector": {},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [
+                        {"from": [{"namespaceSelector": {"matchLabels": {"team": "blue"}}}], "ports": [{"port": 80}]}
+                    ],
+                },
+            }
+        ],
+    }
+    variables.update(overrides)
+    varsfile = tmp_path / f"vars-{len(list(tmp_path.iterdir()))}.json"
+    varsfile.write_text(json.dumps(variables))
+    return ansible(
+        REPO / "playbooks/network_policy.yml",
+        controller_inventory(tmp_path / "inventory.yml"),
+        "-e",
+        f"@{varsfile}",
+        *extra,
+    )
+
+
+def policies_in(cluster, ns):
+    run = cluster.kubectl("get", "networkpolicy", "-n", ns, "-o", "json")
+    return sorted(item["metadata"]["name"] for item in json.loads(run.stdout)["items"])
+
+
+def audit_result(tasks):
+    return next(t for t in tasks if t["task"].endswith("Find the namespaces without default-deny in both directions"))
+
+
+@pytest.fixture(scope="module")
+def applied(cluster, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("np-role")
+    check = run_role(cluster, tmp, "--check")
+    after_check = policies_in(cluster, "np-x")
+    first = run_role(cluster, tmp)
+    second = run_role(cluster, tmp)
+    return {"check": check, "after_check": after_check, "first": first, "second": second, "tmp": tmp}
+
+
+def test_check_mode_writes_nothing(applied):
+    run, stats, _ = applied["check"]
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert stats["cp1"]["changed"] > 0 and applied["after_check"] == []
+
+
+def test_every_namespace_covered_and_rerun_changes_nothing(cluster, applied):
+    run, stats, tasks = applied["first"]
+    assert run.returncode == 0, run.stdout[-3000:]
+    for ns in APP_NAMESPACES:
+        assert {"kubeguard-default-deny", "kubeguard-allow-dns"} <= set(policies_in(cluster, ns)), ns
+    assert policies_in(cluster, "kube-system") == []
+    assert "allow-from-team-blue" in policies_in(cluster, "np-x") and "allow-from-team-blue" not in policies_in(
+        cluster, "np-y"
+    )
+    assert audit_result(tasks)["uncovered"] == []
+    run, stats, tasks = applied["second"]
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 0, [t["task"] for t in tasks if t.get("changed")]
+
+
+def test_dns_policy_is_what_the_api_stored(cluster, applied):
+    stored = json.loads(
+        cluster.kubectl("get", "networkpolicy", "kubeguard-allow-dns", "-n", "np-y", "-o", "json").stdout
+    )
+    (rule,) = stored["spec"]["egress"]
+    assert rule["to"] == [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ]
+    assert sorted((p["protocol"], p["port"]) for p in rule["ports"]) == [("TCP", 53), ("UDP", 53)]
+
+
+def test_a_new_namespace_is_flagged_then_covered_on_the_next_run(cluster, applied):
+    tmp = applied["tmp"]
+    assert cluster.kubectl("create", "namespace", "np-late").returncode == 0
+    run, stats, tasks = run_role(cluster, tmp, "--tags", "network_policy_audit")
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 0
+    flagged = audit_result(tasks)
+    assert flagged["uncovered"] == ["np-late"], flagged["uncovered"]
+    assert flagged["findings"][0]["cis"] == "5.3.2"
+    strict, _, _ = run_role(cluster, tmp, "--tags", "network_policy_audit", network_policy_audit_fail_on_uncovered=True)
+    assert strict.returncode != 0 and "network_policy_audit_fail_on_uncovered" in strict.stdout
+    run, stats, tasks = run_role(cluster, tmp)
+    assert run.returncode == 0 and stats["cp1"]["changed"] > 0
+    assert audit_result(tasks)["uncovered"] == []
+    assert "kubeguard-default-deny" in policies_in(cluster, "np-late")
+
+
+def test_truth_table_from_the_cluster(cluster, applied, tmp_path, capsys):
+    """Pods a, b, c in np-x/y/z (Pending: no kubelet) and the applied policies: everything is
+    blocked but loopback, on both ports. The allow-from-team-blue rule opens np-x port 80 to
+    np-y once np-y carries the label."""
+    for ns in APP_NAMESPACES:
+        for pod in "abc":
+            manifest = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": pod, "namespace": ns, "labels": {"pod": pod}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [{"name": "serve", "image": "registry.invalid/agnhost", "ports": POD_PORTS}],
+                },
+            }
+            path = tmp_path / f"{ns}-{pod}.json"
+            path.write_text(json.dumps(manifest))
+            assert cluster.kubectl("apply", "-f", str(path)).returncode == 0
+    args = {"kubeconfig": str(cluster.super_admin), "namespaces": list(APP_NAMESPACES), "ports": ["tcp/80", "tcp/81"]}
+    result, _ = call_module(tmp_path, "network_policy_truth_table", args)
+    rows = result["table"]["tcp/80"]
+    assert len(rows) == 9 and all(rows[s][d] is (s == d) for s in rows for d in rows), result["matrices"]["tcp/80"]
+    cluster.kubectl("label", "namespace", "np-y", "team=blue", "--overwrite")
+    result, _ = call_module(tmp_path, "network_policy_truth_table", args)
+    with capsys.disabled():
+        print("\n" + result["matrices"]["tcp/80"] + "\n\n" + result["matrices"]["tcp/81"])
+    # ingress into np-x from np-y is allowed now, but np-y's own default-deny egress still blocks it
+    assert result["details"]["tcp/80"]["np-y/a"]["np-x/b"] == {"egress": False, "ingress": True, "allowed": False}
+    assert result["details"]["tcp/81"]["np-y/a"]["np-x/b"]["ingress"] is False
