@@ -243,7 +243,8 @@ except ImportError:
 else:
     CRYPTOGRAPHY_ERROR = None
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import ALGORITHMS
 
 NODE_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -271,7 +272,7 @@ def argument_spec():
         "key_algorithm": {
             "type": "str",
             "default": "RSA-2048",
-            "choices": ["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"],
+            "choices": list(ALGORITHMS),
         },
         "ca_validity_days": {"type": "int", "default": 3650},
         "leaf_validity_days": {"type": "int", "default": 365},
@@ -286,17 +287,7 @@ def main():
         module.fail_json(
             msg=missing_required_lib(f"cryptography >= {MIN_CRYPTOGRAPHY_VERSION}"), exception=CRYPTOGRAPHY_ERROR
         )
-    try:
-        result = _engine.run(module.params, check_mode=module.check_mode)
-    except PkiError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    diff = result.pop("diff", None)
-    warnings = result.pop("warnings")
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff and diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    run_module(module, _engine.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

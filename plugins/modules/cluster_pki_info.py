@@ -94,6 +94,7 @@ unreadable:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _info
 
 
@@ -106,12 +107,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    if module.params["renew_before_days"] < 0:
-        module.fail_json(msg="renew_before_days: must be a non-negative number of days")
-    result = _info.check_expiration(
-        module.params["kubernetes_dir"], module.params["kubelet_pki_dir"], module.params["renew_before_days"]
-    )
-    module.exit_json(changed=False, **result)
+    run_module(module, _info.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ import pathlib
 import stat
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
 
 UID, GID = os.getuid(), os.getgid()
 
@@ -76,12 +76,12 @@ def test_changed_files_carry_their_components(roots):
     ],
 )
 def test_bad_entries_fail_naming_files_and_write_nothing(roots, bad, message):
-    with pytest.raises(PkiError, match=message) as error:
+    with pytest.raises(KubeguardError, match=message) as error:
         _install.plan(roots, [bad], ["x"], UID, GID)
     assert str(error.value).startswith("files:")
     assert not os.path.exists(roots["kubernetes"])
 
 
 def test_contents_must_pair_with_files(roots):
-    with pytest.raises(PkiError, match=r"^contents: 1 contents for 2 files"):
+    with pytest.raises(KubeguardError, match=r"^contents: 1 contents for 2 files"):
         _install.plan(roots, [entry("a"), entry("b")], ["x"], UID, GID)
