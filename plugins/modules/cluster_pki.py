@@ -197,7 +197,10 @@ distribution:
   description:
     - Per node name, the files that node needs and where they go. C(root) is C(kubernetes) (/etc/kubernetes) or
       C(kubelet) (/var/lib/kubelet/pki). C(components) are the services that read the file. C(pending) is true when this
-      run writes (in check mode, would write) the file.
+      run writes (in check mode, would write) the file. CA certificates carry C(ca=true) (the node side refuses to
+      replace a different CA); kubeconfigs carry C(server) and C(server_option), the option that URL comes from (the
+      node side checks a changed server before repointing).
+    - Who receives what is declared once, in the layout table of the collection's PKI model.
     - CA keys go to control-plane nodes only (the etcd CA key to etcd members only), etcd keys to etcd members only,
       and each node gets only its own kubelet credentials.
   returned: always
@@ -211,6 +214,16 @@ distribution:
         secret: false
         components: [kube-apiserver, kube-controller-manager, kube-scheduler, kubelet]
         pending: false
+        ca: true
+      - src: /srv/pki/prod/nodes/worker1/kubelet.conf
+        root: kubernetes
+        dest: kubelet.conf
+        mode: "0600"
+        secret: true
+        components: [kubelet]
+        pending: false
+        server: "https://api.example.test:6443"
+        server_option: control_plane_endpoint
 modes_fixed:
   description: Existing files whose mode was (in check mode, would be) reset to 0600 (keys, kubeconfigs) or 0644.
   returned: always
@@ -223,6 +236,11 @@ external_ca:
   type: list
   elements: str
   sample: [pki/etcd/ca]
+ca_certificate:
+  description: PEM of the cluster CA certificate (C(pki/ca.crt)); empty when it does not exist yet (check mode).
+  returned: always
+  type: str
+  sample: "-----BEGIN CERTIFICATE-----\n..."
 output_dir:
   description: Absolute path of the PKI tree.
   returned: always

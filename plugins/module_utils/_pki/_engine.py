@@ -281,6 +281,8 @@ def run(params, check_mode=False, now=None):
     result["summary"] = _summary(entries)
     result["changed_files"] = sorted(f for s in changed for f in s.written)
     result["distribution"] = distribution(cluster, items, out, set(result["changed_files"]))
+    ca = states["pki/ca"].cert
+    result["ca_certificate"] = _crypto.cert_pem(ca).decode() if ca is not None else ""
     if diffs:
         result["diff"] = diffs
     return result
