@@ -18,19 +18,9 @@ description:
     served certificate, because the role adds a new endpoint to the apiserver certificate in the same run.
   - Standard library only; runs on nodes without C(cryptography).
 author: kubeguard maintainers
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Read-only.
-  safe_file_operations:
-    support: none
-    description: Writes nothing.
+extends_documentation_fragment:
+  - kubeguard.hardening.pki.read_only
+  - kubeguard.hardening.pki.node_dirs
 options:
   files:
     description:
@@ -46,14 +36,6 @@ options:
         M(kubeguard.hardening.cluster_pki)). Empty means the CA embedded in the kubeconfig being repointed.
     type: str
     default: ""
-  kubernetes_dir:
-    description: Directory of the C(kubernetes) root.
-    type: path
-    default: /etc/kubernetes
-  kubelet_pki_dir:
-    description: Directory of the C(kubelet) root.
-    type: path
-    default: /var/lib/kubelet/pki
   timeout:
     description: Seconds to wait for each TCP connection and TLS handshake.
     type: int

@@ -16,29 +16,9 @@ description:
   - Needs no Python library beyond the standard library, so it runs on nodes without C(cryptography).
 author: kubeguard maintainers
 extends_documentation_fragment:
+  - kubeguard.hardening.pki.read_only
+  - kubeguard.hardening.pki.node_dirs
   - kubeguard.hardening.pki
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Read-only.
-  safe_file_operations:
-    support: none
-    description: Writes nothing.
-options:
-  kubernetes_dir:
-    description: kubeadm's configuration directory (C(pki/) below it).
-    type: path
-    default: /etc/kubernetes
-  kubelet_pki_dir:
-    description: Directory of the kubelet serving certificate C(kubelet.crt).
-    type: path
-    default: /var/lib/kubelet/pki
 seealso:
   - module: kubeguard.hardening.cluster_pki
 """

@@ -16,6 +16,8 @@ description:
   - One module call per node instead of one round trip per file.
   - Never returns or diffs file contents.
 author: kubeguard maintainers
+extends_documentation_fragment:
+  - kubeguard.hardening.pki.node_dirs
 attributes:
   check_mode:
     support: full
@@ -44,14 +46,6 @@ options:
     type: list
     elements: str
     required: true
-  kubernetes_dir:
-    description: Directory of the C(kubernetes) root.
-    type: path
-    default: /etc/kubernetes
-  kubelet_pki_dir:
-    description: Directory of the C(kubelet) root.
-    type: path
-    default: /var/lib/kubelet/pki
   owner:
     description: Owner (name or numeric ID) of every file and directory written.
     type: str
