@@ -119,7 +119,7 @@ def _read(path):
 
 
 def apply(directory_changes, file_changes, uid, gid, backup_dir=""):
-    if backup_dir:
+    if backup_dir and file_changes:
         _back_up(backup_dir, file_changes)
     for directory, mode in directory_changes:
         os.makedirs(directory, mode=mode, exist_ok=True)

@@ -162,3 +162,10 @@ def test_a_corrupt_manifest_names_backup_dir(tmp_path):
     with pytest.raises(KubeguardError, match="is corrupt") as error:
         _install.read_manifest(str(tmp_path))
     assert error.value.option == "backup_dir"
+
+
+def test_an_idempotent_install_writes_no_backup(roots, tmp_path):
+    files = [entry("pki/ca.crt")]
+    _install.run(run_params(roots, files, ["ca\n"], ""))
+    result = _install.run(run_params(roots, files, ["ca\n"], tmp_path / "backup"))
+    assert not result["changed"] and not (tmp_path / "backup").exists()
