@@ -143,42 +143,60 @@ def distribution(cluster, items, out, pending=()):
     """Per node name, the files it receives: only what that node needs.
 
     ``pending`` lists the files (relative to ``out``) this run writes or, in
-    check mode, would write.
+    check mode, would write. Each item's entries are built once; a node gets
+    the cluster-wide ones its receiver groups (``_model.LAYOUT``) allow and
+    its own per-node ones.
     """
+    pending = set(pending)
+    shared, own = [], {}
+    for item in items:
+        entries = _entries(item, out, pending)
+        if item.node:
+            own.setdefault(item.node, []).extend(entry for _, entry in entries)
+        else:
+            shared.append((item.layout, entries))
     result = {}
     for node in cluster.nodes:
         groups = _model.receivers(node)
-        files = []
-        for item in items:
-            if item.node and item.node != node.name:
-                continue
-            layout = item.layout
-            public = item.node == node.name if layout.per_node else layout.public_to in groups
-            secret = item.node == node.name if layout.per_node else layout.secret_to in groups
-            pairs = []
-            if item.kind == "kubeconfig":
-                pairs += [(item.path, item.dest, 0o600)] if secret else []
-            else:
-                public_ext = ".pub" if item.kind == "sa" else ".crt"
-                pairs += [(f"{item.path}{public_ext}", f"{item.dest}{public_ext}", 0o644)] if public else []
-                pairs += [(f"{item.path}.key", f"{item.dest}.key", 0o600)] if secret else []
-            if item.kind == "sa":
-                pairs.reverse()  # key first, as the role always listed it
-            for src, dest, mode in pairs:
-                files.append(
-                    {
-                        "src": os.path.join(out, src),
-                        "root": item.root,
-                        "dest": dest,
-                        "mode": f"{mode:04o}",
-                        "secret": mode == 0o600,
-                        "components": list(item.components),
-                        "pending": src in pending,
-                        **_entry_extras(item, dest),
-                    }
-                )
-        result[node.name] = files
+        files = [
+            entry
+            for layout, entries in shared
+            for part, entry in entries
+            if (layout.secret_to if part == "secret" else layout.public_to) in groups
+        ]
+        result[node.name] = files + own.get(node.name, [])
     return result
+
+
+def _entries(item, out, pending):
+    """[(part, entry)] of one item, ``part`` being ``public`` or ``secret``, in install order."""
+    if item.kind == "kubeconfig":
+        parts = [("secret", item.path, item.dest, 0o600)]
+    else:
+        ext = ".pub" if item.kind == "sa" else ".crt"
+        parts = [
+            ("public", f"{item.path}{ext}", f"{item.dest}{ext}", 0o644),
+            ("secret", f"{item.path}.key", f"{item.dest}.key", 0o600),
+        ]
+        if item.kind == "sa":
+            parts.reverse()  # key first, as the role always listed it
+    components = list(item.components)
+    return [
+        (
+            part,
+            {
+                "src": os.path.join(out, src),
+                "root": item.root,
+                "dest": dest,
+                "mode": f"{mode:04o}",
+                "secret": mode == 0o600,
+                "components": components,
+                "pending": src in pending,
+                **_entry_extras(item, dest),
+            },
+        )
+        for part, src, dest, mode in parts
+    ]
 
 
 def _entry_extras(item, dest):
