@@ -214,19 +214,22 @@ def test_each_tag_runs_alone(applied, lab, tag):
 
 
 def test_a_component_that_does_not_come_back_healthy_is_rolled_back(applied, lab):
-    """scheduler.conf is restored, but the scheduler's health URL never answers: the node's
-    previous state comes back (no scheduler.conf), the scheduler is restarted again, the play
-    fails naming it. A normal run then converges, with the real health check passing."""
+    """scheduler.conf drifted (a valid kubeconfig with a comment added) is replaced, but the
+    scheduler's health URL never answers: the drifted file comes back, the scheduler is restarted
+    again, the play fails naming it. A normal run then converges, with the real health check passing."""
     host = lab.groups["control_plane"][0]
     units = control_plane_units(lab, host)
-    assert lab.podman_exec(host, "rm", "/etc/kubernetes/scheduler.conf").returncode == 0
+    conf = "/etc/kubernetes/scheduler.conf"
+    drift = "printf '# drifted by the rollback test\\n' >> " + conf
+    assert lab.podman_exec(host, "sh", "-c", drift).returncode == 0
+    drifted = lab.podman_exec(host, "cat", conf).stdout
     never = {"kube-scheduler": ["http://127.0.0.1:9/never"]}
     extra = {"cluster_pki_services": units, "cluster_pki_health_checks": never, "cluster_pki_restart_timeout": 5}
     run, recap = play(lab, "-e", json.dumps(extra))
     output = run.stdout + run.stderr
     assert run.returncode != 0
     assert "kube-scheduler" in output and "did not become healthy" in output and "Rolled back" in output, output[-3000:]
-    assert lab.podman_exec(host, "test", "-e", "/etc/kubernetes/scheduler.conf").returncode != 0
+    assert lab.podman_exec(host, "cat", conf).stdout == drifted
     scheduler = f"{units['kube-scheduler']}.service"
     assert lab.podman_exec(host, "systemctl", "is-active", scheduler).stdout.strip() == "active"
     backup = "/var/backups/kubeguard/cluster_pki/pending-restart.json"
@@ -234,7 +237,7 @@ def test_a_component_that_does_not_come_back_healthy_is_rolled_back(applied, lab
     run, recap = play(lab, "-e", json.dumps({"cluster_pki_services": units}))
     assert run.returncode == 0, run.stdout[-3000:]
     assert recap[host]["changed"] >= 1
-    assert lab.podman_exec(host, "test", "-s", "/etc/kubernetes/scheduler.conf").returncode == 0
+    assert "drifted" not in lab.podman_exec(host, "cat", conf).stdout
     assert lab.podman_exec(host, "test", "-e", backup).returncode != 0
     run, recap = play(lab)
     assert {h: recap[h]["changed"] for h in lab.groups["k8s_cluster"]} == dict.fromkeys(lab.groups["k8s_cluster"], 0)
