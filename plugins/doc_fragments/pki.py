@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Shared by kubeguard.hardening.cluster_pki and cluster_pki_info.
+    # kubeguard.hardening.pki: shared by cluster_pki and cluster_pki_info.
     DOCUMENTATION = r"""
 options:
   renew_before_days:
@@ -17,4 +17,34 @@ options:
     default: 30
 notes:
   - The file layout and the certificate profiles follow kubeadm v1.34 (see docs/cluster_pki.md in the collection).
+"""
+
+    # kubeguard.hardening.pki.read_only: the attributes of the modules that only read the node.
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs unchanged in check mode.
+  diff_mode:
+    support: none
+    description: Nothing to diff.
+  idempotent:
+    support: full
+    description: Read-only.
+  safe_file_operations:
+    support: none
+    description: Writes nothing.
+"""
+
+    # kubeguard.hardening.pki.node_dirs: where a node's kubeadm files are.
+    NODE_DIRS = r"""
+options:
+  kubernetes_dir:
+    description: kubeadm's configuration directory (C(pki/) below it), the C(kubernetes) root of distribution entries.
+    type: path
+    default: /etc/kubernetes
+  kubelet_pki_dir:
+    description: Directory of the kubelet serving certificate C(kubelet.crt) (the C(kubelet) root of entries).
+    type: path
+    default: /var/lib/kubelet/pki
 """

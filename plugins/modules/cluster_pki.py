@@ -197,7 +197,10 @@ distribution:
   description:
     - Per node name, the files that node needs and where they go. C(root) is C(kubernetes) (/etc/kubernetes) or
       C(kubelet) (/var/lib/kubelet/pki). C(components) are the services that read the file. C(pending) is true when this
-      run writes (in check mode, would write) the file.
+      run writes (in check mode, would write) the file. CA certificates carry C(ca=true) (the node side refuses to
+      replace a different CA); kubeconfigs carry C(server) and C(server_option), the option that URL comes from (the
+      node side checks a changed server before repointing).
+    - Who receives what is declared once, in the layout table of the collection's PKI model.
     - CA keys go to control-plane nodes only (the etcd CA key to etcd members only), etcd keys to etcd members only,
       and each node gets only its own kubelet credentials.
   returned: always
@@ -211,6 +214,16 @@ distribution:
         secret: false
         components: [kube-apiserver, kube-controller-manager, kube-scheduler, kubelet]
         pending: false
+        ca: true
+      - src: /srv/pki/prod/nodes/worker1/kubelet.conf
+        root: kubernetes
+        dest: kubelet.conf
+        mode: "0600"
+        secret: true
+        components: [kubelet]
+        pending: false
+        server: "https://api.example.test:6443"
+        server_option: control_plane_endpoint
 modes_fixed:
   description: Existing files whose mode was (in check mode, would be) reset to 0600 (keys, kubeconfigs) or 0644.
   returned: always
@@ -223,6 +236,11 @@ external_ca:
   type: list
   elements: str
   sample: [pki/etcd/ca]
+ca_certificate:
+  description: PEM of the cluster CA certificate (C(pki/ca.crt)); empty when it does not exist yet (check mode).
+  returned: always
+  type: str
+  sample: "-----BEGIN CERTIFICATE-----\n..."
 output_dir:
   description: Absolute path of the PKI tree.
   returned: always
@@ -243,7 +261,8 @@ except ImportError:
 else:
     CRYPTOGRAPHY_ERROR = None
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import ALGORITHMS
 
 NODE_OPTIONS = {
     "name": {"type": "str", "required": True},
@@ -271,7 +290,7 @@ def argument_spec():
         "key_algorithm": {
             "type": "str",
             "default": "RSA-2048",
-            "choices": ["RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384"],
+            "choices": list(ALGORITHMS),
         },
         "ca_validity_days": {"type": "int", "default": 3650},
         "leaf_validity_days": {"type": "int", "default": 365},
@@ -286,17 +305,7 @@ def main():
         module.fail_json(
             msg=missing_required_lib(f"cryptography >= {MIN_CRYPTOGRAPHY_VERSION}"), exception=CRYPTOGRAPHY_ERROR
         )
-    try:
-        result = _engine.run(module.params, check_mode=module.check_mode)
-    except PkiError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    diff = result.pop("diff", None)
-    warnings = result.pop("warnings")
-    for warning in warnings:
-        module.warn(warning)
-    if module._diff and diff:
-        result["diff"] = diff
-    module.exit_json(**result)
+    run_module(module, _engine.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

@@ -16,29 +16,9 @@ description:
   - Needs no Python library beyond the standard library, so it runs on nodes without C(cryptography).
 author: kubeguard maintainers
 extends_documentation_fragment:
+  - kubeguard.hardening.pki.read_only
+  - kubeguard.hardening.pki.node_dirs
   - kubeguard.hardening.pki
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Read-only.
-  safe_file_operations:
-    support: none
-    description: Writes nothing.
-options:
-  kubernetes_dir:
-    description: kubeadm's configuration directory (C(pki/) below it).
-    type: path
-    default: /etc/kubernetes
-  kubelet_pki_dir:
-    description: Directory of the kubelet serving certificate C(kubelet.crt).
-    type: path
-    default: /var/lib/kubelet/pki
 seealso:
   - module: kubeguard.hardening.cluster_pki
 """
@@ -94,6 +74,7 @@ unreadable:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _info
 
 
@@ -106,12 +87,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    if module.params["renew_before_days"] < 0:
-        module.fail_json(msg="renew_before_days: must be a non-negative number of days")
-    result = _info.check_expiration(
-        module.params["kubernetes_dir"], module.params["kubelet_pki_dir"], module.params["renew_before_days"]
-    )
-    module.exit_json(changed=False, **result)
+    run_module(module, _info.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

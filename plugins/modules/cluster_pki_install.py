@@ -16,6 +16,8 @@ description:
   - One module call per node instead of one round trip per file.
   - Never returns or diffs file contents.
 author: kubeguard maintainers
+extends_documentation_fragment:
+  - kubeguard.hardening.pki.node_dirs
 attributes:
   check_mode:
     support: full
@@ -44,14 +46,6 @@ options:
     type: list
     elements: str
     required: true
-  kubernetes_dir:
-    description: Directory of the C(kubernetes) root.
-    type: path
-    default: /etc/kubernetes
-  kubelet_pki_dir:
-    description: Directory of the C(kubelet) root.
-    type: path
-    default: /var/lib/kubelet/pki
   owner:
     description: Owner (name or numeric ID) of every file and directory written.
     type: str
@@ -60,6 +54,27 @@ options:
     description: Group (name or numeric ID) of every file and directory written.
     type: str
     default: root
+  planned:
+    description:
+      - Check mode only. Entries (same shape as O(files)) of files the PKI tree does not hold yet because the
+        generating run was a check-mode run; they are reported as changes without being read.
+    type: list
+    elements: dict
+    default: []
+  replace_ca:
+    description:
+      - Replace a CA certificate (an entry with C(ca=true)) that differs from the one on the node. By default the
+        module fails instead, before writing anything, because every certificate the old CA signed stops being trusted.
+    type: bool
+    default: false
+  backup_dir:
+    description:
+      - Where the previous content of every replaced file is kept, with a C(pending-restart.json) manifest listing
+        them and the components to restart, until M(kubeguard.hardening.cluster_pki_restart) has restarted them
+        healthily (or restored the files). While the manifest exists the module reports its components as changed,
+        so a play killed before the restart still restarts them on rerun. Empty disables backups.
+    type: path
+    default: ""
 seealso:
   - module: kubeguard.hardening.cluster_pki
 """
@@ -87,14 +102,16 @@ components:
   type: list
   elements: str
   sample: [kube-apiserver]
+pending_restart:
+  description: Whether components wait for a restart (this run's changes or a restart left over by an earlier run).
+  returned: always
+  type: bool
+  sample: true
 """
 
-import grp
-import pwd
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
 
 
 def main():
@@ -102,45 +119,17 @@ def main():
         argument_spec={
             "files": {"type": "list", "elements": "dict", "required": True},
             "contents": {"type": "list", "elements": "str", "required": True, "no_log": True},
+            "planned": {"type": "list", "elements": "dict", "default": []},
             "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
             "kubelet_pki_dir": {"type": "path", "default": "/var/lib/kubelet/pki"},
             "owner": {"type": "str", "default": "root"},
             "group": {"type": "str", "default": "root"},
+            "replace_ca": {"type": "bool", "default": False},
+            "backup_dir": {"type": "path", "default": ""},
         },
         supports_check_mode=True,
     )
-    p = module.params
-    roots = {"kubernetes": p["kubernetes_dir"], "kubelet": p["kubelet_pki_dir"]}
-    try:
-        # Names or numeric IDs, as ansible.builtin.file accepts them.
-        uid = int(p["owner"]) if p["owner"].isdigit() else pwd.getpwnam(p["owner"]).pw_uid
-        gid = int(p["group"]) if p["group"].isdigit() else grp.getgrnam(p["group"]).gr_gid
-    except KeyError as exc:
-        module.fail_json(msg=f"owner/group: unknown user or group {exc}", option="owner")
-    try:
-        directories, files = _install.plan(roots, p["files"], p["contents"], uid, gid)
-        if not module.check_mode:
-            _install.apply(directories, files, uid, gid)
-    except PkiError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    except OSError as exc:
-        module.fail_json(
-            msg=f"kubernetes_dir/kubelet_pki_dir: cannot install {exc.filename}: {exc.strerror}",
-            option="kubernetes_dir",
-        )
-    changed_files = [{"path": f["path"], "reason": f["reason"]} for f in files]
-    result = {
-        "changed": bool(directories or files),
-        "changed_files": changed_files,
-        "components": sorted({c for f in files for c in f["components"]}),
-    }
-    if module._diff:
-        result["diff"] = {
-            "before": "".join(f"{d}/\n" for d, _ in directories) + "".join(f"{f['path']}\n" for f in files),
-            "after": "".join(f"{d}/ ({m:04o})\n" for d, m in directories)
-            + "".join(f"{f['path']} ({f['mode']:04o}, {f['reason']})\n" for f in files),
-        }
-    module.exit_json(**result)
+    run_module(module, _install.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine, _model  # noqa: E402
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError  # noqa: E402
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine  # noqa: E402
 
 NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
@@ -377,7 +378,7 @@ def test_external_ca_only_verifies_and_reports(tree):
 def test_cas_and_sa_key_are_never_replaced(tree, damage, message):
     damage(tree)
     before = digest(tree)
-    with pytest.raises(_model.PkiError, match=message) as err:
+    with pytest.raises(KubeguardError, match=message) as err:
         _engine.run(params(tree), now=NOW + DAY)
     assert err.value.option == "output_dir"
     assert digest(tree) == before
@@ -406,7 +407,7 @@ def test_ca_expiring_is_a_warning_not_a_replacement(tmp_path):
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(_model.PkiError, match="is not a directory") as err:
+    with pytest.raises(KubeguardError, match="is not a directory") as err:
         _engine.run(params(blocker / "pki"))
     assert err.value.option == "output_dir"
 

@@ -147,3 +147,97 @@ def test_changed_files_restart_only_their_existing_units(applied, lab):
     assert after[scheduler] != before[scheduler]
     assert {u: after[u] for u in after if u != scheduler} == {u: before[u] for u in before if u != scheduler}
     assert lab.podman_exec(host, "test", "-s", "/etc/kubernetes/scheduler.conf").returncode == 0
+
+
+def control_plane_units(lab, host):
+    """component -> unit on the lab's control plane (<component>, or static-pod-<component> in the kubeadm layout)."""
+    kubeadm = lab.podman_exec(host, "systemctl", "cat", "static-pod-kube-scheduler.service").returncode == 0
+    prefix = "static-pod-" if kubeadm else ""
+    components = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    return {**{c: f"{prefix}{c}" for c in components}, "kubelet": "kubelet"}
+
+
+def role_files_digest(lab):
+    """sha256 of every file the role manages, on every node, plus the PKI tree on the controller."""
+    digest = {}
+    for host in lab.groups["k8s_cluster"]:
+        paths = sorted(files_on(lab, host))
+        run = lab.podman_exec(host, "sha256sum", *paths)
+        assert run.returncode == 0, run.stderr
+        digest[host] = run.stdout
+    tree = pathlib.Path(lab.vars["cluster_pki_output_dir"])
+    digest["tree"] = {str(p): p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
+    return digest
+
+
+def unit_starts(lab, host, units):
+    return {
+        u: lab.podman_exec(host, "systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "--value", u).stdout
+        for u in units
+    }
+
+
+@pytest.mark.parametrize(
+    "endpoint, reason",
+    [
+        ("noport", "does not resolve"),  # issue 13 point 4: a host with no port, resolving nowhere
+        ("10.123.0.11:22", "does not complete a TLS handshake"),  # resolves, answers, but no TLS
+        ("127.0.0.1:6443", "does not"),  # cp1's own apiserver, but not for the workers (and hardway: another CA)
+    ],
+)
+def test_a_bad_endpoint_is_refused_from_the_nodes_and_nothing_changes(applied, lab, endpoint, reason):
+    cp1 = lab.groups["control_plane"][0]
+    units = control_plane_units(lab, cp1)
+    before, started = role_files_digest(lab), unit_starts(lab, cp1, units.values())
+    run, recap = play(lab, "-e", json.dumps({"cluster_pki_control_plane_endpoint": endpoint}))
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, output[-3000:]
+    assert "cluster_pki_control_plane_endpoint" in output and reason in output, output[-3000:]
+    assert "nothing was written anywhere" in output
+    assert all(recap[h]["changed"] == 0 for h in lab.groups["k8s_cluster"]), recap
+    assert role_files_digest(lab) == before
+    assert unit_starts(lab, cp1, units.values()) == started
+
+
+def test_after_a_refusal_a_good_run_still_changes_nothing(applied, lab):
+    run, recap = play(lab)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert {h: recap[h]["changed"] for h in lab.groups["k8s_cluster"]} == dict.fromkeys(lab.groups["k8s_cluster"], 0)
+
+
+@pytest.mark.parametrize("tag", ["cluster_pki", "cluster_pki_generate", "cluster_pki_distribute", "cluster_pki_report"])
+def test_each_tag_runs_alone(applied, lab, tag):
+    run, recap = play(lab, "--tags", tag)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert {h: recap[h]["changed"] for h in lab.groups["k8s_cluster"]} == dict.fromkeys(lab.groups["k8s_cluster"], 0)
+    assert all(recap[h]["failed"] == 0 for h in lab.groups["k8s_cluster"])
+
+
+def test_a_component_that_does_not_come_back_healthy_is_rolled_back(applied, lab):
+    """scheduler.conf drifted (a valid kubeconfig with a comment added) is replaced, but the
+    scheduler's health URL never answers: the drifted file comes back, the scheduler is restarted
+    again, the play fails naming it. A normal run then converges, with the real health check passing."""
+    host = lab.groups["control_plane"][0]
+    units = control_plane_units(lab, host)
+    conf = "/etc/kubernetes/scheduler.conf"
+    drift = "printf '# drifted by the rollback test\\n' >> " + conf
+    assert lab.podman_exec(host, "sh", "-c", drift).returncode == 0
+    drifted = lab.podman_exec(host, "cat", conf).stdout
+    never = {"kube-scheduler": ["http://127.0.0.1:9/never"]}
+    extra = {"cluster_pki_services": units, "cluster_pki_health_checks": never, "cluster_pki_restart_timeout": 5}
+    run, recap = play(lab, "-e", json.dumps(extra))
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "kube-scheduler" in output and "did not become healthy" in output and "Rolled back" in output, output[-3000:]
+    assert lab.podman_exec(host, "cat", conf).stdout == drifted
+    scheduler = f"{units['kube-scheduler']}.service"
+    assert lab.podman_exec(host, "systemctl", "is-active", scheduler).stdout.strip() == "active"
+    backup = "/var/backups/kubeguard/cluster_pki/pending-restart.json"
+    assert lab.podman_exec(host, "test", "-e", backup).returncode != 0
+    run, recap = play(lab, "-e", json.dumps({"cluster_pki_services": units}))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert recap[host]["changed"] >= 1
+    assert "drifted" not in lab.podman_exec(host, "cat", conf).stdout
+    assert lab.podman_exec(host, "test", "-e", backup).returncode != 0
+    run, recap = play(lab)
+    assert {h: recap[h]["changed"] for h in lab.groups["k8s_cluster"]} == dict.fromkeys(lab.groups["k8s_cluster"], 0)

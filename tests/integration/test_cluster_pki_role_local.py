@@ -35,6 +35,7 @@ def inventory(base):
     host_vars = {
         "cluster_pki_kubernetes_dir": str(base / "nodes/{{ inventory_hostname }}/etc/kubernetes"),
         "cluster_pki_kubelet_pki_dir": str(base / "nodes/{{ inventory_hostname }}/var/lib/kubelet/pki"),
+        "cluster_pki_backup_dir": str(base / "backups/{{ inventory_hostname }}"),
     }
     data = {
         "all": {

@@ -37,10 +37,39 @@ def test_defaults_and_argument_specs_agree(role):
         assert specs[name].get("default") == defaults[name], f"{name}: defaults/main.yml and argument_specs.yml differ"
 
 
+# The shared inventory contract has one home: only this role declares it.
+CONTRACT_ROLE = "kubeguard"
+CONTRACT = {
+    "kubeguard_node_name",
+    "kubeguard_node_ip",
+    "kubeguard_cluster_name",
+    "kubeguard_control_plane_endpoint",
+    "kubeguard_api_extra_sans",
+}
+
+
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
 def test_every_variable_carries_the_role_prefix(role):
     names = set(load(role / "defaults/main.yml")) | set(options(role))
-    assert sorted(n for n in names if not n.startswith(f"{role.name}_")) == []
+    allowed = CONTRACT if role.name == CONTRACT_ROLE else set()
+    assert sorted(n for n in names if not n.startswith(f"{role.name}_") and n not in allowed) == []
+
+
+def test_the_contract_role_declares_exactly_the_contract():
+    role = ROLES[[r.name for r in ROLES].index(CONTRACT_ROLE)]
+    assert set(options(role)) == CONTRACT
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_roles_reading_the_contract_depend_on_its_role(role):
+    if role.name == CONTRACT_ROLE:
+        return
+    text = "".join(p.read_text() for p in sorted(role.rglob("*.yml")))
+    if "kubeguard_" not in text.replace("kubeguard.hardening", ""):
+        pytest.skip(f"{role.name} reads no kubeguard_* variable")
+    dependencies = load(role / "meta/main.yml").get("dependencies") or []
+    names = {(d.get("role") if isinstance(d, dict) else d).rsplit(".", 1)[-1] for d in dependencies}
+    assert CONTRACT_ROLE in names
 
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])

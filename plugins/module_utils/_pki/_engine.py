@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _crypto,
     _files,
@@ -19,19 +20,6 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _model,
     _plan,
 )
-
-# Where each file lands on a node: (root, relative path, who gets it).
-_CA_KEY_TO = {"pki/ca": "control_plane", "pki/front-proxy-ca": "control_plane", "pki/etcd/ca": "etcd"}
-_SHARED_TO = {
-    "pki/sa": "control_plane",
-    "pki/apiserver-kubelet-client": "control_plane",
-    "pki/front-proxy-client": "control_plane",
-    "pki/apiserver-etcd-client": "control_plane",
-    "pki/etcd/healthcheck-client": "etcd",
-    "admin.conf": "control_plane",
-    "super-admin.conf": "control_plane",
-}
-_CA_CERT_TO = {"pki/ca": "all", "pki/front-proxy-ca": "control_plane", "pki/etcd/ca": "etcd_or_control_plane"}
 
 
 class _State:
@@ -155,52 +143,71 @@ def distribution(cluster, items, out, pending=()):
     """Per node name, the files it receives: only what that node needs.
 
     ``pending`` lists the files (relative to ``out``) this run writes or, in
-    check mode, would write.
+    check mode, would write. Each item's entries are built once; a node gets
+    the cluster-wide ones its receiver groups (``_model.LAYOUT``) allow and
+    its own per-node ones.
     """
+    pending = set(pending)
+    shared, own = [], {}
+    for item in items:
+        entries = _entries(item, out, pending)
+        if item.node:
+            own.setdefault(item.node, []).extend(entry for _, entry in entries)
+        else:
+            shared.append((item.layout, entries))
     result = {}
     for node in cluster.nodes:
-        groups = {"all"}
-        if node.control_plane:
-            groups |= {"control_plane", "etcd_or_control_plane"}
-        if node.etcd:
-            groups |= {"etcd", "etcd_or_control_plane"}
-        files = []
-        for item in items:
-            if item.node and item.node != node.name:
-                continue
-            pairs = []
-            if item.kind == "ca":
-                if _CA_CERT_TO[item.path] in groups:
-                    pairs.append((f"{item.path}.crt", f"{item.dest}.crt", 0o644))
-                if _CA_KEY_TO[item.path] in groups:
-                    pairs.append((f"{item.path}.key", f"{item.dest}.key", 0o600))
-            elif item.node or _SHARED_TO.get(item.path) in groups:
-                if item.kind == "kubeconfig":
-                    pairs.append((item.path, item.dest, 0o600))
-                elif item.kind == "sa":
-                    pairs += [
-                        (f"{item.path}.key", f"{item.dest}.key", 0o600),
-                        (f"{item.path}.pub", f"{item.dest}.pub", 0o644),
-                    ]
-                else:
-                    pairs += [
-                        (f"{item.path}.crt", f"{item.dest}.crt", 0o644),
-                        (f"{item.path}.key", f"{item.dest}.key", 0o600),
-                    ]
-            for src, dest, mode in pairs:
-                files.append(
-                    {
-                        "src": os.path.join(out, src),
-                        "root": item.root,
-                        "dest": dest,
-                        "mode": f"{mode:04o}",
-                        "secret": mode == 0o600,
-                        "components": list(item.components),
-                        "pending": src in pending,
-                    }
-                )
-        result[node.name] = files
+        groups = _model.receivers(node)
+        files = [
+            entry
+            for layout, entries in shared
+            for part, entry in entries
+            if (layout.secret_to if part == "secret" else layout.public_to) in groups
+        ]
+        result[node.name] = files + own.get(node.name, [])
     return result
+
+
+def _entries(item, out, pending):
+    """[(part, entry)] of one item, ``part`` being ``public`` or ``secret``, in install order."""
+    if item.kind == "kubeconfig":
+        parts = [("secret", item.path, item.dest, 0o600)]
+    else:
+        ext = ".pub" if item.kind == "sa" else ".crt"
+        parts = [
+            ("public", f"{item.path}{ext}", f"{item.dest}{ext}", 0o644),
+            ("secret", f"{item.path}.key", f"{item.dest}.key", 0o600),
+        ]
+        if item.kind == "sa":
+            parts.reverse()  # key first, as the role always listed it
+    components = list(item.components)
+    return [
+        (
+            part,
+            {
+                "src": os.path.join(out, src),
+                "root": item.root,
+                "dest": dest,
+                "mode": f"{mode:04o}",
+                "secret": mode == 0o600,
+                "components": components,
+                "pending": src in pending,
+                **_entry_extras(item, dest),
+            },
+        )
+        for part, src, dest, mode in parts
+    ]
+
+
+def _entry_extras(item, dest):
+    """What the node side needs to know beyond the file: a CA certificate is
+    guarded against silent replacement; a kubeconfig's server is checked from
+    the node before it changes."""
+    if item.kind == "ca" and dest.endswith(".crt"):
+        return {"ca": True}
+    if item.kind == "kubeconfig":
+        return {"server": item.server, "server_option": item.server_option}
+    return {}
 
 
 def _cap(now, days, ca_cert):
@@ -214,13 +221,13 @@ def run(params, check_mode=False, now=None):
     """Bring the PKI tree under ``params['output_dir']`` to the wanted state.
 
     Returns the module result (without ``diff`` when nothing changed).
-    Raises _model.PkiError on bad input or a CA that must not be replaced.
+    Raises KubeguardError on bad input or a CA that must not be replaced.
     """
     now = now or datetime.datetime.now(datetime.timezone.utc)
     cluster = _model.parse_cluster(params)
     out = os.path.abspath(str(params.get("output_dir") or ""))
     if not params.get("output_dir"):
-        raise _model.PkiError("output_dir", "is required")
+        raise KubeguardError("output_dir", "is required")
     _files.check_writable(out)
     items = _model.catalogue(cluster)
     renew = datetime.timedelta(days=cluster.renew_before_days)
@@ -259,7 +266,7 @@ def run(params, check_mode=False, now=None):
             try:
                 os.chmod(os.path.join(out, rel), mode)
             except OSError as exc:
-                raise _model.PkiError("output_dir", f"cannot set the mode of {rel}: {exc.strerror}") from None
+                raise KubeguardError("output_dir", f"cannot set the mode of {rel}: {exc.strerror}") from None
     diffs, entries = [], []
     if not check_mode and changed:
         need = [s for s in changed if s.decision.new_key or s.key is None]
@@ -292,6 +299,8 @@ def run(params, check_mode=False, now=None):
     result["summary"] = _summary(entries)
     result["changed_files"] = sorted(f for s in changed for f in s.written)
     result["distribution"] = distribution(cluster, items, out, set(result["changed_files"]))
+    ca = states["pki/ca"].cert
+    result["ca_certificate"] = _crypto.cert_pem(ca).decode() if ca is not None else ""
     if diffs:
         result["diff"] = diffs
     return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 KEY_MODE = 0o600  # private keys and kubeconfigs
 CERT_MODE = 0o644
@@ -23,18 +23,18 @@ def ensure_dir(path, mode):
         if (os.stat(path).st_mode & 0o7777) != mode:
             os.chmod(path, mode)
     except OSError as exc:
-        raise PkiError("output_dir", f"cannot create directory {path}: {exc.strerror}") from None
+        raise KubeguardError("output_dir", f"cannot create directory {path}: {exc.strerror}") from None
 
 
 def atomic_write(path, data, mode):
     """Atomically replace ``path`` with ``data`` (bytes) and ``mode``."""
     directory = os.path.dirname(path) or "."
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise PkiError("output_dir", f"cannot write in {directory}: permission denied")
+        raise KubeguardError("output_dir", f"cannot write in {directory}: permission denied")
     try:
         _files.atomic_write(path, data, mode)
     except OSError as exc:
-        raise PkiError("output_dir", f"cannot write {path}: {exc.strerror}") from None
+        raise KubeguardError("output_dir", f"cannot write {path}: {exc.strerror}") from None
 
 
 def read(path):
@@ -55,6 +55,6 @@ def check_writable(path):
             break
         probe = parent
     if not os.path.isdir(probe):
-        raise PkiError("output_dir", f"{probe} is not a directory")
+        raise KubeguardError("output_dir", f"{probe} is not a directory")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise PkiError("output_dir", f"{probe} is not writable")
+        raise KubeguardError("output_dir", f"{probe} is not writable")

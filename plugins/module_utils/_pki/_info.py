@@ -12,24 +12,22 @@ from __future__ import annotations
 import datetime
 import os
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _x509lite
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _model, _x509lite
 
-# kubeadm's names: (report name, path relative to the kubernetes dir, CA name)
-CERTIFICATES = (
-    ("admin.conf", "admin.conf", "ca"),
-    ("apiserver", "pki/apiserver.crt", "ca"),
-    ("apiserver-etcd-client", "pki/apiserver-etcd-client.crt", "etcd-ca"),
-    ("apiserver-kubelet-client", "pki/apiserver-kubelet-client.crt", "ca"),
-    ("controller-manager.conf", "controller-manager.conf", "ca"),
-    ("etcd-healthcheck-client", "pki/etcd/healthcheck-client.crt", "etcd-ca"),
-    ("etcd-peer", "pki/etcd/peer.crt", "etcd-ca"),
-    ("etcd-server", "pki/etcd/server.crt", "etcd-ca"),
-    ("front-proxy-client", "pki/front-proxy-client.crt", "front-proxy-ca"),
-    ("kubelet.conf", "kubelet.conf", "ca"),
-    ("scheduler.conf", "scheduler.conf", "ca"),
-    ("super-admin.conf", "super-admin.conf", "ca"),
+
+def _file(layout):
+    return layout.dest if layout.kind == "kubeconfig" else f"{layout.dest}.crt"
+
+
+# Derived from _model.LAYOUT, in kubeadm's (alphabetical) order:
+# (report name, root, path relative to the root, CA name).
+CERTIFICATES = tuple(
+    (entry.name, entry.root, _file(entry), entry.signer)
+    for entry in sorted(_model.LAYOUT, key=lambda e: (e.root != "kubernetes", e.name))
+    if entry.kind in ("leaf", "kubeconfig")
 )
-AUTHORITIES = (("ca", "pki/ca"), ("etcd-ca", "pki/etcd/ca"), ("front-proxy-ca", "pki/front-proxy-ca"))
+AUTHORITIES = tuple(sorted((e.name, e.dest) for e in _model.LAYOUT if e.kind == "ca"))
 
 
 def _record(name, path, cert, now, renew_before, **extra):
@@ -76,9 +74,9 @@ def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=
     now = now or datetime.datetime.now(datetime.timezone.utc)
     renew = datetime.timedelta(days=renew_before_days)
     certs, cas, unreadable = [], [], []
-    entries = [(n, os.path.join(kubernetes_dir, p), ca) for n, p, ca in CERTIFICATES]
-    entries.append(("kubelet-serving", os.path.join(kubelet_pki_dir, "kubelet.crt"), "ca"))
-    for name, path, ca in entries:
+    roots = {"kubernetes": kubernetes_dir, "kubelet": kubelet_pki_dir}
+    for name, root, rel, ca in CERTIFICATES:
+        path = os.path.join(roots[root], rel)
         cert = _load_or_flag(path, unreadable)
         if cert is None:
             continue
@@ -92,3 +90,12 @@ def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=
         external = not os.path.exists(os.path.join(kubernetes_dir, base + ".key"))
         cas.append(_record(name, path, cert, now, renew, externally_managed=external))
     return {"certificates": certs, "certificate_authorities": cas, "unreadable": unreadable}
+
+
+def run(params, check_mode=False):
+    """The cluster_pki_info module: read-only, so check mode changes nothing."""
+    del check_mode
+    if params["renew_before_days"] < 0:
+        raise KubeguardError("renew_before_days", "must be a non-negative number of days")
+    report = check_expiration(params["kubernetes_dir"], params["kubelet_pki_dir"], params["renew_before_days"])
+    return {"changed": False, **report}

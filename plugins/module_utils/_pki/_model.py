@@ -12,6 +12,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+
 ALGORITHMS = ("RSA-2048", "RSA-3072", "RSA-4096", "ECDSA-P256", "ECDSA-P384")
 SERVER_AUTH = "serverAuth"
 CLIENT_AUTH = "clientAuth"
@@ -28,14 +30,6 @@ KUBELET = "kubelet"
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_SAN = re.compile(r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
-
-
-class PkiError(Exception):
-    """The one domain exception of the PKI backend; ``option`` names what to fix."""
-
-    def __init__(self, option, message):
-        super().__init__(f"{option}: {message}")
-        self.option = option
 
 
 @dataclass(frozen=True)
@@ -86,9 +80,116 @@ def _url(host, port):
     return f"https://{host}:{port}"
 
 
+# Who receives a file on the nodes.
+ALL = "all"  # every node
+CONTROL_PLANE = "control_plane"
+ETCD = "etcd"  # etcd members
+ETCD_CLIENTS = "etcd_clients"  # etcd members and control-plane nodes (the apiserver is an etcd client)
+OWN_NODE = "own_node"  # per-node material: only the node it was issued for
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One file (or cert+key pair) of kubeadm's layout, independent of any cluster.
+
+    ``dest`` is relative to ``root`` (``kubernetes``: /etc/kubernetes,
+    ``kubelet``: /var/lib/kubelet/pki), without extension for pairs.
+    ``public_to``/``secret_to`` say who receives the certificate (or public
+    key) and the private key (kubeconfigs are secret as a whole).
+    """
+
+    name: str  # kubeadm's name (``kubeadm certs check-expiration``)
+    dest: str
+    kind: str  # ca | leaf | kubeconfig | sa
+    signer: str = ""  # name of the signing CA
+    public_to: str = OWN_NODE
+    secret_to: str = OWN_NODE
+    components: tuple = ()  # services that read the file
+    root: str = "kubernetes"
+
+    @property
+    def per_node(self):
+        return self.public_to == OWN_NODE
+
+
+_API_READERS = (APISERVER, CONTROLLER_MANAGER, SCHEDULER, KUBELET)
+# THE layout, declared once: the engine's distribution, the expiry report of
+# cluster_pki_info and the node-side CA guard of cluster_pki_install all derive
+# from this table.
+LAYOUT = (
+    Layout("ca", "pki/ca", "ca", public_to=ALL, secret_to=CONTROL_PLANE, components=_API_READERS),
+    Layout(
+        "front-proxy-ca",
+        "pki/front-proxy-ca",
+        "ca",
+        public_to=CONTROL_PLANE,
+        secret_to=CONTROL_PLANE,
+        components=(APISERVER, CONTROLLER_MANAGER),
+    ),
+    Layout("etcd-ca", "pki/etcd/ca", "ca", public_to=ETCD_CLIENTS, secret_to=ETCD, components=(ETCD, APISERVER)),
+    Layout(
+        "sa",
+        "pki/sa",
+        "sa",
+        public_to=CONTROL_PLANE,
+        secret_to=CONTROL_PLANE,
+        components=(APISERVER, CONTROLLER_MANAGER),
+    ),
+    Layout(
+        "apiserver-kubelet-client",
+        "pki/apiserver-kubelet-client",
+        "leaf",
+        "ca",
+        CONTROL_PLANE,
+        CONTROL_PLANE,
+        (APISERVER,),
+    ),
+    Layout(
+        "front-proxy-client",
+        "pki/front-proxy-client",
+        "leaf",
+        "front-proxy-ca",
+        CONTROL_PLANE,
+        CONTROL_PLANE,
+        (APISERVER,),
+    ),
+    Layout("etcd-healthcheck-client", "pki/etcd/healthcheck-client", "leaf", "etcd-ca", ETCD, ETCD),
+    Layout(
+        "apiserver-etcd-client",
+        "pki/apiserver-etcd-client",
+        "leaf",
+        "etcd-ca",
+        CONTROL_PLANE,
+        CONTROL_PLANE,
+        (APISERVER,),
+    ),
+    Layout("admin.conf", "admin.conf", "kubeconfig", "ca", CONTROL_PLANE, CONTROL_PLANE),
+    Layout("super-admin.conf", "super-admin.conf", "kubeconfig", "ca", CONTROL_PLANE, CONTROL_PLANE),
+    Layout("apiserver", "pki/apiserver", "leaf", "ca", components=(APISERVER,)),
+    Layout("etcd-server", "pki/etcd/server", "leaf", "etcd-ca", components=(ETCD,)),
+    Layout("etcd-peer", "pki/etcd/peer", "leaf", "etcd-ca", components=(ETCD,)),
+    Layout("controller-manager.conf", "controller-manager.conf", "kubeconfig", "ca", components=(CONTROLLER_MANAGER,)),
+    Layout("scheduler.conf", "scheduler.conf", "kubeconfig", "ca", components=(SCHEDULER,)),
+    Layout("kubelet.conf", "kubelet.conf", "kubeconfig", "ca", components=(KUBELET,)),
+    Layout("kubelet-serving", "kubelet", "leaf", "ca", components=(KUBELET,), root="kubelet"),
+)
+LAYOUT_BY_NAME = {entry.name: entry for entry in LAYOUT}
+CA_NAMES = tuple(entry.name for entry in LAYOUT if entry.kind == "ca")
+
+
+def receivers(node):
+    """The receiver groups a node belongs to (OWN_NODE material is matched by node name)."""
+    groups = {ALL}
+    if node.control_plane:
+        groups |= {CONTROL_PLANE, ETCD_CLIENTS}
+    if node.etcd:
+        groups |= {ETCD, ETCD_CLIENTS}
+    return groups
+
+
 @dataclass(frozen=True)
 class Item:
-    """One artefact: a CA, a leaf cert+key pair, a kubeconfig or the sa key pair.
+    """One artefact of a cluster: a LAYOUT entry made concrete (CN, SANs, node).
 
     ``path`` is relative to the output directory, without extension for
     cert/key pairs (``pki/ca`` -> ``pki/ca.crt`` + ``pki/ca.key``).
@@ -104,9 +205,20 @@ class Item:
     signer: str = ""  # path of the signing CA item
     node: str = ""  # "" for cluster-wide material
     server: str = ""  # kubeconfigs only
-    components: tuple = ()  # services that read this file
-    dest: str = ""  # path on the node, relative to ``root`` (kubeadm name)
-    root: str = "kubernetes"  # kubernetes: /etc/kubernetes; kubelet: /var/lib/kubelet/pki
+    server_option: str = ""  # kubeconfigs only: the option the server URL comes from
+    layout: Layout = None  # None only for ad-hoc items of the unit tests
+
+    @property
+    def dest(self):
+        return self.layout.dest if self.layout else self.path
+
+    @property
+    def root(self):
+        return self.layout.root if self.layout else "kubernetes"
+
+    @property
+    def components(self):
+        return self.layout.components if self.layout else ()
 
     @property
     def key_usage(self):
@@ -120,13 +232,13 @@ def _ip(value, option):
     try:
         return str(ipaddress.ip_address(str(value).strip()))
     except ValueError:
-        raise PkiError(option, f"{value!r} is not a valid IP address") from None
+        raise KubeguardError(option, f"{value!r} is not a valid IP address") from None
 
 
 def _dns(value, option):
     value = str(value).strip()
     if not value or len(value) > 253 or not _DNS_SAN.match(value):
-        raise PkiError(option, f"{value!r} is not a valid DNS name")
+        raise KubeguardError(option, f"{value!r} is not a valid DNS name")
     return value
 
 
@@ -140,7 +252,7 @@ def _san(value, option):
 def _positive(params, option):
     value = params.get(option)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise PkiError(option, f"must be a positive integer number of days, got {value!r}")
+        raise KubeguardError(option, f"must be a positive integer number of days, got {value!r}")
     return value
 
 
@@ -149,18 +261,18 @@ def _nodes(raw, option, control_plane, seen):
     for index, entry in enumerate(raw or []):
         where = f"{option}[{index}]"
         if not isinstance(entry, dict):
-            raise PkiError(where, "must be a dict with name, ips and optional dns_names")
+            raise KubeguardError(where, "must be a dict with name, ips and optional dns_names")
         name = str(entry.get("name") or "")
         if not _DNS1123.match(name) or len(name) > 253:
-            raise PkiError(f"{where}.name", f"{name!r} is not a valid node name (lowercase DNS-1123)")
+            raise KubeguardError(f"{where}.name", f"{name!r} is not a valid node name (lowercase DNS-1123)")
         if name in seen:
-            raise PkiError(f"{where}.name", f"duplicate node name {name!r}")
+            raise KubeguardError(f"{where}.name", f"duplicate node name {name!r}")
         seen.add(name)
         ips = entry.get("ips") or []
         if isinstance(ips, str):
             ips = [ips]
         if not ips:
-            raise PkiError(f"{where}.ips", f"node {name!r} needs at least one IP address")
+            raise KubeguardError(f"{where}.ips", f"node {name!r} needs at least one IP address")
         ips = tuple(_ip(ip, f"{where}.ips") for ip in ips)
         dns = tuple(_dns(d, f"{where}.dns_names") for d in entry.get("dns_names") or [])
         etcd = bool(entry.get("etcd", True)) if control_plane else False
@@ -169,29 +281,31 @@ def _nodes(raw, option, control_plane, seen):
 
 
 def parse_cluster(params):
-    """Validate the module options; return a Cluster or raise PkiError."""
+    """Validate the module options; return a Cluster or raise KubeguardError."""
     name = str(params.get("cluster_name") or "")
     if not _DNS1123.match(name):
-        raise PkiError("cluster_name", f"{name!r} is not a valid name (lowercase DNS-1123)")
+        raise KubeguardError("cluster_name", f"{name!r} is not a valid name (lowercase DNS-1123)")
     algorithm = params.get("key_algorithm")
     if algorithm not in ALGORITHMS:
-        raise PkiError("key_algorithm", f"unsupported algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
+        raise KubeguardError(
+            "key_algorithm", f"unsupported algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}"
+        )
     seen = set()
     cps = _nodes(params.get("control_plane_nodes"), "control_plane_nodes", True, seen)
     if not cps:
-        raise PkiError("control_plane_nodes", "at least one control-plane node is required")
+        raise KubeguardError("control_plane_nodes", "at least one control-plane node is required")
     workers = _nodes(params.get("worker_nodes"), "worker_nodes", False, seen)
     cidr = str(params.get("service_cidr") or "")
     try:
         net = ipaddress.ip_network(cidr, strict=True)
     except ValueError as exc:
-        raise PkiError("service_cidr", f"{cidr!r} is not a valid CIDR ({exc})") from None
+        raise KubeguardError("service_cidr", f"{cidr!r} is not a valid CIDR ({exc})") from None
     if net.num_addresses < 4:
-        raise PkiError("service_cidr", f"{cidr!r} is too small for a service network")
+        raise KubeguardError("service_cidr", f"{cidr!r} is too small for a service network")
     domain = _dns(params.get("dns_domain") or "", "dns_domain")
     api_port = params.get("api_port", 6443)
     if not isinstance(api_port, int) or not 0 < api_port < 65536:
-        raise PkiError("api_port", f"{api_port!r} is not a TCP port")
+        raise KubeguardError("api_port", f"{api_port!r} is not a TCP port")
     endpoint = params.get("control_plane_endpoint") or f"{cps[0].advertise_ip}:{api_port}"
     host, port = _split_endpoint(str(endpoint), api_port)
     extra = tuple(_san(s, "extra_sans") for s in params.get("extra_sans") or [])
@@ -199,13 +313,13 @@ def parse_cluster(params):
     leaf_days = _positive(params, "leaf_validity_days")
     renew = params.get("renew_before_days")
     if not isinstance(renew, int) or isinstance(renew, bool) or renew < 0:
-        raise PkiError("renew_before_days", f"must be a non-negative integer, got {renew!r}")
+        raise KubeguardError("renew_before_days", f"must be a non-negative integer, got {renew!r}")
     if leaf_days > ca_days:
-        raise PkiError(
+        raise KubeguardError(
             "leaf_validity_days", f"{leaf_days} d is longer than the CA validity ca_validity_days={ca_days} d"
         )
     if renew >= leaf_days:
-        raise PkiError("renew_before_days", f"{renew} d must be shorter than leaf_validity_days={leaf_days} d")
+        raise KubeguardError("renew_before_days", f"{renew} d must be shorter than leaf_validity_days={leaf_days} d")
     return Cluster(
         name, tuple(cps + workers), str(net), domain, host, port, api_port, extra, algorithm, ca_days, leaf_days, renew
     )
@@ -215,10 +329,10 @@ def _split_endpoint(endpoint, default_port):
     option = "control_plane_endpoint"
     match = re.match(r"^\[([0-9a-fA-F:.]+)\](?::(\d+))?$", endpoint) or re.match(r"^([^:\[\]]+)(?::(\d+))?$", endpoint)
     if not match:
-        raise PkiError(option, f"{endpoint!r} is not host[:port]")
+        raise KubeguardError(option, f"{endpoint!r} is not host[:port]")
     host, port = match.group(1), int(match.group(2) or default_port)
     if not 0 < port < 65536:
-        raise PkiError(option, f"{endpoint!r} has an invalid port")
+        raise KubeguardError(option, f"{endpoint!r} has an invalid port")
     host = _san(host, option)[1]
     return host, port
 
@@ -236,152 +350,86 @@ def _uniq(values):
     return tuple(dict.fromkeys(values))
 
 
+def _item(name, node="", **fields):
+    """The Item of LAYOUT entry ``name`` (for ``node`` when it is per-node material)."""
+    layout = LAYOUT_BY_NAME[name]
+    path = layout.dest if layout.root == "kubernetes" else f"{layout.root}/{layout.dest}"
+    if node:
+        path = f"nodes/{node}/{path}"
+    signer = LAYOUT_BY_NAME[layout.signer].dest if layout.signer else ""
+    return Item(path, layout.kind, signer=signer, node=node, layout=layout, **fields)
+
+
 def catalogue(cluster):
     """Every artefact of the cluster, in dependency order (CAs first)."""
     # kubeadm CAs carry their CN as a DNS SAN too.
-    api_cps = (APISERVER, CONTROLLER_MANAGER, SCHEDULER, KUBELET)
     items = [
-        Item("pki/ca", "ca", cn="kubernetes", dns=("kubernetes",), components=api_cps, dest="pki/ca"),
-        Item(
-            "pki/front-proxy-ca",
-            "ca",
-            cn="front-proxy-ca",
-            dns=("front-proxy-ca",),
-            components=(APISERVER, CONTROLLER_MANAGER),
-            dest="pki/front-proxy-ca",
-        ),
-        Item("pki/etcd/ca", "ca", cn="etcd-ca", dns=("etcd-ca",), components=(ETCD, APISERVER), dest="pki/etcd/ca"),
-        Item("pki/sa", "sa", components=(APISERVER, CONTROLLER_MANAGER), dest="pki/sa"),
-        Item(
-            "pki/apiserver-kubelet-client",
-            "leaf",
+        _item("ca", cn="kubernetes", dns=("kubernetes",)),
+        _item("front-proxy-ca", cn="front-proxy-ca", dns=("front-proxy-ca",)),
+        _item("etcd-ca", cn="etcd-ca", dns=("etcd-ca",)),
+        _item("sa"),
+        _item(
+            "apiserver-kubelet-client",
             cn="kube-apiserver-kubelet-client",
             orgs=("kubeadm:cluster-admins",),
             eku=(CLIENT_AUTH,),
-            signer="pki/ca",
-            components=(APISERVER,),
-            dest="pki/apiserver-kubelet-client",
         ),
-        Item(
-            "pki/front-proxy-client",
-            "leaf",
-            cn="front-proxy-client",
-            eku=(CLIENT_AUTH,),
-            signer="pki/front-proxy-ca",
-            components=(APISERVER,),
-            dest="pki/front-proxy-client",
-        ),
-        Item(
-            "pki/etcd/healthcheck-client",
-            "leaf",
-            cn="kube-etcd-healthcheck-client",
-            eku=(CLIENT_AUTH,),
-            signer="pki/etcd/ca",
-            dest="pki/etcd/healthcheck-client",
-        ),
-        Item(
-            "pki/apiserver-etcd-client",
-            "leaf",
-            cn="kube-apiserver-etcd-client",
-            eku=(CLIENT_AUTH,),
-            signer="pki/etcd/ca",
-            components=(APISERVER,),
-            dest="pki/apiserver-etcd-client",
-        ),
+        _item("front-proxy-client", cn="front-proxy-client", eku=(CLIENT_AUTH,)),
+        _item("etcd-healthcheck-client", cn="kube-etcd-healthcheck-client", eku=(CLIENT_AUTH,)),
+        _item("apiserver-etcd-client", cn="kube-apiserver-etcd-client", eku=(CLIENT_AUTH,)),
         _kubeconfig("admin.conf", "kubernetes-admin", ("kubeadm:cluster-admins",), cluster.endpoint_url),
         _kubeconfig("super-admin.conf", "kubernetes-super-admin", ("system:masters",), cluster.endpoint_url),
     ]
     extra_dns, extra_ips = _split_sans(cluster.extra_sans)
     endpoint_dns, endpoint_ips = _split_sans([_san(cluster.endpoint_host, "control_plane_endpoint")])
     for node in cluster.nodes:
-        base = f"nodes/{node.name}"
         local_url = _url(node.advertise_ip, cluster.api_port)
         if node.control_plane:
             dns = [node.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
             dns += [f"kubernetes.default.svc.{cluster.dns_domain}", *endpoint_dns, *node.dns_names, *extra_dns]
             ips = [cluster.api_vip, node.advertise_ip, *endpoint_ips, *node.ips[1:], *extra_ips]
             items.append(
-                Item(
-                    f"{base}/pki/apiserver",
-                    "leaf",
-                    cn="kube-apiserver",
-                    eku=(SERVER_AUTH,),
-                    dns=_uniq(dns),
-                    ips=_uniq(ips),
-                    signer="pki/ca",
-                    node=node.name,
-                    components=(APISERVER,),
-                    dest="pki/apiserver",
-                )
+                _item("apiserver", node.name, cn="kube-apiserver", eku=(SERVER_AUTH,), dns=_uniq(dns), ips=_uniq(ips))
             )
             if node.etcd:
                 etcd_dns = _uniq([node.name, "localhost", *node.dns_names])
                 etcd_ips = _uniq([node.advertise_ip, "127.0.0.1", "::1", *node.ips[1:]])
-                for kind in ("server", "peer"):
+                for name in ("etcd-server", "etcd-peer"):
                     items.append(
-                        Item(
-                            f"{base}/pki/etcd/{kind}",
-                            "leaf",
-                            cn=node.name,
-                            eku=(SERVER_AUTH, CLIENT_AUTH),
-                            dns=etcd_dns,
-                            ips=etcd_ips,
-                            signer="pki/etcd/ca",
-                            node=node.name,
-                            components=(ETCD,),
-                            dest=f"pki/etcd/{kind}",
-                        )
+                        _item(name, node.name, cn=node.name, eku=(SERVER_AUTH, CLIENT_AUTH), dns=etcd_dns, ips=etcd_ips)
                     )
-            for conf, user, component in (
-                ("controller-manager.conf", "system:kube-controller-manager", CONTROLLER_MANAGER),
-                ("scheduler.conf", "system:kube-scheduler", SCHEDULER),
-            ):
-                items.append(_kubeconfig(f"{base}/{conf}", user, (), local_url, node.name, (component,), conf))
+            items.append(
+                _kubeconfig(
+                    "controller-manager.conf", "system:kube-controller-manager", (), local_url, node.name, "api_port"
+                )
+            )
+            items.append(_kubeconfig("scheduler.conf", "system:kube-scheduler", (), local_url, node.name, "api_port"))
         # kubeadm >= 1.33 (ControlPlaneKubeletLocalMode): control-plane kubelets use the local API server.
-        kubelet_url = local_url if node.control_plane else cluster.endpoint_url
+        if node.control_plane:
+            kubelet_url, kubelet_option = local_url, "api_port"
+        else:
+            kubelet_url, kubelet_option = cluster.endpoint_url, "control_plane_endpoint"
         items.append(
             _kubeconfig(
-                f"{base}/kubelet.conf",
-                f"system:node:{node.name}",
-                ("system:nodes",),
-                kubelet_url,
-                node.name,
-                (KUBELET,),
-                "kubelet.conf",
+                "kubelet.conf", f"system:node:{node.name}", ("system:nodes",), kubelet_url, node.name, kubelet_option
             )
         )
         items.append(
-            Item(
-                f"{base}/kubelet/kubelet",
-                "leaf",
+            _item(
+                "kubelet-serving",
+                node.name,
                 cn=f"system:node:{node.name}",
                 orgs=("system:nodes",),
                 eku=(SERVER_AUTH,),
                 dns=_uniq([node.name, *node.dns_names]),
                 ips=node.ips,
-                signer="pki/ca",
-                node=node.name,
-                components=(KUBELET,),
-                dest="kubelet",
-                root="kubelet",
             )
         )
     return items
 
 
-def _kubeconfig(path, user, orgs, server, node="", components=(), dest=""):
-    return Item(
-        path,
-        "kubeconfig",
-        cn=user,
-        orgs=orgs,
-        eku=(CLIENT_AUTH,),
-        signer="pki/ca",
-        node=node,
-        server=server,
-        components=components,
-        dest=dest or path,
-    )
+def _kubeconfig(name, user, orgs, server, node="", server_option="control_plane_endpoint"):
+    return _item(name, node, cn=user, orgs=orgs, eku=(CLIENT_AUTH,), server=server, server_option=server_option)
 
 
 def item_files(item):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 CREATED = "created"
 OK = "ok"
@@ -134,20 +134,22 @@ def decide_ca(item, obs, now, renew_before):
     if not crt and not key:
         return Decision(CREATED, new_key=True), "own", []
     if not crt:
-        raise PkiError(
+        raise KubeguardError(
             "output_dir",
             f"{item.path}.key exists without {item.path}.crt; "
             "restore the certificate or remove the key to create a new CA",
         )
     if not obs.readable:
-        raise PkiError(
+        raise KubeguardError(
             "output_dir", f"{item.path} is unreadable; a CA is never replaced silently, restore or remove it"
         )
     warnings = []
     if key and not obs.key_matches:
-        raise PkiError("output_dir", f"{item.path}.key does not match {item.path}.crt; a CA is never replaced silently")
+        raise KubeguardError(
+            "output_dir", f"{item.path}.key does not match {item.path}.crt; a CA is never replaced silently"
+        )
     if not obs.meta.get("is_ca"):
-        raise PkiError("output_dir", f"{item.path}.crt is not a CA certificate (basicConstraints CA:FALSE)")
+        raise KubeguardError("output_dir", f"{item.path}.crt is not a CA certificate (basicConstraints CA:FALSE)")
     left = obs.meta["not_after"] - now
     if left <= renew_before:
         warnings.append(f"{item.path}.crt {expiry_phrase(obs.meta['not_after'], now)}; CA rotation is manual")
@@ -171,11 +173,11 @@ def decide_sa(obs):
     if not key and not pub:
         return Decision(CREATED, new_key=True)
     if not key:
-        raise PkiError(
+        raise KubeguardError(
             "output_dir", "pki/sa.pub exists without pki/sa.key; restore the key or remove sa.pub to create a new pair"
         )
     if not obs.readable:
-        raise PkiError(
+        raise KubeguardError(
             "output_dir",
             "pki/sa.key is unreadable; it signs every service-account token and is never replaced silently",
         )

@@ -4,7 +4,8 @@ import os
 import shutil
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine, _files, _info, _model
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine, _files, _info
 
 
 def params(out, **extra):
@@ -25,13 +26,13 @@ def params(out, **extra):
 
 
 def test_output_dir_is_required():
-    with pytest.raises(_model.PkiError, match="output_dir: is required"):
+    with pytest.raises(KubeguardError, match="output_dir: is required"):
         _engine.run(params(None))
 
 
 def test_output_dir_not_writable(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda *_: False)
-    with pytest.raises(_model.PkiError, match="is not writable") as err:
+    with pytest.raises(KubeguardError, match="is not writable") as err:
         _engine.run(params(tmp_path / "pki"))
     assert err.value.option == "output_dir"
     assert not (tmp_path / "pki").exists()
@@ -46,7 +47,7 @@ def test_mode_fix_failure_names_output_dir(tmp_path, monkeypatch):
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "chmod", refuse)
-    with pytest.raises(_model.PkiError, match=r"cannot set the mode of pki/ca\.key") as err:
+    with pytest.raises(KubeguardError, match=r"cannot set the mode of pki/ca\.key") as err:
         _engine.run(params(out))
     assert err.value.option == "output_dir"
 

@@ -4,7 +4,8 @@ import os
 import stat
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _model
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig
 
 
 @pytest.mark.parametrize("mode", [_files.KEY_MODE, _files.CERT_MODE])
@@ -21,14 +22,14 @@ def test_atomic_write_sets_mode_and_replaces(tmp_path, mode):
 def test_atomic_write_failure_names_output_dir_and_leaves_nothing(tmp_path):
     target = tmp_path / "dir-in-the-way"
     target.mkdir()
-    with pytest.raises(_model.PkiError, match="cannot write") as err:
+    with pytest.raises(KubeguardError, match="cannot write") as err:
         _files.atomic_write(str(target), b"x", 0o600)
     assert err.value.option == "output_dir"
     assert os.listdir(tmp_path) == ["dir-in-the-way"]
 
 
 def test_atomic_write_in_missing_dir(tmp_path):
-    with pytest.raises(_model.PkiError, match="cannot write in"):
+    with pytest.raises(KubeguardError, match="cannot write in"):
         _files.atomic_write(str(tmp_path / "missing/f"), b"x", 0o600)
 
 
@@ -42,14 +43,14 @@ def test_ensure_dir_fixes_mode(tmp_path):
 
 def test_ensure_dir_failure(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(_model.PkiError, match="cannot create directory"):
+    with pytest.raises(KubeguardError, match="cannot create directory"):
         _files.ensure_dir(str(tmp_path / "file/sub"), 0o700)
 
 
 def test_check_writable(tmp_path):
     _files.check_writable(str(tmp_path / "new/deeper"))
     (tmp_path / "file").write_text("")
-    with pytest.raises(_model.PkiError, match="not a directory"):
+    with pytest.raises(KubeguardError, match="not a directory"):
         _files.check_writable(str(tmp_path / "file/sub"))
 
 

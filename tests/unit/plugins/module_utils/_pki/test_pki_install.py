@@ -5,8 +5,8 @@ import pathlib
 import stat
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import PkiError
 
 UID, GID = os.getuid(), os.getgid()
 
@@ -76,12 +76,96 @@ def test_changed_files_carry_their_components(roots):
     ],
 )
 def test_bad_entries_fail_naming_files_and_write_nothing(roots, bad, message):
-    with pytest.raises(PkiError, match=message) as error:
+    with pytest.raises(KubeguardError, match=message) as error:
         _install.plan(roots, [bad], ["x"], UID, GID)
     assert str(error.value).startswith("files:")
     assert not os.path.exists(roots["kubernetes"])
 
 
 def test_contents_must_pair_with_files(roots):
-    with pytest.raises(PkiError, match=r"^contents: 1 contents for 2 files"):
+    with pytest.raises(KubeguardError, match=r"^contents: 1 contents for 2 files"):
         _install.plan(roots, [entry("a"), entry("b")], ["x"], UID, GID)
+
+
+# ----------------------------------------------------------------- CA guard
+
+
+def test_a_different_ca_on_the_node_is_refused_before_anything_is_written(roots):
+    files = [dict(entry("pki/ca.crt"), ca=True, src="/tree/pki/ca.crt"), entry("admin.conf", "0600")]
+    install(roots, files, ["old CA\n", "conf\n"])
+    with pytest.raises(KubeguardError, match=r"is a different CA than /tree/pki/ca\.crt") as error:
+        _install.plan(roots, files, ["new CA\n", "new conf\n"], UID, GID)
+    assert error.value.option == "replace_ca"
+    assert "cluster_pki_replace_node_ca" in str(error.value)
+    assert pathlib.Path(roots["kubernetes"], "admin.conf").read_text() == "conf\n"
+
+
+def test_replace_ca_allows_it_and_an_identical_ca_is_no_change(roots):
+    files = [dict(entry("pki/ca.crt"), ca=True)]
+    install(roots, files, ["old CA\n"])
+    assert _install.plan(roots, files, ["old CA\n"], UID, GID) == ([], [])
+    _, changes = _install.plan(roots, files, ["new CA\n"], UID, GID, replace_ca=True)
+    assert [c["reason"] for c in changes] == ["content"]
+
+
+# ------------------------------------------------- backups and pending restart
+
+
+def run_params(roots, files, contents, backup_dir, **extra):
+    return {
+        "files": files,
+        "contents": contents,
+        "kubernetes_dir": roots["kubernetes"],
+        "kubelet_pki_dir": roots["kubelet"],
+        "owner": str(UID),
+        "group": str(GID),
+        "backup_dir": str(backup_dir),
+        **extra,
+    }
+
+
+def test_replaced_files_are_backed_up_and_restored(roots, tmp_path):
+    backup = tmp_path / "backup"
+    files = [entry("pki/apiserver.crt"), entry("scheduler.conf", "0600", components=("kube-scheduler",))]
+    _install.run(run_params(roots, files[:1], ["v1\n"], ""))
+    result = _install.run(run_params(roots, files, ["v2\n", "conf\n"], backup))
+    assert result["components"] == ["kube-apiserver", "kube-scheduler"] and result["pending_restart"]
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o700
+    # A rerun before the restart still reports the restart as pending (a killed play converges).
+    again = _install.run(run_params(roots, files, ["v2\n", "conf\n"], backup))
+    assert (again["changed"], again["changed_files"], again["components"]) == (
+        True,
+        [],
+        ["kube-apiserver", "kube-scheduler"],
+    )
+    # A second change before the restart keeps the oldest (last known good) copy.
+    _install.run(run_params(roots, files, ["v3\n", "conf\n"], backup))
+    restored = _install.restore(str(backup))
+    assert pathlib.Path(roots["kubernetes"], "pki/apiserver.crt").read_text() == "v1\n"
+    assert not pathlib.Path(roots["kubernetes"], "scheduler.conf").exists()
+    assert len(restored) == 2
+    _install.clear(str(backup))
+    assert _install.read_manifest(str(backup)) == {"components": [], "files": {}}
+    assert list((backup / "files").iterdir()) == []
+
+
+def test_check_mode_reports_planned_files_and_writes_no_backup(roots, tmp_path):
+    planned = [entry("kubelet.conf", "0600", components=("kubelet",))]
+    result = _install.run(run_params(roots, [], [], tmp_path / "backup", planned=planned), check_mode=True)
+    assert result["changed"] and result["components"] == ["kubelet"]
+    assert [c["reason"] for c in result["changed_files"]] == ["planned"]
+    assert not (tmp_path / "backup").exists() and not os.path.exists(roots["kubernetes"])
+
+
+def test_a_corrupt_manifest_names_backup_dir(tmp_path):
+    (tmp_path / _install.MANIFEST).write_text("{not json")
+    with pytest.raises(KubeguardError, match="is corrupt") as error:
+        _install.read_manifest(str(tmp_path))
+    assert error.value.option == "backup_dir"
+
+
+def test_an_idempotent_install_writes_no_backup(roots, tmp_path):
+    files = [entry("pki/ca.crt")]
+    _install.run(run_params(roots, files, ["ca\n"], ""))
+    result = _install.run(run_params(roots, files, ["ca\n"], tmp_path / "backup"))
+    assert not result["changed"] and not (tmp_path / "backup").exists()

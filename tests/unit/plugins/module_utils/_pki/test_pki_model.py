@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _model
 
 GOOD = {
@@ -65,7 +66,7 @@ def with_(path, value):
     ],
 )
 def test_bad_input_names_the_option(params, option, message):
-    with pytest.raises(_model.PkiError) as err:
+    with pytest.raises(KubeguardError) as err:
         _model.parse_cluster(params)
     assert err.value.option == option
     assert str(err.value).startswith(f"{option}: ")

@@ -4,6 +4,7 @@ import dataclasses
 import datetime
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _model, _plan
 
 NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
@@ -187,7 +188,7 @@ def test_decide_ca(files, changes, expected, mode, warns):
     ],
 )
 def test_decide_ca_never_replaces(obs, message):
-    with pytest.raises(_model.PkiError, match=message) as err:
+    with pytest.raises(KubeguardError, match=message) as err:
         _plan.decide_ca(CA, obs, NOW, RENEW)
     assert err.value.option == "output_dir"
 
@@ -232,7 +233,7 @@ def test_decide_sa(key, pub, matches, expected, new_key):
     ],
 )
 def test_decide_sa_never_replaces_the_key(files, readable, message):
-    with pytest.raises(_model.PkiError, match=message):
+    with pytest.raises(KubeguardError, match=message):
         _plan.decide_sa(_plan.Observed(files=files, readable=readable))
 
 

@@ -1,0 +1,115 @@
+"""The restart sequence: order, health waits and rollback, with systemd and
+the health probe faked (the lab tests run them for real)."""
+
+import os
+
+import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install, _restart
+
+SERVICES = {c: c for c in _restart.ORDER}
+
+
+class FakeNode:
+    """systemctl and the health URLs of a node; ``broken`` components never get healthy."""
+
+    def __init__(self, units=tuple(SERVICES), broken=()):
+        self.units = {f"{u}.service" for u in units}
+        self.broken = set(broken)
+        self.calls = []
+        self.now = 0.0
+
+    def command(self, *argv):
+        self.calls.append(argv)
+        if argv[0] == "show":
+            unit, prop = argv[-1], argv[2]
+            if prop == "LoadState":
+                return 0, "loaded" if unit in self.units else "not-found"
+            return 0, "active"
+        return 0, ""
+
+    def probe(self, url):
+        return url.split("/")[-1] not in self.broken
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def clock(self):
+        return self.now
+
+    def restarted(self):
+        return [argv[1].removesuffix(".service") for argv in self.calls if argv[0] == "restart"]
+
+
+def params(components, backup_dir="", **extra):
+    health = {c: [f"http://127.0.0.1/{c}"] for c in _restart.ORDER}
+    return {
+        "components": components,
+        "services": SERVICES,
+        "health_checks": health,
+        "backup_dir": backup_dir,
+        "timeout": 10,
+        **extra,
+    }
+
+
+def run(node, p, check_mode=False):
+    restarter = _restart.Restarter(p, command=node.command, probe=node.probe, sleep=node.sleep, clock=node.clock)
+    return _restart.run(p, check_mode, restarter)
+
+
+def test_components_restart_one_at_a_time_in_dependency_order():
+    node = FakeNode()
+    result = run(node, params(["kubelet", "kube-scheduler", "etcd", "kube-apiserver"]))
+    assert node.restarted() == ["etcd", "kube-apiserver", "kube-scheduler", "kubelet"]
+    assert result == {"changed": True, "restarted": node.restarted()}
+
+
+def test_missing_units_are_skipped_and_check_mode_restarts_nothing():
+    node = FakeNode(units=["kube-scheduler"])
+    assert run(node, params(["kube-apiserver", "kube-scheduler"]), check_mode=True) == {
+        "changed": True,
+        "restarted": ["kube-scheduler"],
+    }
+    assert node.restarted() == []
+    assert run(FakeNode(units=[]), params(["kubelet"])) == {"changed": False, "restarted": []}
+
+
+def test_an_unhealthy_component_rolls_the_node_back_and_fails_naming_it(tmp_path):
+    kdir = tmp_path / "k8s"
+    kdir.mkdir()
+    (kdir / "apiserver.crt").write_text("old\n")
+    files = [{"root": "kubernetes", "dest": "apiserver.crt", "mode": "0644", "components": ["kube-apiserver"]}]
+    install = {
+        "files": files,
+        "contents": ["new\n"],
+        "kubernetes_dir": str(kdir),
+        "kubelet_pki_dir": str(tmp_path),
+        "owner": str(os.getuid()),
+        "group": str(os.getgid()),
+        "backup_dir": str(tmp_path / "backup"),
+    }
+    _install.run(install)
+    node = FakeNode(broken=["kube-apiserver"])
+    with pytest.raises(
+        KubeguardError, match=r"kube-apiserver \(kube-apiserver.service\) did not become healthy"
+    ) as err:
+        run(node, params(["etcd"], str(tmp_path / "backup")))  # the manifest adds kube-apiserver
+    assert err.value.option == "components"
+    assert "restored the 1 previous file(s)" in str(err.value)
+    assert (kdir / "apiserver.crt").read_text() == "old\n"
+    # etcd and the apiserver were restarted again after the files came back
+    assert node.restarted() == ["etcd", "kube-apiserver", "etcd", "kube-apiserver"]
+    assert _install.read_manifest(str(tmp_path / "backup"))["components"] == []
+
+
+def test_a_component_without_health_urls_must_stay_active():
+    node = FakeNode()
+    p = params(["kubelet"], health_checks={})
+    assert run(node, p)["restarted"] == ["kubelet"]
+    assert node.now >= 3
+
+
+def test_unknown_components_are_refused():
+    with pytest.raises(KubeguardError, match="unknown components"):
+        run(FakeNode(), params(["kube-proxy"]))
