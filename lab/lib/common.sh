@@ -13,6 +13,37 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$LAB_DIR/containers.conf}
 log() { printf '\033[1m[lab]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[31m[lab] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# Several labs can run side by side: LAB_ID=N (0-99) shifts every name,
+# address and port so instances never collide. LAB_ID=0 keeps the historical
+# names (kg-<node>, kubeguard-lab, 10.123.0.0/24, SSH 22221-22223, API 16443).
+LAB_ID=${LAB_ID:-0}
+[[ "$LAB_ID" =~ ^[0-9]{1,2}$ ]] || die "LAB_ID must be a number from 0 to 99, not '$LAB_ID'"
+LAB_ID=$((10#$LAB_ID))
+if [ "$LAB_ID" -eq 0 ]; then
+  LAB_CONTAINER_PREFIX=kg-
+  LAB_NETWORK=kubeguard-lab
+  LAB_LABEL=io.kubeguard.lab=1
+else
+  LAB_CONTAINER_PREFIX=kg$LAB_ID-
+  LAB_NETWORK=kubeguard-lab$LAB_ID
+  # Never "=1" here: older lab-down scripts remove every container labelled so.
+  LAB_LABEL=io.kubeguard.lab=instance-$LAB_ID
+fi
+LAB_SUBNET=10.$((123 + LAB_ID)).0.0/24
+LAB_API_PORT=${LAB_API_PORT:-$((16443 + 100 * LAB_ID))}
+
+# The one reader of lab/nodes.conf: prints "name release ip groups ssh_port"
+# per node, shifted for this LAB_ID (cp1 first).
+lab_nodes() {
+  awk -v id="$LAB_ID" '!/^#/ && NF {
+    split($3, ip, ".")
+    printf "%s %s %s.%d.%s.%s %s %d\n", $1, $2, ip[1], ip[2] + id, ip[3], ip[4], $4, $5 + 100 * id
+  }' "$LAB_DIR/nodes.conf"
+}
+
+# True when nothing listens on 127.0.0.1:PORT.
+port_is_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # Lab commands take their settings from the environment; a stray argument is
 # a mistake (or a tool probing executables, as Ansible's inventory loader does
 # with --list) and must not trigger a build or a teardown.

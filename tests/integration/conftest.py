@@ -12,6 +12,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 LAB_STATE = Path(os.environ.get("LAB_STATE", REPO / ".lab"))
 CONTAINERS_CONF = str(REPO / "lab" / "containers.conf")
+# Which lab instance the tests drive (lab/lib/common.sh: LAB_ID shifts names,
+# addresses and ports; instance 0 keeps the historical label).
+LAB_ID = int(os.environ.get("LAB_ID", "0"))
+LAB_LABEL = "io.kubeguard.lab=1" if LAB_ID == 0 else f"io.kubeguard.lab=instance-{LAB_ID}"
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +104,7 @@ class Lab:
         """Run argv inside the node container of host."""
         env = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
         return subprocess.run(
-            ["podman", "exec", f"kg-{host}", *argv], capture_output=True, text=True, env=env, timeout=120, check=False
+            ["podman", "exec", self.hostvars[host]["kubeguard_lab_container"], *argv], capture_output=True, text=True, env=env, timeout=120, check=False
         )
 
 

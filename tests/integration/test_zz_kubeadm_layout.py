@@ -7,7 +7,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import CONTAINERS_CONF, LAB_STATE, REPO, Lab
+from conftest import CONTAINERS_CONF, LAB_LABEL, LAB_STATE, REPO, Lab
 
 pytestmark = pytest.mark.lab
 
@@ -32,7 +32,7 @@ def test_a_taken_port_fails_clearly_and_leaves_nothing_behind():
     assert result.returncode != 0
     assert f"port 127.0.0.1:{port} is already taken" in result.stderr
     leftovers = subprocess.run(
-        ["podman", "ps", "-aq", "--filter", "label=io.kubeguard.lab=1"],
+        ["podman", "ps", "-aq", "--filter", f"label={LAB_LABEL}"],
         capture_output=True,
         text=True,
         env={**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF},
