@@ -69,15 +69,24 @@ def exec_start(text):
         if not stripped.startswith("ExecStart="):
             continue
         value = stripped[len("ExecStart=") :].strip()
-        argv = shlex.split(value.lstrip("-@:+!")) if value else []
+        argv = [_unescape(w) for w in shlex.split(value.lstrip("-@:+!"))] if value else []
     return argv
+
+
+def _unescape(word):
+    """systemd's ``%%`` and ``$$`` (specifier and variable escapes) back to ``%`` and ``$``."""
+    return word.replace("%%", "%").replace("$$", "$")
+
+
+def _escape(word):
+    return shlex.quote(word.replace("%", "%%").replace("$", "$$"))
 
 
 def render_dropin(argv, header):
     """A systemd drop-in that replaces ExecStart with ``argv``, one flag a line."""
-    lines = [header.rstrip("\n"), "[Service]", "ExecStart=", f"ExecStart={argv[0]} \\"]
+    lines = [header.rstrip("\n"), "[Service]", "ExecStart=", f"ExecStart={_escape(argv[0])} \\"]
     for index, word in enumerate(argv[1:], 1):
-        lines.append(f"  {shlex.quote(word)}" + (" \\" if index < len(argv) - 1 else ""))
+        lines.append(f"  {_escape(word)}" + (" \\" if index < len(argv) - 1 else ""))
     return "\n".join(lines) + "\n"
 
 

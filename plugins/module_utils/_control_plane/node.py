@@ -504,6 +504,8 @@ def apply(params, check_mode):
         atomic_write(_state_path(params, component), json.dumps(rollback).encode(), 0o600)
     if component == "etcd":
         etcd_peer_urls(conf["flags"], new_flags, params)
+    if component == "kube-apiserver":
+        os.makedirs(os.path.dirname(params["audit_log_path"]), mode=0o700, exist_ok=True)
     start = time.monotonic()
     _write_all(files)
     if changed_files or pending:

@@ -55,7 +55,7 @@ def test_exec_start_follows_systemd_reset_rules(text, argv):
 
 
 def test_dropin_round_trips_through_exec_start():
-    argv = ["/usr/local/bin/kube-apiserver", "--a=1", "--b=x y", "--c=$HOME"]
+    argv = ["/usr/local/bin/kube-apiserver", "--a=1", "--b=x y", "--c=$HOME", "--d=50%", "--e=*,-x"]
     text = flags.render_dropin(argv, "# header")
     assert text.startswith("# header\n[Service]\nExecStart=\n")
     assert flags.exec_start("[Service]\nExecStart=/old --gone=1\n" + text) == argv
