@@ -104,7 +104,12 @@ class Lab:
         """Run argv inside the node container of host."""
         env = dict(os.environ, CONTAINERS_CONF=CONTAINERS_CONF)
         return subprocess.run(
-            ["podman", "exec", self.hostvars[host]["kubeguard_lab_container"], *argv], capture_output=True, text=True, env=env, timeout=120, check=False
+            ["podman", "exec", self.hostvars[host]["kubeguard_lab_container"], *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
         )
 
 
