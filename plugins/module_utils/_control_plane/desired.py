@@ -92,9 +92,19 @@ def pki(params, name):
     return posixpath.join(params["pki_dir"], name)
 
 
+def _port(urls, default):
+    """The port of the first URL in a comma-separated list (the operator's ports are kept)."""
+    match = re.search(r":(\d+)/?$", (urls or "").split(",")[0])
+    return match.group(1) if match else default
+
+
 def etcd_flags(current, params):
     """etcd: client and peer mutual TLS from the etcd CA (CIS 2.1-2.6)."""
     ip = _url_host(params["node_ip"])
+    client = _port(current.get("advertise-client-urls") or current.get("listen-client-urls"), "2379")
+    peer = _port(current.get("initial-advertise-peer-urls") or current.get("listen-peer-urls"), "2380")
+    metrics = _port(current.get("listen-metrics-urls"), "2381")
+    listen = [f"https://127.0.0.1:{client}"] + ([f"https://{ip}:{client}"] if ip != "127.0.0.1" else [])
     flags = {
         # CIS 2.1: serving certificate and key.
         "cert-file": pki(params, "etcd/server.crt"),
@@ -108,11 +118,11 @@ def etcd_flags(current, params):
         "peer-client-cert-auth": "true",
         "peer-trusted-ca-file": pki(params, "etcd/ca.crt"),
         # Only the node IP and loopback; metrics on loopback only.
-        "listen-client-urls": f"https://127.0.0.1:2379,https://{ip}:2379",
-        "advertise-client-urls": f"https://{ip}:2379",
-        "listen-peer-urls": f"https://{ip}:2380",
-        "initial-advertise-peer-urls": f"https://{ip}:2380",
-        "listen-metrics-urls": "http://127.0.0.1:2381",
+        "listen-client-urls": ",".join(listen),
+        "advertise-client-urls": f"https://{ip}:{client}",
+        "listen-peer-urls": f"https://{ip}:{peer}",
+        "initial-advertise-peer-urls": f"https://{ip}:{peer}",
+        "listen-metrics-urls": f"http://127.0.0.1:{metrics}",
         "data-dir": current.get("data-dir", params["etcd_data_dir"]),
         "name": current.get("name", params["node_name"]),
     }

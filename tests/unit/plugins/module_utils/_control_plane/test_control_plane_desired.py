@@ -221,3 +221,15 @@ def test_invalid_pod_is_refused(mutate, fragment):
     mutate(pod)
     with pytest.raises(KubeguardError, match=fragment):
         manifest.validate_pod(pod, "m.yaml")
+
+
+def test_etcd_keeps_the_operators_ports_and_does_not_listen_twice_on_loopback():
+    current = {
+        "advertise-client-urls": "http://127.0.0.1:23110",
+        "listen-peer-urls": "http://127.0.0.1:23111",
+        "listen-metrics-urls": "http://127.0.0.1:23112",
+    }
+    flags = desired.etcd_flags(current, params(node_ip="127.0.0.1"))
+    assert flags["listen-client-urls"] == "https://127.0.0.1:23110"
+    assert flags["initial-advertise-peer-urls"] == "https://127.0.0.1:23111"
+    assert flags["listen-metrics-urls"] == "http://127.0.0.1:23112"
