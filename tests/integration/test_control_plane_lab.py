@@ -6,6 +6,7 @@ leave the cluster as it was."""
 
 import base64
 import json
+import os
 import pathlib
 import re
 import ssl
@@ -21,6 +22,7 @@ import yaml
 from conftest import ansible_playbook
 
 pytestmark = pytest.mark.lab
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 SECRET_VALUE = "cp8-before-secret-value"
 CRD = {
@@ -494,3 +496,40 @@ def test_failed_restart_rolls_back_and_the_cluster_stays_healthy(hardened, lab):
     again, recap = ansible_playbook(lab.inventory, "control_plane.yml", "--tags", "control_plane_scheduler")
     assert again.returncode == 0
     assert all(r["changed"] == 0 for r in recap.values()), recap
+
+
+def test_a_run_killed_mid_way_converges_on_rerun(hardened, lab):
+    """SIGKILL the play right after it wrote the apiserver's new configuration
+    (before health was proven), then rerun: it converges, and the next run is a no-op."""
+    host = hardened["host"]
+    change = ["-e", '{"control_plane_request_timeout": "61s"}']
+    systemd = lab.podman_exec(host, "test", "-d", "/etc/systemd/system/kube-apiserver.service.d").returncode == 0
+    source = (
+        "/etc/systemd/system/kube-apiserver.service.d/50-kubeguard.conf"
+        if systemd
+        else "/etc/kubernetes/manifests/kube-apiserver.yaml"
+    )
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    play = subprocess.Popen(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(lab.inventory), "playbooks/control_plane.yml", *change],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and play.poll() is None:
+        if lab.podman_exec(host, "grep", "-q", "request-timeout=61s", source).returncode == 0:
+            play.kill()
+            break
+        time.sleep(0.3)
+    play.wait(timeout=60)
+    assert play.returncode != 0, "the play ended before it could be killed"
+    rerun, _ = ansible_playbook(lab.inventory, "control_plane.yml", *change)
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "--request-timeout=61s" in cmdline(lab, host, "kube-apiserver")
+    again, recap = ansible_playbook(lab.inventory, "control_plane.yml", *change)
+    assert again.returncode == 0
+    assert all(r["changed"] == 0 for r in recap.values()), recap
+    back, _ = ansible_playbook(lab.inventory, "control_plane.yml")
+    assert back.returncode == 0, back.stdout[-3000:]
