@@ -231,10 +231,11 @@ def _openssl(*args):
     return rc, out, err
 
 
-def check_pki(component, flags, params):
-    """Every referenced file readable, each cert matches its key and chains to its CA, SANs cover the addresses."""
+def check_pki(component, flags, params, writing=()):
+    """Every referenced file readable (but the ones this run writes), each cert matches
+    its key and chains to its CA, SANs cover the addresses."""
     option = desired.var("pki_dir")
-    for path in desired.referenced_files(flags):
+    for path in sorted(set(desired.referenced_files(flags)) - set(writing)):
         if not os.access(path, os.R_OK):
             raise KubeguardError(option, f"{component} needs {path}, which is missing or unreadable")
     for cert_flag, key_flag, ca_flag in desired.KEY_PAIRS[component]:
@@ -493,7 +494,7 @@ def apply(params, check_mode):
     if not result["changed"]:
         return result
     check_known_flags(component, new_flags, conf["binary"], params)
-    check_pki(component, new_flags, params)
+    check_pki(component, new_flags, params, writing=files)
     if check_mode:
         return result
     rollback = _load_rollback(params, component)
