@@ -63,6 +63,36 @@ FILE_FLAGS = (
 )
 
 
+# Go's cipher suite names (crypto/tls CipherSuites + InsecureCipherSuites): what etcd
+# accepts, whose --help lists none. Kubernetes binaries' own lists take precedence.
+GO_CIPHER_SUITES = [
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+]
+
 # Certificate/key/CA flag triples checked before a restart: the pair matches and chains to the CA.
 KEY_PAIRS = {
     "etcd": (("cert-file", "key-file", "trusted-ca-file"), ("peer-cert-file", "peer-key-file", "peer-trusted-ca-file")),
@@ -219,15 +249,13 @@ def validate(component, params, binary):
     """Refuse bad input before anything is written. ``binary`` is the
     component's entry of ``control_plane_facts``: ``help_flags``,
     ``admission_plugins``, ``cipher_suites``."""
-    known_ciphers = set(binary.get("cipher_suites", {}).get("preferred", [])) | set(
-        binary.get("cipher_suites", {}).get("insecure", [])
-    )
-    if known_ciphers:
-        unknown = [c for c in params["tls_cipher_suites"] if c not in known_ciphers]
-        if unknown:
-            raise KubeguardError(
-                var("tls_cipher_suites"), f"{', '.join(unknown)} unknown to {component} {binary.get('version', '')}"
-            )
+    listed = binary.get("cipher_suites") or {}
+    known_ciphers = set(listed.get("preferred", [])) | set(listed.get("insecure", [])) or set(GO_CIPHER_SUITES)
+    unknown = [c for c in params["tls_cipher_suites"] if c not in known_ciphers]
+    if unknown:
+        raise KubeguardError(
+            var("tls_cipher_suites"), f"{', '.join(unknown)} unknown to {component} {binary.get('version', '')}"
+        )
     if params["tls_min_version"] not in TLS_VERSIONS:
         raise KubeguardError(var("tls_min_version"), f"{params['tls_min_version']!r} is not one of {TLS_VERSIONS}")
     if component == "kube-apiserver":

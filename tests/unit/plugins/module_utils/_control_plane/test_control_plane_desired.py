@@ -132,6 +132,7 @@ V = "control_plane_"
         ("kube-apiserver", {"service_cidr": "10.96.0.0/33"}, "control_plane_service_cidr", ""),
         ("kube-apiserver", {"request_timeout": "soon"}, "control_plane_request_timeout", "duration"),
         ("etcd", {"tls_cipher_suites": ["TLS_AES_128_GCM_SHA265"]}, "control_plane_tls_cipher_suites", "SHA265"),
+        ("kube-apiserver", {"tls_cipher_suites": ["TLS_AES_256_GCM_SHA384"]}, f"{V}tls_cipher_suites", "SHA384"),
         ("kube-scheduler", {"tls_min_version": "VersionTLS11"}, "control_plane_tls_min_version", "VersionTLS11"),
         ("kube-scheduler", {"extra_flags": {"profilin": "false"}}, "control_plane_scheduler_extra_flags", "profilin"),
     ],
@@ -148,6 +149,12 @@ def test_always_allow_only_with_the_loud_variable():
     with pytest.raises(KubeguardError) as err:
         desired.validate("kube-apiserver", params(authorization_modes=["AlwaysAllow"]), BINARY)
     assert desired.ALWAYS_ALLOW_FORCE in str(err.value)
+
+
+def test_etcd_ciphers_are_checked_against_go_names_when_its_help_lists_none():
+    desired.validate("etcd", params(tls_cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]), {"help_flags": []})
+    with pytest.raises(KubeguardError, match="SHA265"):
+        desired.validate("etcd", params(tls_cipher_suites=["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA265"]), {})
 
 
 def test_valid_input_passes_and_weak_values_warn():
