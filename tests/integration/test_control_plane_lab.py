@@ -238,6 +238,8 @@ def test_second_run_changes_and_restarts_nothing(hardened, lab):
 
 
 def test_every_object_from_before_the_migration_is_intact(hardened, lab_binaries):
+    if not hardened["fresh"]:
+        pytest.skip("the lab was hardened before this module ran (site.yml?): no objects from before the migration")
     for kind, name, namespace in AFTER:
         args = ["get", kind, name, "-o", "json"] + (["-n", namespace] if namespace else [])
         kubectl(lab_binaries, hardened["admin"], *args)
