@@ -21,11 +21,12 @@ description:
     admission plugin or flag, AlwaysAllow, negative audit limits) and checks every referenced file
     exists, each certificate matches its key and chains to its CA, and the serving SANs cover the
     addresses (the service IP of I(service_cidr) for kube-apiserver).
-  - Then writes (atomically, 0600), restarts the component (systemd) or lets the kubelet recreate the
-    pod, and waits for the new process to be healthy (etcd C(/health) with the healthcheck client
-    certificate, kube-apiserver C(/readyz) with a client certificate, controller-manager and scheduler
-    C(/healthz) on 127.0.0.1). When health does not come back within I(health_timeout), the previous
-    files are restored, the component restarted, and the module fails naming the check.
+  - Then writes (atomically; drop-ins and manifests 0600, the audit policy and admission configuration 0644),
+    restarts the component (systemd) or lets the kubelet recreate the pod, and waits for the new process to be
+    healthy (etcd C(/health) with the healthcheck client certificate, kube-apiserver C(/readyz) with a client
+    certificate, controller-manager and scheduler C(/healthz) on 127.0.0.1). When health does not come back
+    within I(health_timeout), the previous files are restored, the component restarted, and the module fails
+    naming the check.
   - The previous files are kept in I(state_dir) until health is proven, so a run killed mid-way rolls
     back to the last good configuration, and a rerun restarts a component whose running flags differ
     from its configuration.

@@ -460,8 +460,9 @@ def plan(component, params):
     else:
         raise KubeguardError("", f"{component} runs but neither a unit nor a manifest configures it")
     if component == "kube-apiserver":
-        files[new_flags["audit-policy-file"]] = (params["audit_policy"], 0o600)
-        files[new_flags["admission-control-config-file"]] = (desired.admission_config(params), 0o600)
+        # Not secret, and readable like the rest of /etc/kubernetes outside keys and kubeconfigs.
+        files[new_flags["audit-policy-file"]] = (params["audit_policy"], 0o644)
+        files[new_flags["admission-control-config-file"]] = (desired.admission_config(params), 0o644)
     return conf, new_flags, files
 
 
