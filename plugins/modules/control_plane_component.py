@@ -1,0 +1,259 @@
+#!/usr/bin/python
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: control_plane_component
+short_description: Harden one control-plane component, restart it safely and roll back on failure
+version_added: 0.2.0
+description:
+  - Computes the CIS v1.12 flags of one component (etcd, kube-apiserver, kube-controller-manager or
+    kube-scheduler) on top of its current flags, keeping every flag it does not own and removing the
+    ones CIS forbids.
+  - systemd layout, one drop-in per unit (C(<unit>.service.d/50-kubeguard.conf)) that replaces
+    C(ExecStart). kubeadm layout, the static-pod manifest edited structurally (only the container's
+    command, the volumes this module adds and a config-hash annotation change) and validated as a Pod
+    before it is written.
+  - Before anything is written, refuses bad input naming the role variable (unknown cipher suite,
+    admission plugin or flag, AlwaysAllow, negative audit limits) and checks every referenced file
+    exists, each certificate matches its key and chains to its CA, and the serving SANs cover the
+    addresses (the service IP of I(service_cidr) for kube-apiserver).
+  - Then writes (atomically; drop-ins and manifests 0600, the audit policy and admission configuration 0644),
+    restarts the component (systemd) or lets the kubelet recreate the pod, and waits for the new process to be
+    healthy (etcd C(/health) with the healthcheck client certificate, kube-apiserver C(/readyz) with a client
+    certificate, controller-manager and scheduler C(/healthz) on 127.0.0.1). When health does not come back
+    within I(health_timeout), the previous files are restored, the component restarted, and the module fails
+    naming the check.
+  - The previous files are kept in I(state_dir) until health is proven, so a run killed mid-way rolls
+    back to the last good configuration, and a rerun restarts a component whose running flags differ
+    from its configuration.
+  - etcd moving from plain HTTP to TLS first updates its registered peer URL (C(member update)), so
+    members of an N-member cluster can be migrated one at a time.
+  - Errors name the role variable to fix (C(control_plane_<option>)).
+author:
+  - kubeguard maintainers
+options:
+  component:
+    description: The component to harden.
+    type: str
+    required: true
+    choices: [etcd, kube-apiserver, kube-controller-manager, kube-scheduler]
+  facts:
+    description: The registered result of M(kubeguard.hardening.control_plane_facts) on this node.
+    type: dict
+    required: true
+  node_name:
+    description: The node name (etcd member name when the current flags have none).
+    type: str
+    required: true
+  node_ip:
+    description: The node's cluster IP; etcd listens on it and 127.0.0.1 only.
+    type: str
+    required: true
+  kubernetes_dir:
+    description: Kubernetes configuration directory holding the kubeconfigs.
+    type: path
+    default: /etc/kubernetes
+  pki_dir:
+    description: Directory of the certificates and keys the cluster_pki role installs.
+    type: path
+    default: /etc/kubernetes/pki
+  config_dir:
+    description: Directory of the audit policy and admission configuration.
+    type: path
+    default: /etc/kubernetes/kubeguard
+  state_dir:
+    description: Directory of the rollback state.
+    type: path
+    default: /var/lib/kubeguard/control_plane
+  etcd_servers:
+    description: The etcd client URLs kube-apiserver uses.
+    type: list
+    elements: str
+    default: []
+  etcd_data_dir:
+    description: etcd data directory when the current flags have none.
+    type: path
+    default: /var/lib/etcd
+  service_cidr:
+    description: The service CIDR; its first IP must be a SAN of the apiserver certificate.
+    type: str
+    default: 10.96.0.0/12
+  service_account_issuer:
+    description: Issuer when the current flags have none.
+    type: str
+    default: https://kubernetes.default.svc.cluster.local
+  tls_min_version:
+    description: Minimum TLS version.
+    type: str
+    default: VersionTLS12
+  tls_cipher_suites:
+    description: TLS cipher suites (Go names), checked against the binary's list.
+    type: list
+    elements: str
+    default: []
+  authorization_modes:
+    description: kube-apiserver authorization modes, in order.
+    type: list
+    elements: str
+    default: [Node, RBAC]
+  allow_always_allow:
+    description: Accept AlwaysAllow in I(authorization_modes).
+    type: bool
+    default: false
+  admission_plugins:
+    description: Admission plugins to enable, checked against the binary's list.
+    type: list
+    elements: str
+    default: [NodeRestriction, EventRateLimit, DenyServiceExternalIPs]
+  always_pull_images:
+    description: Also enable AlwaysPullImages.
+    type: bool
+    default: false
+  event_rate_limits:
+    description: The EventRateLimit limits (C(type), C(qps), C(burst), C(cacheSize)).
+    type: list
+    elements: dict
+    default: []
+  audit_policy:
+    description: The audit policy (YAML text).
+    type: str
+    default: ""
+  audit_log_path:
+    description: Audit log file.
+    type: path
+    default: /var/log/kubernetes/audit/audit.log
+  audit_log_maxage:
+    description: Days to keep rotated audit logs.
+    type: int
+    default: 30
+  audit_log_maxbackup:
+    description: Rotated audit logs to keep.
+    type: int
+    default: 10
+  audit_log_maxsize:
+    description: Megabytes before an audit log is rotated.
+    type: int
+    default: 100
+  request_timeout:
+    description: kube-apiserver C(--request-timeout).
+    type: str
+    default: 60s
+  terminated_pod_gc_threshold:
+    description: kube-controller-manager C(--terminated-pod-gc-threshold).
+    type: int
+    default: 10
+  extra_flags:
+    description: Flags set last, overriding everything; names are checked against the binary.
+    type: dict
+    default: {}
+  health_timeout:
+    description: Seconds to wait for the restarted component to be healthy before rolling back.
+    type: int
+    default: 120
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details: The diff lists the flags before and after, never file contents or key material.
+  idempotent:
+    support: full
+  safe_file_operations:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Harden kube-scheduler
+  kubeguard.hardening.control_plane_component:
+    component: kube-scheduler
+    facts: "{{ control_plane_facts }}"
+    node_name: cp1
+    node_ip: 10.123.0.10
+  become: true
+"""
+
+RETURN = r"""
+changed_files:
+  description: Files written (check mode, that would be written).
+  returned: changed
+  type: list
+  elements: str
+  sample: [/etc/systemd/system/kube-scheduler.service.d/50-kubeguard.conf]
+flag_changes:
+  description: The flag changes against the running process, one line each.
+  returned: changed
+  type: list
+  elements: str
+  sample: ["+ --profiling=false", "~ --bind-address: 0.0.0.0 -> 127.0.0.1"]
+restarted:
+  description: Whether the component was restarted.
+  returned: changed
+  type: bool
+  sample: true
+restart_seconds:
+  description: Seconds from writing to proven health.
+  returned: when restarted
+  type: float
+  sample: 7.1
+layout:
+  description: C(systemd) or C(static-pod).
+  returned: changed
+  type: str
+  sample: systemd
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+
+ARGUMENT_SPEC = {
+    "component": {
+        "type": "str",
+        "required": True,
+        "choices": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
+    },
+    "facts": {"type": "dict", "required": True},
+    "node_name": {"type": "str", "required": True},
+    "node_ip": {"type": "str", "required": True},
+    "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
+    "pki_dir": {"type": "path", "default": "/etc/kubernetes/pki"},
+    "config_dir": {"type": "path", "default": "/etc/kubernetes/kubeguard"},
+    "state_dir": {"type": "path", "default": "/var/lib/kubeguard/control_plane"},
+    "etcd_servers": {"type": "list", "elements": "str", "default": []},
+    "etcd_data_dir": {"type": "path", "default": "/var/lib/etcd"},
+    "service_cidr": {"type": "str", "default": "10.96.0.0/12"},
+    "service_account_issuer": {"type": "str", "default": "https://kubernetes.default.svc.cluster.local"},
+    "tls_min_version": {"type": "str", "default": "VersionTLS12"},
+    "tls_cipher_suites": {"type": "list", "elements": "str", "default": []},
+    "authorization_modes": {"type": "list", "elements": "str", "default": ["Node", "RBAC"]},
+    "allow_always_allow": {"type": "bool", "default": False},
+    "admission_plugins": {
+        "type": "list",
+        "elements": "str",
+        "default": ["NodeRestriction", "EventRateLimit", "DenyServiceExternalIPs"],
+    },
+    "always_pull_images": {"type": "bool", "default": False},
+    "event_rate_limits": {"type": "list", "elements": "dict", "default": []},
+    "audit_policy": {"type": "str", "default": ""},
+    "audit_log_path": {"type": "path", "default": "/var/log/kubernetes/audit/audit.log"},
+    "audit_log_maxage": {"type": "int", "default": 30},
+    "audit_log_maxbackup": {"type": "int", "default": 10},
+    "audit_log_maxsize": {"type": "int", "default": 100},
+    "request_timeout": {"type": "str", "default": "60s"},
+    "terminated_pod_gc_threshold": {"type": "int", "default": 10},
+    "extra_flags": {"type": "dict", "default": {}},
+    "health_timeout": {"type": "int", "default": 120},
+}
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, node.apply, module.params, module.check_mode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The node-side helpers that need no daemon: /proc scanning and mode rules."""
+
+import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
+
+
+def write_proc(root, pid, argv):
+    (root / str(pid)).mkdir()
+    (root / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+
+
+def test_processes_finds_components_by_binary_name_oldest_first(tmp_path):
+    write_proc(tmp_path, 300, ["/usr/local/bin/kube-apiserver", "--profiling=false"])
+    write_proc(tmp_path, 200, ["kube-apiserver", "--profiling=true"])
+    write_proc(tmp_path, 100, ["/usr/local/bin/etcdctl", "get"])
+    write_proc(tmp_path, 50, ["/usr/local/bin/etcd", "--name=cp1"])
+    (tmp_path / "60").mkdir()  # a kernel thread: empty cmdline
+    (tmp_path / "60" / "cmdline").write_bytes(b"")
+    found = node.processes(str(tmp_path))
+    assert found == {
+        "kube-apiserver": {"pid": 200, "argv": ["kube-apiserver", "--profiling=true"]},
+        "etcd": {"pid": 50, "argv": ["/usr/local/bin/etcd", "--name=cp1"]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("have", "want", "ok"),
+    [("0600", "0600", True), ("0400", "0600", True), ("0644", "0600", False), ("0640", "0644", True),
+     ("0755", "0700", False), ("0700", "0700", True)],
+)  # fmt: skip
+def test_a_stricter_mode_is_compliant(have, want, ok):
+    assert node._mode_ok(have, want) is ok
+
+
+def test_local_url_prefers_loopback():
+    assert node._local_url("https://10.0.0.1:2379,https://127.0.0.1:2379/") == "https://127.0.0.1:2379"
+    assert node._local_url("https://10.0.0.1:2379") == "https://10.0.0.1:2379"
+
+
+def test_request_refuses_non_http_urls():
+    with pytest.raises(ValueError, match="not an http"):
+        node._request("file:///etc/passwd", None)
