@@ -7,8 +7,7 @@
 # Env: NODE_NAME, NODE_IP, API_SANS (extra comma-separated IP SANs).
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_IP:?}"
-# Bootstrap PKI of the lab, kept apart from /etc/kubernetes/pki which the
-# cluster_pki role owns.
+# The lab's own leaf certificates and kubeconfigs (the weak before-state).
 PKI=/var/lib/kubernetes-lab
 BIN=/usr/local/bin
 source "$(dirname "$0")/lib.sh"
@@ -16,9 +15,13 @@ mkdir -p "$PKI" /var/lib/etcd
 chmod 0700 /var/lib/etcd
 cd "$PKI"
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
-  -subj "/CN=kubeguard-lab-ca" -addext "basicConstraints=critical,CA:TRUE" \
-  -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+# The cluster CA and the service-account key pair sit where operators keep
+# them (kubeadm's paths), so the cluster_pki role adopts them instead of
+# replacing them: kube-proxy, kube-router, the lab admin and every issued
+# service-account token stay valid through the hardening.
+$BIN/kubeadm init phase certs ca --cert-dir /etc/kubernetes/pki >/dev/null
+$BIN/kubeadm init phase certs sa --cert-dir /etc/kubernetes/pki >/dev/null
+cp /etc/kubernetes/pki/ca.crt /etc/kubernetes/pki/ca.key /etc/kubernetes/pki/sa.key /etc/kubernetes/pki/sa.pub .
 ip_sans="IP:$NODE_IP,IP:10.96.0.1"
 for ip in ${API_SANS//,/ }; do ip_sans+=",IP:$ip"; done
 issue "$PKI" apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE
@@ -30,8 +33,6 @@ issue "$PKI" controller-manager "/CN=system:kube-controller-manager" "$CLIENT_EX
 issue "$PKI" scheduler "/CN=system:kube-scheduler" "$CLIENT_EXT"
 # For logs/exec/port-forward: the apiserver's client identity at the kubelets.
 issue "$PKI" apiserver-kubelet-client "/O=kubeadm:cluster-admins/CN=kube-apiserver-kubelet-client" "$CLIENT_EXT"
-openssl genrsa -out sa.key 2048 2>/dev/null
-openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
 chmod 0600 ./*.key
 
 for user in admin controller-manager scheduler; do

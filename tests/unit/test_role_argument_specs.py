@@ -45,6 +45,7 @@ CONTRACT = {
     "kubeguard_cluster_name",
     "kubeguard_control_plane_endpoint",
     "kubeguard_api_extra_sans",
+    "kubeguard_kubeconfig",
 }
 
 
