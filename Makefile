@@ -8,6 +8,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 PYTHON ?= python3
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Ansible, ansible-lint and Molecule keep their state in the checkout: a
+# collection another checkout installed into ~/.ansible must never shadow this one.
+export ANSIBLE_HOME := $(CURDIR)/.ansible
 export PATH := $(BIN):$(PATH)
 LAYOUT ?= hardway
 STAMP := $(VENV)/.installed

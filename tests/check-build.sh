@@ -22,9 +22,9 @@ loads() { # type name marker: ansible-doc must load it from the installed tarbal
   ansible-doc --json -t "$1" "kubeguard.hardening.$2" 2>/dev/null | grep -q "\"$3\"" ||
     { echo "check-build: ansible-doc cannot load $1 kubeguard.hardening.$2 from the tarball" >&2; exit 1; }
 }
-modules=$(tar -tzf "$tarball" | sed -n 's#^plugins/modules/\([a-z_]*\)\.py$#\1#p')
+modules=$(tar -tzf "$tarball" | sed -n 's#^plugins/modules/\([a-z0-9_]*\)\.py$#\1#p')
 for module in $modules; do loads module "$module" doc; done
-roles=$(tar -tzf "$tarball" | sed -n 's#^roles/\([a-z_]*\)/meta/argument_specs.yml$#\1#p')
+roles=$(tar -tzf "$tarball" | sed -n 's#^roles/\([a-z0-9_]*\)/meta/argument_specs.yml$#\1#p')
 for role in $roles; do loads role "$role" entry_points; done
 echo "check-build: $(basename "$tarball") ok ($(tar -tzf "$tarball" | wc -l) files)"
 echo "  modules: $(echo $modules)"
