@@ -1,8 +1,8 @@
 """Rendering sshd_config, parsing sshd -T and drop-ins."""
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import config
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_render_puts_settings_before_include_and_match_last():
     ],
 )
 def test_render_rejects_injection(settings, blocks, option):
-    with pytest.raises(SshdHardeningError) as err:
+    with pytest.raises(KubeguardError) as err:
         config.render(settings, match_blocks=blocks)
     assert err.value.option == option
 

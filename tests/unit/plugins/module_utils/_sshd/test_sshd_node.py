@@ -4,8 +4,8 @@ import base64
 import struct
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import moduli, node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
 
 
 def rsa_pub(bits):
@@ -130,6 +130,6 @@ def test_filter_moduli(min_bits, kept, removed):
     ],
 )
 def test_filter_moduli_refusals(text, min_bits, option):
-    with pytest.raises(SshdHardeningError) as err:
+    with pytest.raises(KubeguardError) as err:
         moduli.filter_moduli(text, min_bits)
     assert err.value.option == option
