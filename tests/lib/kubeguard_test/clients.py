@@ -20,7 +20,7 @@ import paramiko
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 GOSSH_SRC = REPO / "tests" / "clients" / "gossh"
-GOSSH_CACHE = pathlib.Path(os.environ.get("KUBEGUARD_GOSSH_CACHE", "/var/cache/kubeguard/bin"))
+GOSSH_CACHE = pathlib.Path(os.environ.get("KUBEGUARD_GOSSH_CACHE", REPO / ".cache" / "gossh"))
 
 
 def paramiko_login(port, user, key_path, command, kex=None):

@@ -125,21 +125,21 @@ def test_refusals_name_the_variable_and_write_nothing(setup, change, option):
     assert not os.path.exists(params["state_dir"])
 
 
-def test_invalid_candidate_names_the_variable_from_sshd_error(setup):
+@pytest.mark.parametrize(
+    ("command", "failure", "option"),
+    [
+        ("sshd", "/tmp/x line 9: Bad key types 'x' in KexAlgorithms", "ssh_hardening_kex_preference"),
+        ("systemd-run", "Failed to start transient timer unit", "ssh_hardening_rollback_timeout"),
+    ],
+)
+def test_node_command_failures_name_the_variable(setup, command, failure, option):
+    """sshd -t rejects the candidate, or the rollback timer does not arm: nothing is written either way."""
     params, node, path = setup
-    node.rc["sshd"] = (255, "", "/tmp/x line 9: Bad key types 'x' in KexAlgorithms")
+    node.rc[command] = (255, "", failure)
     with pytest.raises(KubeguardError) as err:
         apply.sshd_config(params, False, node)
-    assert err.value.option == "ssh_hardening_kex_preference"
+    assert err.value.option == option
     assert path.read_text() == "PasswordAuthentication yes\n"
-
-
-def test_rollback_arming_failure_is_reported(setup):
-    params, node, _ = setup
-    node.rc["systemd-run"] = (1, "", "Failed to start transient timer unit")
-    with pytest.raises(KubeguardError) as err:
-        apply.sshd_config(params, False, node)
-    assert err.value.option == "ssh_hardening_rollback_timeout"
 
 
 def test_existing_socket_dropin_is_kept_for_the_rollback(setup):
