@@ -11,6 +11,7 @@ that knows no post-quantum hybrid.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pathlib
 import shutil
@@ -24,12 +25,18 @@ GOSSH_CACHE = pathlib.Path(os.environ.get("KUBEGUARD_GOSSH_CACHE", REPO / ".cach
 
 
 def paramiko_login(port, user, key_path, command, kex=None):
-    """Log in by key with paramiko and run ``command``; return ``(exit_status, stdout, negotiated kex)``.
+    """Log in by key with paramiko and run ``command``; return ``(exit_status, stdout, agreed kex)``.
 
     ``kex``: only these key exchanges are offered (None: paramiko's defaults).
     Raises paramiko.SSHException when no algorithm matches or the login fails.
     """
     key = paramiko.Ed25519Key.from_private_key_file(key_path)
+    # paramiko names the agreed key exchange only in its debug log ("Kex: <name>").
+    log = logging.getLogger("paramiko.transport")
+    agreed = _Agreed()
+    previous_level = log.level
+    log.addHandler(agreed)
+    log.setLevel(logging.DEBUG)
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - throwaway lab host keys
     disabled = {}
@@ -48,12 +55,22 @@ def paramiko_login(port, user, key_path, command, kex=None):
             auth_timeout=15,
             disabled_algorithms=disabled,
         )
-        negotiated = client.get_transport().kex_engine.__class__.__name__
         _, stdout, _ = client.exec_command(command, timeout=30)
         out = stdout.read().decode()
-        return stdout.channel.recv_exit_status(), out, negotiated
+        return stdout.channel.recv_exit_status(), out, agreed.kex
     finally:
         client.close()
+        log.removeHandler(agreed)
+        log.setLevel(previous_level)
+
+
+class _Agreed(logging.Handler):
+    kex = ""
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith("Kex: "):
+            self.kex = message[len("Kex: ") :]
 
 
 def gossh_binary():
