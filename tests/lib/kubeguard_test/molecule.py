@@ -22,7 +22,8 @@ def playbook(path, *args, timeout=600):
     inv, _ = inventory()
     proc = subprocess.run(["ansible-playbook", "-i", inv, path, *args], capture_output=True, text=True, timeout=timeout)
     recap = {}
-    for line in proc.stdout.splitlines():
+    # Molecule makes Ansible colour its output; the recap is read without the escapes.
+    for line in re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines():
         match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line)
         if match:
             recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
