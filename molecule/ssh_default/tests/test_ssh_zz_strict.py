@@ -38,7 +38,8 @@ def test_post_quantum_only(host):
 
         hybrid = sshcheck.until(lambda: sshcheck.ssh_key(port, "operator", "id", "-un"))
         assert hybrid.returncode == 0, hybrid.stderr
-        classical = sshcheck.ssh_key(port, "operator", "true", extra=("-o", "KexAlgorithms=curve25519-sha256"))
+        # -v: the negotiation failure is logged below the verifier's LogLevel=ERROR.
+        classical = sshcheck.ssh_key(port, "operator", "true", extra=("-v", "-o", "KexAlgorithms=curve25519-sha256"))
         assert classical.returncode != 0
         assert "no matching key exchange" in classical.stderr, classical.stderr
         with pytest.raises(paramiko.SSHException, match="kex"):
