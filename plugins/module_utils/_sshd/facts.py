@@ -43,7 +43,7 @@ class _Reader:
     def run(self, argv, check=True):
         rc, out, err = self.runner.run_command(argv)
         if check and rc != 0:
-            raise KubeguardError("sshd_facts", f"{' '.join(argv)} failed ({rc}): {err.strip() or out.strip()}")
+            raise KubeguardError(None, f"{' '.join(argv)} failed ({rc}): {err.strip() or out.strip()}")
         return out, err
 
 
