@@ -8,7 +8,7 @@ import subprocess
 from kubeguard_test import sshcheck
 
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ".")
-SECOND_PORT = {22320: 22322, 22321: 22323}
+SECOND_PORT = {22360: 22362, 22361: 22363}
 
 
 def effective(host, user="operator"):
