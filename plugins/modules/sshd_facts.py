@@ -37,6 +37,17 @@ options:
     description: Moduli smaller than this are counted as weak.
     type: int
     default: 3072
+  ports:
+    description:
+      - Ports sshd should listen on. When given, each is checked (1-65535) and C(listen_streams) is returned,
+        so a bad port is refused before any task writes it.
+    type: list
+    elements: raw
+  listen_addresses:
+    description: Listen addresses for I(ports); each must be an IP address or a host name.
+    type: list
+    elements: str
+    default: []
 attributes:
   check_mode:
     support: full
@@ -53,14 +64,14 @@ EXAMPLES = r"""
 - name: Gather SSH facts
   kubeguard.hardening.sshd_facts:
   become: true
-  register: ssh_hardening_facts
+  register: ssh_hardening_facts_result
 
 - name: Gather SSH facts for a given account and address
   kubeguard.hardening.sshd_facts:
     user: operator
     addr: 192.0.2.10
   become: true
-  register: ssh_hardening_facts
+  register: ssh_hardening_facts_result
 """
 
 RETURN = r"""
@@ -75,6 +86,11 @@ version_info:
   type: list
   elements: int
   sample: [10, 0]
+release:
+  description: Distribution ID and major version from /etc/os-release (empty when unknown).
+  returned: success
+  type: str
+  sample: debian13
 algorithms:
   description: Supported algorithms per C(ssh -Q) query (kex, cipher, mac, key, key-sig).
   returned: success
@@ -101,7 +117,7 @@ service:
   returned: success
   type: dict
   sample: {"name": "ssh", "service_active": true, "socket_enabled": false, "socket_activated": false,
-           "socket_dropin_exists": false}
+           "socket_dropin": "/etc/systemd/system/ssh.socket.d/kubeguard-listen.conf", "socket_dropin_exists": false}
 host_keys:
   description: Host public keys found in /etc/ssh with type and size.
   returned: success
@@ -123,6 +139,12 @@ connection:
   returned: success
   type: dict
   sample: {"addr": "10.88.0.1", "host": "10.88.0.1", "lport": "22"}
+listen_streams:
+  description: C(ListenStream=) values of the ssh.socket drop-in for I(ports) and I(listen_addresses).
+  returned: when I(ports) is given
+  type: list
+  elements: str
+  sample: ["22", "2222"]
 root_password_locked:
   description: Whether root's password is locked (null when /etc/shadow has no root entry).
   returned: success
@@ -130,156 +152,24 @@ root_password_locked:
   sample: false
 """
 
-import glob
-import os
-import re
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import algorithms, config, node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import config, facts
 
-QUERIES = ("kex", "cipher", "mac", "key", "key-sig")
-UNITS = ("ssh.service", "ssh.socket", "sshd.service", "sshd.socket")
-
-
-def run(module, args, check=True):
-    rc, out, err = module.run_command(args)
-    if check and rc != 0:
-        raise SshdHardeningError(f"{' '.join(args)} failed ({rc}): {err.strip() or out.strip()}")
-    return out, err
-
-
-def service_state(module):
-    props = "--property=Id,LoadState,ActiveState,UnitFileState,Accept"
-    out, _ = run(module, ["systemctl", "show", props, *UNITS], False)
-    units = {}
-    for block in out.strip().split("\n\n"):
-        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        if props.get("LoadState") == "loaded":
-            units[props["Id"]] = props
-    name = "ssh" if "ssh.service" in units else "sshd"
-    svc, sock = units.get(f"{name}.service", {}), units.get(f"{name}.socket", {})
-    socket_enabled = sock.get("UnitFileState") == "enabled"
-    socket_active = sock.get("ActiveState") == "active"
-    return {
-        "name": name,
-        "service_enabled": svc.get("UnitFileState") == "enabled",
-        "service_active": svc.get("ActiveState") == "active",
-        "socket_exists": bool(sock),
-        "socket_enabled": socket_enabled,
-        "socket_active": socket_active,
-        "socket_accept": sock.get("Accept") == "yes",
-        "socket_activated": socket_enabled or socket_active,
-        "socket_dropin_exists": os.path.exists(f"/etc/systemd/system/{name}.socket.d/kubeguard-listen.conf"),
-    }
-
-
-def dropins(path):
-    found = {}
-    try:
-        with open(path) as handle:
-            includes = [line.split(None, 1)[1] for line in handle if line.strip().lower().startswith("include ")]
-    except OSError as exc:
-        raise SshdHardeningError(f"Cannot read {path}: {exc}", option="sshd_config") from exc
-    for pattern in " ".join(includes).split():
-        if not pattern.startswith("/"):
-            pattern = os.path.join("/etc/ssh", pattern)
-        for match in sorted(glob.glob(pattern)):
-            with open(match, errors="replace") as handle:
-                found[match] = [list(item) for item in config.parse_dropin(handle.read())]
-    return found
-
-
-def gather(module):
-    p = module.params
-    version = run(module, ["ssh", "-V"])[1].strip()
-    numbers = re.search(r"OpenSSH_(\d+)\.(\d+)", version)
-    supported = {q: algorithms.parse_query(run(module, ["ssh", "-Q", q])[0]) for q in QUERIES}
-
-    conn = node.find_connection() or {}
-    user = p["user"] or os.environ.get("SUDO_USER") or ""
-    if not user and "uid" in conn:
-        user = node.pwd.getpwuid(conn["uid"]).pw_name
-    user = user or node.pwd.getpwuid(os.geteuid()).pw_name
-    acct = node.account(user)
-    if acct is None:
-        raise SshdHardeningError(f"Account {user!r} does not exist on the node", option="ssh_hardening_connection_user")
-    current = config.parse_effective(run(module, ["sshd", "-T", "-f", p["sshd_config"]])[0])
-    if not conn:
-        # No readable SSH_CONNECTION (containers lack CAP_SYS_PTRACE): use the socket
-        # table when all SSH connections come from one address to one port.
-        tables = []
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                with open(table) as handle:
-                    tables.append(handle.read())
-            except OSError:
-                continue
-        conn = node.connection_from_sockets(tables, config.words(current, "port"))
-    addr = p["addr"] or conn.get("addr") or ""
-    host = p["host"] or addr
-    lport = conn.get("lport") or ""
-
-    spec = f"user={user},host={host or 'localhost'},addr={addr or '127.0.0.1'}"
-    if lport:
-        spec += f",lport={lport}"
-    effective = config.parse_effective(run(module, ["sshd", "-T", "-f", p["sshd_config"], "-C", spec])[0])
-    files = node.expand_authorized_keys_files(
-        config.first(effective, "authorizedkeysfile"), user, acct["home"], acct["uid"]
-    )
-    acct["key_types"] = node.read_key_types(files)
-
-    host_keys = []
-    for pub in sorted(glob.glob("/etc/ssh/ssh_host_*_key.pub")):
-        with open(pub) as handle:
-            key_type, bits = node.public_key_info(handle.read())
-        host_keys.append({"path": pub[: -len(".pub")], "type": key_type, "bits": bits})
-
-    weak = 0
-    if os.path.exists("/etc/ssh/moduli"):
-        with open("/etc/ssh/moduli") as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) == 7 and fields[4].isdigit() and int(fields[4]) + 1 < p["moduli_min_bits"]:
-                    weak += 1
-    try:
-        with open("/etc/shadow") as handle:
-            locked = node.shadow_password_locked(handle.read())
-    except OSError:
-        locked = None
-
-    return {
-        "version": version,
-        "version_info": [int(numbers.group(1)), int(numbers.group(2))] if numbers else [],
-        "algorithms": supported,
-        "effective": effective,
-        "keywords": sorted(effective),
-        "dropins": dropins(p["sshd_config"]),
-        "service": service_state(module),
-        "host_keys": host_keys,
-        "moduli_weak": weak,
-        "account": acct,
-        "connection": {"addr": addr, "host": host, "lport": lport},
-        "root_password_locked": locked,
-    }
+ARGUMENT_SPEC = {
+    "user": {"type": "str"},
+    "addr": {"type": "str"},
+    "host": {"type": "str"},
+    "sshd_config": {"type": "path", "default": config.SSHD_CONFIG},
+    "moduli_min_bits": {"type": "int", "default": 3072},
+    "ports": {"type": "list", "elements": "raw"},
+    "listen_addresses": {"type": "list", "elements": "str", "default": []},
+}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "user": {"type": "str"},
-            "addr": {"type": "str"},
-            "host": {"type": "str"},
-            "sshd_config": {"type": "path", "default": "/etc/ssh/sshd_config"},
-            "moduli_min_bits": {"type": "int", "default": 3072},
-        },
-        supports_check_mode=True,
-    )
-    try:
-        result = gather(module)
-    except SshdHardeningError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    module.exit_json(changed=False, **result)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, lambda: {"changed": False, **facts.gather(module.params, module)})
 
 
 if __name__ == "__main__":

@@ -66,40 +66,19 @@ backup_file:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.moduli import filter_moduli
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import apply, moduli
+
+ARGUMENT_SPEC = {
+    "path": {"type": "path", "default": moduli.MODULI},
+    "min_bits": {"type": "int", "default": 3072},
+    "backup": {"type": "bool", "default": False},
+}
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "path", "default": "/etc/ssh/moduli"},
-            "min_bits": {"type": "int", "default": 3072},
-            "backup": {"type": "bool", "default": False},
-        },
-        supports_check_mode=True,
-    )
-    path = module.params["path"]
-    try:
-        with open(path) as handle:
-            current = handle.read()
-        wanted, kept, removed = filter_moduli(current, module.params["min_bits"])
-    except OSError as exc:
-        module.fail_json(msg=f"Cannot read {path}: {exc}; set path or disable ssh_hardening_moduli_enabled")
-    except SshdHardeningError as exc:
-        module.fail_json(msg=str(exc), option=exc.option)
-    result = {"changed": removed > 0, "kept": kept, "removed": removed}
-    if module._diff:
-        result["diff"] = {
-            "before": f"{kept + removed} moduli\n",
-            "after": f"{kept} moduli (>= {module.params['min_bits']} bits)\n",
-        }
-    if result["changed"] and not module.check_mode:
-        if module.params["backup"]:
-            result["backup_file"] = module.backup_local(path)
-        _files.atomic_write(path, wanted.encode(), 0o644, replace=module.atomic_move)
-    module.exit_json(**result)
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module(module, apply.sshd_moduli, module.params, module.check_mode, module)
 
 
 if __name__ == "__main__":

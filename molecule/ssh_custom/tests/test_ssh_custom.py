@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "ssh_default", "tests"))
-import sshcheck
+from kubeguard_test import sshcheck
 
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", ".")
-SECOND_PORT = {22320: 22322, 22321: 22323}
+SECOND_PORT = {22360: 22362, 22361: 22363}
 
 
 def effective(host, user="operator"):
@@ -33,6 +31,7 @@ def test_effective_custom_values(host):
     assert conf["permitlisten"] == ["none"]
     assert conf["ciphers"] == ["chacha20-poly1305@openssh.com,aes256-gcm@openssh.com"]
     assert conf["macs"] == ["hmac-sha2-512-etm@openssh.com"]
+    assert all("sntrup761" in k or "mlkem768" in k for k in conf["kexalgorithms"][0].split(","))
     assert conf["banner"] == ["/etc/ssh/sshd_banner"]
     assert conf["trustedusercakeys"] == ["/etc/ssh/trusted_user_ca_keys"]
     assert conf["authorizedprincipalsfile"] == ["/etc/ssh/auth_principals/%u"]

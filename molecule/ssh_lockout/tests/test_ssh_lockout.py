@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "ssh_default", "tests"))
-import sshcheck
+from kubeguard_test import sshcheck
+from kubeguard_test.molecule import inventory
 
 SCENARIO = os.path.join(os.path.dirname(__file__), "..")
-
-
-def inventory():
-    path = os.environ.get("MOLECULE_INVENTORY_FILE") or os.path.join(
-        os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory", "ansible_inventory.yml"
-    )
-    data = json.loads(subprocess.check_output(["ansible-inventory", "-i", path, "--list"], text=True))
-    return path, {name: int(hv["ansible_port"]) for name, hv in data["_meta"]["hostvars"].items()}
 
 
 def node(name, command):

@@ -1,4 +1,4 @@
-# Private to the kubeguard.hardening collection: no stable API.
+# Private to the kubeguard.hardening collection: no stable API (see __init__).
 """Decide whether the account Ansible connects with keeps access under a candidate sshd config.
 
 The input is the candidate's effective configuration for that connection

@@ -1,4 +1,4 @@
-# Private to the kubeguard.hardening collection: no stable API.
+# Private to the kubeguard.hardening collection: no stable API (see __init__).
 """Choose SSH algorithms from what the installed OpenSSH supports, in a hardened order.
 
 Nothing here guesses from version numbers: the input is the output of
@@ -8,7 +8,7 @@ not know is never emitted.
 
 from __future__ import annotations
 
-from .errors import SshdHardeningError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 POST_QUANTUM_KEX = ("mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com")
 
@@ -67,10 +67,10 @@ def select_all(preferences, supported, post_quantum_only=True):
         else:
             chosen = select(preferences[category], have)
         if not chosen:
-            raise SshdHardeningError(
-                f"None of {variable} ({', '.join(preferences[category])}) is supported by this OpenSSH "
-                f"(ssh -Q {query}: {', '.join(have) or 'nothing'}); add a supported algorithm to {variable}",
-                option=variable,
+            raise KubeguardError(
+                variable,
+                f"none of {', '.join(preferences[category])} is supported by this OpenSSH "
+                f"(ssh -Q {query}: {', '.join(have) or 'nothing'}); add a supported algorithm",
             )
         result[keyword] = chosen
     return result

@@ -1,5 +1,5 @@
-# Private to the kubeguard.hardening collection: no stable API.
-"""Render sshd_config, parse ``sshd -T`` output and sshd_config.d drop-ins.
+# Private to the kubeguard.hardening collection: no stable API (see __init__).
+"""The SSH constants, sshd_config rendering, ``sshd -T`` and drop-in parsing.
 
 sshd keeps the FIRST value it reads for most keywords, and reads an
 ``Include`` at the point where it appears. The hardened settings are
@@ -9,9 +9,16 @@ drop-in such as cloud-init's 50-cloud-init.conf cannot override them.
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 
-from .errors import SshdHardeningError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+
+SSH_DIR = "/etc/ssh"
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+# What the role writes after the hardened settings, and the default the distros ship.
+DROPIN_INCLUDE = "/etc/ssh/sshd_config.d/*.conf"
 
 # Keywords written once per list item.
 MULTI_LINE = {"hostkey", "port", "listenaddress", "hostcertificate", "subsystem"}
@@ -77,7 +84,7 @@ def _lines(settings, indent=""):
     out = []
     for key, value in settings.items():
         if not _SAFE_KEYWORD.match(key):
-            raise SshdHardeningError(f"Invalid sshd keyword {key!r}", option="ssh_hardening_custom_options")
+            raise KubeguardError("ssh_hardening_custom_options", f"invalid sshd keyword {key!r}")
         if value is None or (isinstance(value, (list, tuple)) and not value):
             continue
         if key.lower() in MULTI_LINE and isinstance(value, (list, tuple)):
@@ -109,7 +116,7 @@ def render(settings, header="", include=None, match_blocks=()):
     for block in match_blocks:
         criteria = block.get("criteria", "")
         if not criteria or "\n" in criteria:
-            raise SshdHardeningError(f"Invalid Match criteria {criteria!r}", option="ssh_hardening_match_blocks")
+            raise KubeguardError("ssh_hardening_match_blocks", f"invalid Match criteria {criteria!r}")
         out.append(f"Match {criteria}")
         out.extend(_lines(block.get("settings", {}), indent="    "))
     return "\n".join(out) + "\n"
@@ -160,4 +167,36 @@ def shadowed(dropins, settings):
         for key, value in entries:
             if key in ours and key not in MULTI_LINE:
                 found.append({"path": path, "keyword": key, "value": value})
+    return found
+
+
+def socket_dropin(service):
+    """The role's ssh.socket listen drop-in for ``service`` (``ssh`` or ``sshd``)."""
+    return f"/etc/systemd/system/{service}.socket.d/kubeguard-listen.conf"
+
+
+def connection_spec(user, host="", addr="", lport=""):
+    """The ``sshd -T -C`` spec for a connection; unknown host/addr fall back to loopback."""
+    addr = addr or "127.0.0.1"
+    spec = f"user={user},host={host or addr},addr={addr}"
+    return f"{spec},lport={lport}" if lport else spec
+
+
+def include_patterns(text, base=SSH_DIR):
+    """The glob patterns of the Include lines of a main sshd_config (relative ones are under /etc/ssh)."""
+    patterns = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 1 and fields[0].lower() == "include":
+            patterns.extend(p if p.startswith("/") else os.path.join(base, p) for p in fields[1:])
+    return patterns
+
+
+def discover_dropins(patterns):
+    """``{path: [(keyword, value)]}`` for every file the Include patterns match, in sshd's (sorted) order."""
+    found = {}
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)):
+            with open(path, errors="replace") as handle:
+                found[path] = parse_dropin(handle.read())
     return found

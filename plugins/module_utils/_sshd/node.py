@@ -1,4 +1,4 @@
-# Private to the kubeguard.hardening collection: no stable API.
+# Private to the kubeguard.hardening collection: no stable API (see __init__).
 """Read-only helpers about the node: accounts, authorized keys, host keys, the SSH connection."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Algorithm selection from what the node's OpenSSH supports (ssh -Q), never from version numbers."""
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import algorithms
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
 
 KEX_PREF = [
     "mlkem768x25519-sha256",
@@ -67,7 +67,7 @@ def test_select_all_maps_keywords():
     ],
 )
 def test_nothing_supported_names_the_variable(category, query, variable):
-    with pytest.raises(SshdHardeningError, match=variable) as err:
+    with pytest.raises(KubeguardError, match=variable) as err:
         algorithms.select_all({category: ["made-up-algorithm"]}, {query: ["aes128-ctr"]})
     assert err.value.option == variable
 

@@ -1,8 +1,8 @@
 """Rendering sshd_config, parsing sshd -T and drop-ins."""
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import config
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_render_puts_settings_before_include_and_match_last():
     ],
 )
 def test_render_rejects_injection(settings, blocks, option):
-    with pytest.raises(SshdHardeningError) as err:
+    with pytest.raises(KubeguardError) as err:
         config.render(settings, match_blocks=blocks)
     assert err.value.option == option
 
@@ -104,3 +104,30 @@ def test_shadowed_lists_overridden_dropin_values():
 )
 def test_option_for_error(error, option):
     assert config.option_for_error(error) == option
+
+
+@pytest.mark.parametrize(
+    ("args", "spec"),
+    [
+        (("operator", "client", "10.0.0.1", "22"), "user=operator,host=client,addr=10.0.0.1,lport=22"),
+        (("operator", "", "10.0.0.1", ""), "user=operator,host=10.0.0.1,addr=10.0.0.1"),
+        (("root",), "user=root,host=127.0.0.1,addr=127.0.0.1"),
+    ],
+)
+def test_connection_spec(args, spec):
+    assert config.connection_spec(*args) == spec
+
+
+def test_include_patterns_and_discovery(tmp_path):
+    (tmp_path / "b.conf").write_text("PasswordAuthentication yes\n")
+    (tmp_path / "a.conf").write_text("# only a comment\n")
+    text = f"Port 22\n  include {tmp_path}/*.conf extra.conf\nIncludeX nothing\n"
+    patterns = config.include_patterns(text)
+    assert patterns == [f"{tmp_path}/*.conf", "/etc/ssh/extra.conf"]
+    found = config.discover_dropins(patterns[:1])
+    assert list(found) == [f"{tmp_path}/a.conf", f"{tmp_path}/b.conf"]
+    assert found[f"{tmp_path}/b.conf"] == [("passwordauthentication", "yes")]
+
+
+def test_socket_dropin_path():
+    assert config.socket_dropin("sshd") == "/etc/systemd/system/sshd.socket.d/kubeguard-listen.conf"

@@ -4,8 +4,8 @@ import base64
 import struct
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import moduli, node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.errors import SshdHardeningError
 
 
 def rsa_pub(bits):
@@ -130,6 +130,17 @@ def test_filter_moduli(min_bits, kept, removed):
     ],
 )
 def test_filter_moduli_refusals(text, min_bits, option):
-    with pytest.raises(SshdHardeningError) as err:
+    with pytest.raises(KubeguardError) as err:
         moduli.filter_moduli(text, min_bits)
     assert err.value.option == option
+
+
+@pytest.mark.parametrize(("min_bits", "weak"), [(2048, 0), (3072, 1), (4096, 2)])
+def test_count_weak_uses_the_filter_rule(min_bits, weak):
+    assert moduli.count_weak(MODULI + "not a moduli line\n", min_bits) == weak
+    assert moduli.filter_moduli(MODULI, min_bits)[2] == weak
+
+
+@pytest.mark.parametrize(("line", "bits"), [("# c", None), ("", None), ("1 2 6 100 2047 5 C2", 2048)])
+def test_prime_bits(line, bits):
+    assert moduli.prime_bits(line) == bits

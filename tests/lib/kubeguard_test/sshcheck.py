@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -49,21 +50,59 @@ def until(func, seconds=60, step=3):
         time.sleep(step)
 
 
-def ssh_audit(port):
-    """Run ssh-audit; return (output, [fail]/[warn] lines). Retries while the server refuses the scan."""
+def _ssh_audit(port, *args, done):
+    """Run ssh-audit until ``done(stdout)`` (OpenSSH 10 penalises the scanner's repeated connections)."""
     audit = os.path.join(os.path.dirname(os.environ.get("PATH_TO_VENV_BIN", "")) or "", "ssh-audit")
     audit = audit if os.path.exists(audit) else "ssh-audit"
     deadline = time.monotonic() + 90
     while True:
-        proc = subprocess.run(
-            [audit, "--skip-rate-test", "--no-colors", "-p", str(port), "127.0.0.1"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        out = proc.stdout
-        if "(gen) banner" in out or time.monotonic() > deadline:
-            break
+        proc = subprocess.run([audit, *args, "-p", str(port), "127.0.0.1"], capture_output=True, text=True, timeout=120)
+        if done(proc.stdout) or time.monotonic() > deadline:
+            return proc.stdout
         time.sleep(5)
+
+
+def ssh_audit(port):
+    """Run ssh-audit; return (output, [fail]/[warn] lines). Retries while the server refuses the scan."""
+    out = _ssh_audit(port, "--skip-rate-test", "--no-colors", done=lambda out: "(gen) banner" in out)
     bad = [line for line in out.splitlines() if re.search(r"\[(fail|warn)\]", line)]
     return out, bad
+
+
+def audit_findings(out):
+    """``[(section, algorithm, line)]`` for every [fail]/[warn] line of ssh-audit's text output.
+
+    A finding on a continuation line belongs to the algorithm named above it.
+    """
+    findings, section, name = [], "", ""
+    for line in out.splitlines():
+        match = re.match(r"^\((\w+)\) (\S+)", line)
+        if match:
+            section, name = match.groups()
+        elif line.strip() and not line[0].isspace():
+            section, name = "", ""
+        if re.search(r"\[(fail|warn)\]", line):
+            findings.append((section, name, line))
+    return findings
+
+
+def ssh_audit_policy(port, policy):
+    """Evaluate the server against one of ssh-audit's built-in policies; return its JSON verdict."""
+    out = _ssh_audit(port, "-P", policy, "-j", done=lambda out: '"passed"' in out)
+    return json.loads(out)
+
+
+# The key exchanges the role keeps after the post-quantum hybrids, in the
+# order of ssh-audit's "Hardened Debian 12 (version 3)" policy.
+CLASSICAL_KEX = (
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha256",
+)
+POLICY = {12: "Hardened Debian 12 (version 3)", 13: "Hardened Debian 13 (version 1)"}
+
+
+def debian_release(host):
+    return int(host.file("/etc/debian_version").content_string.split(".")[0])

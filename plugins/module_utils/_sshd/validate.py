@@ -1,0 +1,75 @@
+# Private to the kubeguard.hardening collection: no stable API (see __init__).
+"""Role inputs refused before anything is written, each error naming the role variable.
+
+``sshd -t`` would catch most of these too, but only after rendering, and its
+message names an sshd keyword, not the variable the operator has to change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _port(value, option):
+    try:
+        number = int(str(value), 10)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 65535 or isinstance(value, bool):
+        raise KubeguardError(option, f"{value!r} is not a TCP port (1-65535)")
+    return number
+
+
+def _address(value, option):
+    """An IP address (IPv6 optionally in brackets) or a host name; '999.1.1.1' is neither."""
+    text = str(value).strip()
+    bare = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if text and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit():
+        return text
+    raise KubeguardError(option, f"{value!r} is not an IP address or host name")
+
+
+def _at_least_one(value, option):
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise KubeguardError(option, f"{value!r} must be a whole number of at least 1 (0 refuses every login)")
+    return int(value)
+
+
+# sshd keyword -> (role variable, checker of one value).
+SETTINGS = {
+    "port": ("ssh_hardening_ports", _port),
+    "listenaddress": ("ssh_hardening_listen_addresses", _address),
+    "maxauthtries": ("ssh_hardening_max_auth_tries", _at_least_one),
+}
+
+
+def settings(values):
+    """Check the sshd settings the role renders; raise KubeguardError naming the role variable."""
+    for keyword, value in values.items():
+        rule = SETTINGS.get(keyword.lower())
+        if rule is None or value is None:
+            continue
+        option, check = rule
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            check(item, option)
+
+
+def listen_streams(ports, addresses):
+    """The ssh.socket ``ListenStream=`` values for the role's ports and listen addresses (validated)."""
+    ports = [_port(p, "ssh_hardening_ports") for p in ports]
+    if not ports:
+        raise KubeguardError("ssh_hardening_ports", "at least one port is needed")
+    hosts = [_address(a, "ssh_hardening_listen_addresses") for a in addresses]
+    if not hosts:
+        return [str(p) for p in ports]
+    return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for p in ports for h in hosts]
