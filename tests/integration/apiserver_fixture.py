@@ -17,15 +17,12 @@ import pathlib
 import random
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 
 import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-if str(REPO / ".collections") not in sys.path:
-    sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (  # noqa: E402
     _engine,

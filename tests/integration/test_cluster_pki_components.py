@@ -9,14 +9,12 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (  # noqa: E402
     _crypto,

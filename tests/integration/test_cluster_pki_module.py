@@ -10,12 +10,10 @@ import pathlib
 import shutil
 import stat
 import subprocess
-import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError  # noqa: E402
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine  # noqa: E402

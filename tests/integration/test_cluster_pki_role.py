@@ -3,13 +3,11 @@ and a second run changes nothing."""
 
 import json
 import pathlib
-import sys
 
 import pytest
 from conftest import ansible_playbook
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _kubeconfig  # noqa: E402
 

@@ -11,14 +11,12 @@ import os
 import pathlib
 import ssl
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import (  # noqa: E402
     desired,
