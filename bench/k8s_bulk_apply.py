@@ -24,7 +24,9 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+# A script, not a test: the paths pytest gets from pyproject.toml, set by hand.
+for path in (".collections", "tests/lib", "tests/integration"):
+    sys.path.insert(0, str(REPO / path))
 
 
 def objects(prefix, count):

@@ -28,16 +28,3 @@ notes:
   - Runs against the API server, normally on the controller (C(delegate_to=localhost), C(run_once=true)).
 """
 
-    # The attributes of the read-only API modules (network_policy_audit, network_policy_truth_table).
-    READ_ONLY = r"""
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Read-only.
-"""

@@ -19,22 +19,6 @@ notes:
   - The file layout and the certificate profiles follow kubeadm v1.34 (see docs/cluster_pki.md in the collection).
 """
 
-    # kubeguard.hardening.pki.read_only: the attributes of the modules that only read the node.
-    READ_ONLY = r"""
-attributes:
-  check_mode:
-    support: full
-    description: Read-only; runs unchanged in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to diff.
-  idempotent:
-    support: full
-    description: Read-only.
-  safe_file_operations:
-    support: none
-    description: Writes nothing.
-"""
 
     # kubeguard.hardening.pki.node_dirs: where a node's kubeadm files are.
     NODE_DIRS = r"""

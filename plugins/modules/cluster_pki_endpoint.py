@@ -19,7 +19,7 @@ description:
   - Standard library only; runs on nodes without C(cryptography).
 author: kubeguard maintainers
 extends_documentation_fragment:
-  - kubeguard.hardening.pki.read_only
+  - kubeguard.hardening.attributes.read_only
   - kubeguard.hardening.pki.node_dirs
 options:
   files:

@@ -16,7 +16,7 @@ description:
   - Needs no Python library beyond the standard library, so it runs on nodes without C(cryptography).
 author: kubeguard maintainers
 extends_documentation_fragment:
-  - kubeguard.hardening.pki.read_only
+  - kubeguard.hardening.attributes.read_only
   - kubeguard.hardening.pki.node_dirs
   - kubeguard.hardening.pki
 seealso:

@@ -21,21 +21,13 @@ description:
   - Read-only; needs root (use become).
 author:
   - kubeguard maintainers
+extends_documentation_fragment:
+  - kubeguard.hardening.attributes.read_only
 options:
   kubernetes_dir:
     description: Kubernetes configuration directory (kubeconfigs, C(pki/), C(manifests/)).
     type: path
     default: /etc/kubernetes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  safe_file_operations:
-    support: none
-    details: Writes nothing.
 """
 
 EXAMPLES = r"""

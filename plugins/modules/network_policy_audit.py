@@ -17,7 +17,7 @@ description:
 author: kubeguard maintainers
 extends_documentation_fragment:
   - kubeguard.hardening.k8s_api
-  - kubeguard.hardening.k8s_api.read_only
+  - kubeguard.hardening.attributes.read_only
 options:
   exempt_namespaces:
     description: Names or shell patterns of namespaces left out of the audit.

@@ -20,7 +20,7 @@ description:
 author: kubeguard maintainers
 extends_documentation_fragment:
   - kubeguard.hardening.k8s_api
-  - kubeguard.hardening.k8s_api.read_only
+  - kubeguard.hardening.attributes.read_only
 options:
   ports:
     description: Destination ports to predict, as C(80), C(tcp/80) or C(udp/53).

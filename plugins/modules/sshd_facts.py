@@ -17,6 +17,8 @@ description:
   - Read-only; needs root (use become).
 author:
   - kubeguard maintainers
+extends_documentation_fragment:
+  - kubeguard.hardening.attributes.read_only
 options:
   user:
     description:
@@ -48,16 +50,6 @@ options:
     type: list
     elements: str
     default: []
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-  safe_file_operations:
-    support: none
-    details: Writes nothing.
 """
 
 EXAMPLES = r"""

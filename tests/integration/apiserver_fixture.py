@@ -21,6 +21,7 @@ import tempfile
 import time
 
 import yaml
+from kubeguard_test.waiting import wait_for
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -45,17 +46,6 @@ def free_port(taken=()):
                 continue
             return port
     raise RuntimeError("no free port in 24000-24999")
-
-
-def wait_for(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is True:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{what} not ready after {timeout}s: {last}")
 
 
 class Cluster:

@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from kubeguard_test.waiting import wait_for
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -313,17 +314,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(check, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is True:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} not ready after {timeout}s: {last}")
 
 
 @pytest.fixture(scope="module")
