@@ -1,8 +1,12 @@
 """playbooks/site.yml against the lab, end to end: it converges, a second
 run changes nothing, and real clients see the result."""
 
+import json
+import subprocess
+
 import pytest
 from conftest import ansible_playbook
+from kubeguard_test.waiting import wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -54,3 +58,36 @@ def test_root_key_login_is_refused(hardened):
         result = lab.ssh(host, "true", user="root")
         assert result.returncode != 0, host
         assert "Permission denied" in result.stderr, (host, result.stderr)
+
+
+def test_the_cluster_keeps_running(hardened, lab_binaries):
+    """The hardening moved etcd, the apiserver and every kubeconfig onto the
+    cluster PKI; the kubelets, kube-proxy, kube-router and CoreDNS must not
+    notice: every node Ready, every kube-system pod Running."""
+    lab = hardened[0]
+
+    def get(*args):
+        run = subprocess.run(
+            [str(lab_binaries / "kubectl"), f"--kubeconfig={lab.kubeconfig}", "--request-timeout=15s", "get", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return json.loads(run.stdout) if run.returncode == 0 else {"error": run.stderr}
+
+    def ready_nodes():
+        nodes = get("nodes", "-o", "json").get("items", [])
+        ready = {
+            n["metadata"]["name"]
+            for n in nodes
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+        }
+        return ready == set(lab.hosts) or sorted(ready)
+
+    def running_system_pods():
+        pods = get("pods", "-n", "kube-system", "-o", "json").get("items", [])
+        phases = {p["metadata"]["name"]: p["status"].get("phase") for p in pods}
+        return (bool(phases) and set(phases.values()) == {"Running"}) or phases
+
+    wait_for(ready_nodes, 120, "every node Ready after site.yml")
+    wait_for(running_system_pods, 120, "kube-system pods Running after site.yml")
