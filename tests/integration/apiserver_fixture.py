@@ -297,7 +297,9 @@ def controller_inventory(path):
             {
                 "all": {
                     "children": {
-                        "k8s_cluster": {"children": {"control_plane": {"hosts": {"cp1": None}}}},
+                        "k8s_cluster": {
+                            "children": {"control_plane": {"hosts": {"cp1": {"kubeguard_node_ip": "127.0.0.1"}}}}
+                        },
                     },
                     "vars": {
                         "ansible_connection": "local",
