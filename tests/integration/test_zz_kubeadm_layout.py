@@ -36,8 +36,10 @@ def test_a_running_lab_survives_a_transient_api_outage(lab):
     cp = lab.groups["control_plane"][0]
     layout = os.environ.get("LAYOUT", "hardway")
     unit = "kube-apiserver" if layout == "hardway" else "kubelet"
-    # Long enough for lab-up to meet it (its builds are cache hits first).
-    outage = f"systemctl stop {unit}; sleep 20; systemctl start {unit}"
+    # Long enough for lab-up to meet it (its builds are cache hits first). Killed,
+    # not stopped: a hardened apiserver drains for up to --request-timeout (60 s)
+    # on a graceful stop, longer than lab-up's retries.
+    outage = f"systemctl kill -s SIGKILL {unit}; systemctl stop {unit}; sleep 20; systemctl start {unit}"
     if layout == "kubeadm":  # the kubelet would restart the static pod: stop both
         outage = f"crictl stop $(crictl ps -q --name kube-apiserver); {outage}"
     container = lab.hostvars[cp]["kubeguard_lab_container"]
