@@ -27,4 +27,3 @@ requirements:
 notes:
   - Runs against the API server, normally on the controller (C(delegate_to=localhost), C(run_once=true)).
 """
-

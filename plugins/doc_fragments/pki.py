@@ -19,7 +19,6 @@ notes:
   - The file layout and the certificate profiles follow kubeadm v1.34 (see docs/cluster_pki.md in the collection).
 """
 
-
     # kubeguard.hardening.pki.node_dirs: where a node's kubeadm files are.
     NODE_DIRS = r"""
 options:
