@@ -14,7 +14,7 @@ description:
     keeping the fields it does not own, and removes the command-line flags that duplicate those fields wherever
     they are written (the unit, a unit's C(Environment=), kubeadm's C(kubeadm-flags.env)), so the file is the
     source of truth.
-  - Before anything is written, refuses bad input naming the role variable: an unknown cipher suite, a
+  - Before anything is written, refuses bad input naming the role variable - an unknown cipher suite, a
     C(readOnlyPort) outside 0-65535, a zero idle timeout, a serving certificate that does not chain to the
     client CA or lacks the node's IP, C(--hostname-override) without the documented exception.
   - Sets the sysctls C(protectKernelDefaults) expects first; on a container node (whose kernel is its host's) it
@@ -145,7 +145,7 @@ removed_flags:
   type: list
   elements: str
 config_changes:
-  description: The fields changed, as C(path: old -> new).
+  description: The fields changed, as C(path old -> new).
   returned: when a kubelet runs
   type: list
   elements: str

@@ -10,7 +10,7 @@ module: kubelet_facts
 short_description: Gather everything the kubelet hardening needs from a node in one call
 version_added: 0.3.0
 description:
-  - Finds the kubelet and kube-proxy on the node: the running process (C(/proc/<pid>/cmdline)), the systemd unit
+  - Finds the kubelet and kube-proxy on the node - the running process (C(/proc/<pid>/cmdline)), the systemd unit
     and its drop-ins, the C(Environment=) and C(EnvironmentFile=) values the command line expands (kubeadm's
     C(/var/lib/kubelet/kubeadm-flags.env), C(/etc/default/kubelet)), and where each configured flag is written.
   - Returns the kubelet's C(--config) file path (from the running process, else the unit) and its text, the
