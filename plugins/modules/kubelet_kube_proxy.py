@@ -10,9 +10,10 @@ module: kubelet_kube_proxy
 short_description: Bind kube-proxy's metrics to loopback (CIS 4.3.1)
 version_added: 0.3.0
 description:
-  - When kube-proxy runs from a systemd unit on the node, writes a drop-in whose command line sets
-    C(--metrics-bind-address) to O(metrics_bind_address) (a flag wins over a C(--config) file), restarts
-    kube-proxy and waits until it serves C(/metrics) there; restores the unit if it does not.
+  - When kube-proxy runs on the node with a C(--config) file, sets C(metricsBindAddress) in it (kube-proxy ignores
+    its flags then); when it runs from a systemd unit without one, writes a drop-in whose command line sets
+    C(--metrics-bind-address). Either way sets O(metrics_bind_address), restarts kube-proxy and waits until it
+    serves C(/metrics) there; restores the previous file if it does not.
   - Skips nodes without kube-proxy; warns when kube-proxy runs without a unit (a DaemonSet's ConfigMap is the
     place to set C(metricsBindAddress)).
 author:

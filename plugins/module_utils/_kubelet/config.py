@@ -233,6 +233,21 @@ def rewrite_env_file(text, variable, names):
     return "\n".join(out) + "\n"
 
 
+def top_level(text, key):
+    """The value of a top-level scalar ``key:`` in a YAML text (quotes removed), or ""."""
+    match = re.search(rf"^{re.escape(key)}:[ \t]*(.*?)[ \t]*$", text or "", re.M)
+    return match.group(1).strip("\"'") if match else ""
+
+
+def set_top_level(text, key, value):
+    """``text`` with the top-level scalar ``key`` set to ``value`` (replaced in place, else appended)."""
+    line = f"{key}: {_scalar(value)}"
+    pattern = re.compile(rf"^{re.escape(key)}:.*$", re.M)
+    if pattern.search(text or ""):
+        return pattern.sub(line, text, count=1)
+    return (text or "").rstrip("\n") + ("\n" if text else "") + line + "\n"
+
+
 # ---------------------------------------------------------------- validation
 
 

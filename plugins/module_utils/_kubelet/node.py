@@ -614,35 +614,48 @@ def apply_kube_proxy(params, check_mode):
         raise KubeguardError(cfg.var("kube_proxy_metrics_bind_address"), f"{address!r} is not a 127.x address:port")
     if not proxy or not proxy["running"]:
         return {"changed": False, "skipped_reason": "kube-proxy does not run on this node"}
-    service = proxy["unit"]
-    if service is None:
-        return {
-            "changed": False,
-            "warnings": [
-                "kube-proxy runs without a systemd unit here (a DaemonSet?): set metricsBindAddress: "
-                f"{address} in its configuration (CIS 4.3.1)"
-            ],
-        }
-    words = [w for w in cfg.without(service["exec_start"], {"metrics-bind-address"})]
-    words.append(f"--metrics-bind-address={address}")
-    path = os.path.join(SYSTEMD_DIR, "kube-proxy.service.d", cfg.DROPIN)
-    text = cfg.render_dropin(words).replace("kubelet's command line", "kube-proxy's command line", 1)
-    before = _read(path)
-    pending = proxy["running_flags"].get("metrics-bind-address") != address
+    flags = {**proxy["flags"], **proxy["running_flags"]}
+    if flags.get("config"):
+        # kube-proxy ignores its flags when --config is given: edit the file's top-level field.
+        path = flags["config"]
+        before = _read(path)
+        if before is None:
+            raise KubeguardError("", f"kube-proxy's --config file {path} is unreadable")
+        text = cfg.set_top_level(before, "metricsBindAddress", address)
+        mode = _file_mode(path) or 0o600
+        current = cfg.top_level(before, "metricsBindAddress") or "<default>"
+        pending = False
+    else:
+        service = proxy["unit"]
+        if service is None:
+            return {
+                "changed": False,
+                "warnings": [
+                    "kube-proxy runs without a systemd unit here (a DaemonSet?): set metricsBindAddress: "
+                    f"{address} in its configuration (CIS 4.3.1)"
+                ],
+            }
+        words = cfg.without(service["exec_start"], {"metrics-bind-address"})
+        words.append(f"--metrics-bind-address={address}")
+        path = os.path.join(SYSTEMD_DIR, "kube-proxy.service.d", cfg.DROPIN)
+        text = cfg.render_dropin(words).replace("kubelet's command line", "kube-proxy's command line", 1)
+        before, mode = _read(path), 0o600
+        current = proxy["running_flags"].get("metrics-bind-address", "<default>")
+        pending = current != address
     result = {
         "changed": before != text or pending,
         "metrics_bind_address": address,
         "diff": {
-            "before": f"--metrics-bind-address={proxy['running_flags'].get('metrics-bind-address', '<default>')}\n",
-            "after": f"--metrics-bind-address={address}\n",
-            "before_header": "kube-proxy",
-            "after_header": "kube-proxy",
+            "before": f"metricsBindAddress: {current}\n",
+            "after": f"metricsBindAddress: {address}\n",
+            "before_header": path,
+            "after_header": path,
         },
     }
     if not result["changed"] or check_mode:
         return result
-    rollback = _remember(params, "kube-proxy", {path: (text, 0o600)})
-    _write_all({path: (text, 0o600)})
+    rollback = _remember(params, "kube-proxy", {path: (text, mode)})
+    _write_all({path: (text, mode)})
     _systemctl("daemon-reload")
     _systemctl("restart", "kube-proxy.service")
     deadline = time.monotonic() + params["restart_timeout"]

@@ -217,3 +217,23 @@ def test_changes_lists_each_field():
     assert "readOnlyPort: 10255 -> 0" in lines
     assert 'authorization.mode: "AlwaysAllow" -> "Webhook"' in lines
     assert cfg.changes(out, out) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kind: KubeProxyConfiguration\nmetricsBindAddress: 0.0.0.0:10249\nmode: nftables\n", "0.0.0.0:10249"),
+        ('kind: KubeProxyConfiguration\nmetricsBindAddress: ""\n', ""),
+        ("kind: KubeProxyConfiguration\n", ""),
+        ("", ""),
+    ],
+)
+def test_a_top_level_field_is_set_in_place_or_appended(text, expected):
+    assert cfg.top_level(text, "metricsBindAddress") == expected
+    out = cfg.set_top_level(text, "metricsBindAddress", "127.0.0.1:10249")
+    parsed = yaml.safe_load(out)
+    assert parsed["metricsBindAddress"] == "127.0.0.1:10249"
+    assert {k: v for k, v in parsed.items() if k != "metricsBindAddress"} == {
+        k: v for k, v in (yaml.safe_load(text) or {}).items() if k != "metricsBindAddress"
+    }
+    assert cfg.set_top_level(out, "metricsBindAddress", "127.0.0.1:10249") == out
