@@ -255,8 +255,10 @@ def validate(params, cipher_names=()):
     """Refuse bad input before anything is written; errors name the role variable.
     Returns warnings for accepted but weak choices."""
     warnings = []
+    for option in ("read_only_port", "event_record_qps", "pod_pids_limit"):
+        params[option] = _integer(params[option])
     port = params["read_only_port"]
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+    if not isinstance(port, int) or not 0 <= port <= 65535:
         raise KubeguardError(var("read_only_port"), f"{port!r} is not a port number from 0 to 65535 (0 disables it)")
     if port != 0:
         warnings.append(
@@ -271,7 +273,7 @@ def validate(params, cipher_names=()):
         raise KubeguardError(var("streaming_connection_idle_timeout"), "0 keeps idle streams open forever (CIS 4.2.5)")
     for option, low in (("event_record_qps", 0), ("pod_pids_limit", 1)):
         value = params[option]
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        if not isinstance(value, int) or value < low:
             raise KubeguardError(var(option), f"{value!r} must be an integer of at least {low}")
     known = set(cipher_names) or GO_CIPHERS
     suites = params["tls_cipher_suites"]
@@ -288,6 +290,13 @@ def validate(params, cipher_names=()):
         if not str(params[option]).startswith("/"):
             raise KubeguardError(var(option), f"{params[option]!r} is not an absolute path")
     return warnings
+
+
+def _integer(value):
+    """An int, or a string of digits (``-e name=7`` passes strings) as an int; anything else as is."""
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value)
+    return None if isinstance(value, bool) else value
 
 
 def sans_problem(sans_text, node_ip):

@@ -101,7 +101,8 @@ def test_rendering_is_stable():
     [
         ({"read_only_port": 70000}, "kubelet_read_only_port", "0 to 65535"),
         ({"read_only_port": -1}, "kubelet_read_only_port", "0 to 65535"),
-        ({"read_only_port": "10255"}, "kubelet_read_only_port", "0 to 65535"),
+        ({"read_only_port": "ten"}, "kubelet_read_only_port", "0 to 65535"),
+        ({"read_only_port": True}, "kubelet_read_only_port", "0 to 65535"),
         ({"tls_cipher_suites": ["TLS_BOGUS_CIPHER"]}, "kubelet_tls_cipher_suites", "TLS_BOGUS_CIPHER"),
         ({"tls_cipher_suites": []}, "kubelet_tls_cipher_suites", "empty"),
         ({"streaming_connection_idle_timeout": "0"}, "kubelet_streaming_connection_idle_timeout", "duration"),
@@ -125,6 +126,12 @@ def test_cipher_suites_are_checked_against_what_the_binary_lists():
         cfg.validate(params(tls_cipher_suites=["TLS_AES_128_GCM_SHA256"]), cipher_names=CIPHERS)
     # Without a list from --help, Go's names are the reference.
     assert cfg.validate(params(tls_cipher_suites=["TLS_AES_128_GCM_SHA256"])) == []
+
+
+def test_digit_strings_from_extra_vars_are_integers():
+    p = params(read_only_port="0", event_record_qps="7")
+    assert cfg.validate(p, cipher_names=CIPHERS) == []
+    assert p["event_record_qps"] == 7 and p["read_only_port"] == 0
 
 
 def test_a_nonzero_read_only_port_is_accepted_with_a_warning():
