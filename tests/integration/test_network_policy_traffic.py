@@ -353,7 +353,7 @@ def test_predicted_and_probed_tables_are_equal_in_every_case(traffic, capsys):
         print(f"cells predicted allowed probed again after a failed connect: {cluster.retried}")
         for name, (apply, predict, wait, probe) in cluster.phases:
             print(
-                f"  {name[:60]:60} apply {apply:5.1f} s  predict {predict:4.1f} s  wait {wait:5.1f} s  probe {probe:5.1f} s"
+                f"  {name[:50]:50} apply {apply:5.1f}  predict {predict:4.1f}  wait {wait:5.1f}  probe {probe:5.1f} s"
             )
     assert not failures, "\n\n".join(report)
 
