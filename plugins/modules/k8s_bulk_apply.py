@@ -77,9 +77,10 @@ options:
     default: 4
   prune:
     description:
-      - Delete the objects this call owns but no longer lists, after applying the listed ones. An object is owned when it
-        carries every label of O(prune_labels) and the field manager O(field_manager) applied it (server-side apply);
-        nothing else is ever pruned. One LIST per kind (the kinds of the objects plus O(prune_kinds)), cluster-wide.
+      - Delete the objects this call owns but no longer lists, after applying the listed ones. An object is owned when
+        it carries every label of O(prune_labels) and the field manager O(field_manager) applied it (server-side
+        apply); nothing else is ever pruned. One LIST per kind (the kinds of the objects plus O(prune_kinds)),
+        cluster-wide.
       - In check mode the deletions are server-side dry-runs; the diff shows each pruned object.
     type: bool
     default: false
