@@ -30,7 +30,9 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import ( 
     _kubeconfig,
 )
 
-PORTS = range(24000, 25000)
+# KUBEGUARD_LOOPBACK_PORTS=first-last gives a parallel run its own range.
+_FIRST, _LAST = (int(n) for n in os.environ.get("KUBEGUARD_LOOPBACK_PORTS", "24000-24999").split("-"))
+PORTS = range(_FIRST, _LAST + 1)
 NODE_IP = "10.123.0.10"
 
 
@@ -45,7 +47,7 @@ def free_port(taken=()):
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 24000-24999")
+    raise RuntimeError(f"no free port in {_FIRST}-{_LAST}")
 
 
 class Cluster:
