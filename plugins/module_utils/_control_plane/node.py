@@ -479,11 +479,36 @@ def _config_hash(flags, params):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def probe_anonymous(params):
+    """kubeadm's kube-apiserver pod is probed by the kubelet with anonymous HTTPS GETs
+    (/livez, /readyz): under --anonymous-auth=false they get 401 and the kubelet kills
+    the apiserver minutes later. Unless another role already owns authentication
+    (--authentication-config), anonymous requests stay allowed on exactly the probed
+    paths through a structured config file, the same way api_access contributes one."""
+    conf = params["facts"]["components"].get("kube-apiserver")
+    contributed = dict(params.get("contributed_flags") or {})
+    if (
+        params["component"] != "kube-apiserver"
+        or conf.get("layout") != "static-pod"
+        or conf["flags"].get("authentication-config")
+        or "authentication-config" in contributed
+    ):
+        return params
+    paths = manifest.anonymous_probe_paths(_load_yaml(_read(conf["source"]) or "", conf["source"]), "kube-apiserver")
+    if not paths:
+        return params
+    path = os.path.join(params["config_dir"], "authentication.yaml")
+    contributed.update({"authentication-config": path, "anonymous-auth": None})
+    files = {**(params.get("contributed_files") or {}), path: desired.anonymous_health_authn(paths)}
+    return {**params, "contributed_flags": contributed, "contributed_files": files}
+
+
 def apply(params, check_mode):
     component = params["component"]
     conf = params["facts"]["components"].get(component)
     if conf is None:
         return {"changed": False, "skipped_reason": f"{component} does not run on this node"}
+    params = probe_anonymous(params)
     conf, new_flags, files = plan(component, params)
     before = {path: _read(path) for path in files}
     changed_files = sorted(p for p, (content, _) in files.items() if before[p] != content)
