@@ -242,3 +242,45 @@ class TestKubeadmControlPlane(ControlPlaneProofs):
             cp, "grep", "kubeguard.io/config-hash", "/etc/kubernetes/manifests/kube-apiserver.yaml"
         )
         assert mirror["metadata"]["annotations"]["kubeguard.io/config-hash"] in manifest.stdout
+
+    def test_kubeadm_accepts_the_hardened_tree(self, hardened, cp_lab):
+        """kubeadm's own read-only checks: the init phases that validate an existing
+        PKI and kubeconfigs reuse every file ("Using existing", nothing generated or
+        rewritten), check-expiration reads every certificate, and upgrade diff parses
+        each hardened manifest (after the upload-config step of kubeadm init that the
+        lab skips: kubeadm-config/kubelet-config ConfigMaps and the CRI annotation)."""
+        cp, config = hardened["host"], "/etc/kubernetes/lab/kubeadm.yaml"
+        tree = "cd /etc/kubernetes && find . -type f | sort | xargs sha256sum"
+        before = cp_lab.podman_exec(cp, "sh", "-c", tree).stdout
+
+        def kubeadm(*argv):
+            run = cp_lab.podman_exec(cp, "kubeadm", *argv, "--config", config)
+            assert run.returncode == 0, run.stdout + run.stderr
+            return run.stdout
+
+        certs = kubeadm("init", "phase", "certs", "all")
+        assert "Generating" not in certs
+        assert certs.count("Using existing") == 10 and 'Using the existing "sa" key' in certs, certs  # 3 CAs, 7 pairs
+        kubeconfigs = kubeadm("init", "phase", "kubeconfig", "all")
+        assert kubeconfigs.count("Using existing kubeconfig file") == 5, kubeconfigs
+        expiration = kubeadm("certs", "check-expiration")
+        assert "MISSING" not in expiration and "apiserver-etcd-client" in expiration, expiration
+        assert cp_lab.podman_exec(cp, "sh", "-c", tree).stdout == before
+
+        kubeadm("init", "phase", "upload-config", "all", "--kubeconfig", "/etc/kubernetes/super-admin.conf")
+        annotate = cp_lab.podman_exec(
+            cp,
+            "kubectl",
+            "--kubeconfig=/etc/kubernetes/super-admin.conf",
+            "annotate",
+            "--overwrite",
+            f"node/{cp}",
+            "kubeadm.alpha.kubernetes.io/cri-socket=unix:///run/containerd/containerd.sock",
+        )
+        assert annotate.returncode == 0, annotate.stderr
+        diff = cp_lab.podman_exec(cp, "kubeadm", "upgrade", "diff", "--kubeconfig", "/etc/kubernetes/super-admin.conf")
+        assert diff.returncode == 0, diff.stdout + diff.stderr
+        # kubeadm read our manifests: what it would write back lacks our flags.
+        assert "--- /etc/kubernetes/manifests/kube-apiserver.yaml" in diff.stdout
+        assert "-    - --authentication-config=/etc/kubernetes/kubeguard/authentication.yaml" in diff.stdout
+        assert "-    - --profiling=false" in diff.stdout
