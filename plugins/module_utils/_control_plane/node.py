@@ -376,8 +376,31 @@ def _systemctl(*args):
 def _restart(component, layout):
     if layout == "systemd":
         _systemctl("daemon-reload")
+        running = processes().get(component)
+        if component == "kube-apiserver" and running and not etcd_reachable(running["argv"]):
+            # Cut off from etcd (it just moved to TLS), the old process can finish no request:
+            # a graceful stop would hold the API down for up to --request-timeout while it drains.
+            _systemctl("kill", "--signal=SIGKILL", f"{component}.service")
         _systemctl("restart", f"{component}.service")
     # Static pods: the kubelet (or the lab's stand-in) recreates the pod when its manifest changes.
+
+
+def etcd_reachable(argv):
+    """Whether any of a running kube-apiserver's --etcd-servers answers /health the way
+    that process dials it (its own client certificate for https://)."""
+    flags = flaglib.parse_argv(argv)[1]
+    context = None
+    if "https://" in flags.get("etcd-servers", ""):
+        try:
+            context = ssl.create_default_context(cafile=flags.get("etcd-cafile"))
+            context.load_cert_chain(flags.get("etcd-certfile"), flags.get("etcd-keyfile"))
+        except (OSError, TypeError, ValueError, ssl.SSLError):
+            return True  # unknown: keep the graceful stop
+    for url in filter(None, flags.get("etcd-servers", "").split(",")):
+        with contextlib.suppress(OSError, ValueError, ssl.SSLError):
+            _request(url.rstrip("/") + "/health", context if url.startswith("https") else None, timeout=2)
+            return True
+    return False
 
 
 def _write_all(files):

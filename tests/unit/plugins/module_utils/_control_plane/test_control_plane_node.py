@@ -60,3 +60,11 @@ def test_probe_anonymous_contributes_a_structured_authn_file_once(tmp_path):
     assert node.probe_anonymous(params) is params
     conf["flags"], conf["layout"] = {}, "systemd"
     assert node.probe_anonymous(params) is params
+
+
+def test_an_apiserver_whose_etcd_does_not_answer_is_cut_off():
+    # Port 9 (discard) on loopback: nothing listens, the dial is refused at once.
+    assert not node.etcd_reachable(["kube-apiserver", "--etcd-servers=http://127.0.0.1:9"])
+    assert not node.etcd_reachable(["kube-apiserver"])
+    # https:// without readable client files: unknown, so the graceful stop is kept.
+    assert node.etcd_reachable(["kube-apiserver", "--etcd-servers=https://127.0.0.1:9", "--etcd-certfile=/nonexistent"])
