@@ -190,7 +190,7 @@ EXAMPLES = r"""
 - name: Harden kube-scheduler
   kubeguard.hardening.control_plane_component:
     component: kube-scheduler
-    facts: "{{ control_plane_facts }}"
+    facts: "{{ control_plane_facts_result }}"
     node_name: cp1
     node_ip: 10.123.0.10
   become: true

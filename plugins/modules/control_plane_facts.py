@@ -34,7 +34,7 @@ EXAMPLES = r"""
 - name: Gather the control-plane facts
   kubeguard.hardening.control_plane_facts:
   become: true
-  register: control_plane_facts
+  register: control_plane_facts_result
 """
 
 RETURN = r"""

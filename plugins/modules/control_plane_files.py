@@ -36,7 +36,7 @@ attributes:
 EXAMPLES = r"""
 - name: Fix the CIS 1.1.x file modes and owners
   kubeguard.hardening.control_plane_files:
-    facts: "{{ control_plane_facts }}"
+    facts: "{{ control_plane_facts_result }}"
   become: true
 """
 

@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import CONTAINERS_CONF, LAB_LABEL, LAB_STATE, REPO, Lab
+from control_plane_proofs import ControlPlaneProofs, cmdline
 
 pytestmark = pytest.mark.lab
 
@@ -202,3 +203,84 @@ def test_every_node_is_ready_with_cluster_dns(kubeadm_lab, lab_binaries):
         check=False,
     )
     assert dns.returncode == 0, dns.stderr
+
+
+class TestKubeadmControlPlane(ControlPlaneProofs):
+    """issue 8's proofs on kubeadm's static pods, run by the real kubelet."""
+
+    @pytest.fixture(scope="class")
+    def cp_lab(self, kubeadm_lab):
+        return kubeadm_lab
+
+    def test_the_kubelet_probes_still_pass(self, hardened, cp_lab, lab_binaries):
+        """kubeadm probes the apiserver with anonymous HTTPS GETs: anonymous access
+        is allowed on exactly those paths, so its mirror pod is Ready (a 401 would
+        fail the 1 s readiness probe within seconds) while /api is still 401."""
+        cp, ip = hardened["host"], cp_lab.hostvars[hardened["host"]]["ansible_host"]
+        argv = cmdline(cp_lab, cp, "kube-apiserver")
+        assert not any(a.startswith("--anonymous-auth") for a in argv)
+        config = next(a for a in argv if a.startswith("--authentication-config=")).split("=", 1)[1]
+        anonymous = json.loads(cp_lab.podman_exec(cp, "cat", config).stdout)["anonymous"]
+        assert anonymous == {"enabled": True, "conditions": [{"path": "/livez"}, {"path": "/readyz"}]}
+        for path, status in (("/livez", 200), ("/readyz", 200), ("/api", 401), ("/healthz", 401)):
+            out = cp_lab.podman_exec(
+                cp, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://{ip}:6443{path}"
+            )
+            assert out.stdout == str(status), (path, out.stdout)
+        kubectl = [str(lab_binaries / "kubectl"), "--kubeconfig", str(hardened["admin"]), "-n", "kube-system"]
+        pod = f"pod/kube-apiserver-{cp}"
+        ready = subprocess.run(
+            [*kubectl, "wait", "--for=condition=Ready", pod, "--timeout=120s"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert ready.returncode == 0, ready.stderr
+        # The mirror pod is the hardened one: its config hash is the manifest's.
+        mirror = json.loads(subprocess.check_output([*kubectl, "get", pod, "-o", "json"], text=True))
+        manifest = cp_lab.podman_exec(
+            cp, "grep", "kubeguard.io/config-hash", "/etc/kubernetes/manifests/kube-apiserver.yaml"
+        )
+        assert mirror["metadata"]["annotations"]["kubeguard.io/config-hash"] in manifest.stdout
+
+    def test_kubeadm_accepts_the_hardened_tree(self, hardened, cp_lab):
+        """kubeadm's own read-only checks: the init phases that validate an existing
+        PKI and kubeconfigs reuse every file ("Using existing", nothing generated or
+        rewritten), check-expiration reads every certificate, and upgrade diff parses
+        each hardened manifest (after the upload-config step of kubeadm init that the
+        lab skips: kubeadm-config/kubelet-config ConfigMaps and the CRI annotation)."""
+        cp, config = hardened["host"], "/etc/kubernetes/lab/kubeadm.yaml"
+        tree = "cd /etc/kubernetes && find . -type f | sort | xargs sha256sum"
+        before = cp_lab.podman_exec(cp, "sh", "-c", tree).stdout
+
+        def kubeadm(*argv):
+            run = cp_lab.podman_exec(cp, "kubeadm", *argv, "--config", config)
+            assert run.returncode == 0, run.stdout + run.stderr
+            return run.stdout
+
+        certs = kubeadm("init", "phase", "certs", "all")
+        assert "Generating" not in certs
+        assert certs.count("Using existing") == 10 and 'Using the existing "sa" key' in certs, certs  # 3 CAs, 7 pairs
+        kubeconfigs = kubeadm("init", "phase", "kubeconfig", "all")
+        assert kubeconfigs.count("Using existing kubeconfig file") == 5, kubeconfigs
+        expiration = kubeadm("certs", "check-expiration")
+        assert "MISSING" not in expiration and "apiserver-etcd-client" in expiration, expiration
+        assert cp_lab.podman_exec(cp, "sh", "-c", tree).stdout == before
+
+        kubeadm("init", "phase", "upload-config", "all", "--kubeconfig", "/etc/kubernetes/super-admin.conf")
+        annotate = cp_lab.podman_exec(
+            cp,
+            "kubectl",
+            "--kubeconfig=/etc/kubernetes/super-admin.conf",
+            "annotate",
+            "--overwrite",
+            f"node/{cp}",
+            "kubeadm.alpha.kubernetes.io/cri-socket=unix:///run/containerd/containerd.sock",
+        )
+        assert annotate.returncode == 0, annotate.stderr
+        diff = cp_lab.podman_exec(cp, "kubeadm", "upgrade", "diff", "--kubeconfig", "/etc/kubernetes/super-admin.conf")
+        assert diff.returncode == 0, diff.stdout + diff.stderr
+        # kubeadm read our manifests: what it would write back lacks our flags.
+        assert "--- /etc/kubernetes/manifests/kube-apiserver.yaml" in diff.stdout
+        assert "-    - --authentication-config=/etc/kubernetes/kubeguard/authentication.yaml" in diff.stdout
+        assert "-    - --profiling=false" in diff.stdout

@@ -367,6 +367,18 @@ def admission_config(params):
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
+def anonymous_health_authn(paths):
+    """An AuthenticationConfiguration admitting anonymous requests on ``paths`` only
+    (KEP-4633, stable in 1.34): CIS 1.2.1's structured option. Anything else
+    unauthenticated, ``GET /api`` included, stays 401."""
+    doc = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AuthenticationConfiguration",
+        "anonymous": {"enabled": True, "conditions": [{"path": path} for path in sorted(paths)]},
+    }
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
 def desired_flags(component, current, params, binary):
     """The full flag set of ``component``: every current flag we do not own
     kept, ours set, forbidden ones removed, extra flags last (they win)."""

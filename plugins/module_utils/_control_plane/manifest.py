@@ -83,3 +83,15 @@ def validate_pod(pod, path):
 
 def flags_of(pod, component):
     return flaglib.parse_argv(current_argv(pod, component))[1]
+
+
+def anonymous_probe_paths(pod, component):
+    """Paths the kubelet probes over HTTPS: it presents no client certificate, so
+    these requests are anonymous (kubeadm's /livez and /readyz of kube-apiserver)."""
+    item = container(pod, component)
+    paths = set()
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        get = (item.get(probe) or {}).get("httpGet") or {}
+        if get and (get.get("scheme") or "HTTP").upper() == "HTTPS":
+            paths.add(get.get("path") or "/")
+    return sorted(paths)

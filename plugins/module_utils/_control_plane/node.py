@@ -376,8 +376,31 @@ def _systemctl(*args):
 def _restart(component, layout):
     if layout == "systemd":
         _systemctl("daemon-reload")
+        running = processes().get(component)
+        if component == "kube-apiserver" and running and not etcd_reachable(running["argv"]):
+            # Cut off from etcd (it just moved to TLS), the old process can finish no request:
+            # a graceful stop would hold the API down for up to --request-timeout while it drains.
+            _systemctl("kill", "--signal=SIGKILL", f"{component}.service")
         _systemctl("restart", f"{component}.service")
     # Static pods: the kubelet (or the lab's stand-in) recreates the pod when its manifest changes.
+
+
+def etcd_reachable(argv):
+    """Whether any of a running kube-apiserver's --etcd-servers answers /health the way
+    that process dials it (its own client certificate for https://)."""
+    flags = flaglib.parse_argv(argv)[1]
+    context = None
+    if "https://" in flags.get("etcd-servers", ""):
+        try:
+            context = ssl.create_default_context(cafile=flags.get("etcd-cafile"))
+            context.load_cert_chain(flags.get("etcd-certfile"), flags.get("etcd-keyfile"))
+        except (OSError, TypeError, ValueError, ssl.SSLError):
+            return True  # unknown: keep the graceful stop
+    for url in filter(None, flags.get("etcd-servers", "").split(",")):
+        with contextlib.suppress(OSError, ValueError, ssl.SSLError):
+            _request(url.rstrip("/") + "/health", context if url.startswith("https") else None, timeout=2)
+            return True
+    return False
 
 
 def _write_all(files):
@@ -479,11 +502,36 @@ def _config_hash(flags, params):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def probe_anonymous(params):
+    """kubeadm's kube-apiserver pod is probed by the kubelet with anonymous HTTPS GETs
+    (/livez, /readyz): under --anonymous-auth=false they get 401 and the kubelet kills
+    the apiserver minutes later. Unless another role already owns authentication
+    (--authentication-config), anonymous requests stay allowed on exactly the probed
+    paths through a structured config file, the same way api_access contributes one."""
+    conf = params["facts"]["components"].get("kube-apiserver")
+    contributed = dict(params.get("contributed_flags") or {})
+    if (
+        params["component"] != "kube-apiserver"
+        or conf.get("layout") != "static-pod"
+        or conf["flags"].get("authentication-config")
+        or "authentication-config" in contributed
+    ):
+        return params
+    paths = manifest.anonymous_probe_paths(_load_yaml(_read(conf["source"]) or "", conf["source"]), "kube-apiserver")
+    if not paths:
+        return params
+    path = os.path.join(params["config_dir"], "authentication.yaml")
+    contributed.update({"authentication-config": path, "anonymous-auth": None})
+    files = {**(params.get("contributed_files") or {}), path: desired.anonymous_health_authn(paths)}
+    return {**params, "contributed_flags": contributed, "contributed_files": files}
+
+
 def apply(params, check_mode):
     component = params["component"]
     conf = params["facts"]["components"].get(component)
     if conf is None:
         return {"changed": False, "skipped_reason": f"{component} does not run on this node"}
+    params = probe_anonymous(params)
     conf, new_flags, files = plan(component, params)
     before = {path: _read(path) for path in files}
     changed_files = sorted(p for p, (content, _) in files.items() if before[p] != content)

@@ -296,3 +296,24 @@ def test_bad_contributions_name_the_variable(component, override, option):
     with pytest.raises(KubeguardError) as err:
         desired.validate(component, params(**override), APISERVER_BINARY)
     assert err.value.option == option
+
+
+def test_anonymous_probe_paths_are_the_https_http_gets():
+    item = {
+        "name": "kube-apiserver",
+        "livenessProbe": {"httpGet": {"path": "/livez", "scheme": "HTTPS"}},
+        "startupProbe": {"httpGet": {"path": "/livez", "scheme": "HTTPS"}},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "scheme": "HTTPS"}},
+    }
+    pod = {"spec": {"containers": [item]}}
+    assert manifest.anonymous_probe_paths(pod, "kube-apiserver") == ["/livez", "/readyz"]
+    # Plain HTTP (no TLS, so not the apiserver's port) and exec probes need nothing.
+    assert manifest.anonymous_probe_paths(POD, "kube-apiserver") == []
+    item.update(livenessProbe={"exec": {}}, startupProbe={}, readinessProbe={"tcpSocket": {"port": 6443}})
+    assert manifest.anonymous_probe_paths(pod, "kube-apiserver") == []
+
+
+def test_anonymous_is_allowed_on_the_probed_paths_only():
+    doc = json.loads(desired.anonymous_health_authn(["/readyz", "/livez"]))
+    assert doc["kind"] == "AuthenticationConfiguration"
+    assert doc["anonymous"] == {"enabled": True, "conditions": [{"path": "/livez"}, {"path": "/readyz"}]}

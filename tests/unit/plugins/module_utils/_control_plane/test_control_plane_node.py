@@ -1,5 +1,7 @@
 """The node-side helpers that need no daemon: /proc scanning and mode rules."""
 
+import json
+
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
 
@@ -40,3 +42,29 @@ def test_local_url_prefers_loopback():
 def test_request_refuses_non_http_urls():
     with pytest.raises(ValueError, match="not an http"):
         node._request("file:///etc/passwd", None)
+
+
+def test_probe_anonymous_contributes_a_structured_authn_file_once(tmp_path):
+    source = tmp_path / "kube-apiserver.yaml"
+    probe = {"httpGet": {"path": "/livez", "scheme": "HTTPS"}}
+    source.write_text(json.dumps({"spec": {"containers": [{"name": "kube-apiserver", "livenessProbe": probe}]}}))
+    conf = {"layout": "static-pod", "source": str(source), "flags": {"anonymous-auth": "true"}}
+    params = {"component": "kube-apiserver", "config_dir": "/etc/kubernetes/kubeguard"}
+    params["facts"] = {"components": {"kube-apiserver": conf}}
+    new = node.probe_anonymous(params)
+    path = "/etc/kubernetes/kubeguard/authentication.yaml"
+    assert new["contributed_flags"] == {"authentication-config": path, "anonymous-auth": None}
+    assert json.loads(new["contributed_files"][path])["anonymous"]["conditions"] == [{"path": "/livez"}]
+    # Once a structured config exists (ours or api_access's), it owns anonymous: nothing added.
+    conf["flags"] = {"authentication-config": path}
+    assert node.probe_anonymous(params) is params
+    conf["flags"], conf["layout"] = {}, "systemd"
+    assert node.probe_anonymous(params) is params
+
+
+def test_an_apiserver_whose_etcd_does_not_answer_is_cut_off():
+    # Port 9 (discard) on loopback: nothing listens, the dial is refused at once.
+    assert not node.etcd_reachable(["kube-apiserver", "--etcd-servers=http://127.0.0.1:9"])
+    assert not node.etcd_reachable(["kube-apiserver"])
+    # https:// without readable client files: unknown, so the graceful stop is kept.
+    assert node.etcd_reachable(["kube-apiserver", "--etcd-servers=https://127.0.0.1:9", "--etcd-certfile=/nonexistent"])
