@@ -210,7 +210,21 @@ def plan(params, check_mode):
     state_changed = False
     warnings = [f"adopted key {name} from the nodes into {params['key_store']}" for name in adopted]
     transition = state.get("transition")
+    current_key = (store or {}).get(state.get("current") or "")
+    if current_key and current_key.get("generation", 0) > generation:
+        # generations never go back: an older inventory keeps the newer key instead of reviving a retired one
+        warnings.append(
+            f"encryption_at_rest_key_generation is {generation}, but objects are encrypted with generation "
+            f"{current_key['generation']} ({state['current']}); keeping generation {current_key['generation']}"
+        )
+        generation = current_key["generation"]
     want = config.key_name(provider, generation)
+    if not transition and want != state.get("current") and (store or {}).get(want, {}).get("retired"):
+        raise KubeguardError(
+            "encryption_at_rest_key_generation",
+            f"key {want} was retired on {store[want]['retired']}; a retired key is never used again: "
+            f"raise encryption_at_rest_key_generation above {generation}",
+        )
     if transition:
         if transition["target"] != want or sorted(transition["resources"]) != sorted(resources):
             warnings.append(
@@ -262,6 +276,7 @@ def plan(params, check_mode):
         "current": state.get("current"),
         "target": transition["target"] if transition else state.get("current"),
         "retiring": transition["retiring"] if transition else [],
+        "resources": transition["resources"] if transition else resources,
         "adopted": adopted,
         "warnings": warnings,
     }
@@ -336,6 +351,13 @@ def record(params, check_mode):
     history = [*state.get("history", []), {"event": step, "target": transition["target"], "at": keystore.now()}]
     if step == "remove":
         state = dict(state, current=transition["target"], transition=None, history=history)
+        # retired keys stay in the store (etcd backups taken before may need them), never to be primary again
+        store = keystore.load_store(params["key_store"]) or {}
+        retired = [name for name in transition["retiring"] if name in store and not store[name].get("retired")]
+        if retired and not check_mode:
+            for name in retired:
+                store[name] = dict(store[name], retired=keystore.now())
+            keystore.save_store(params["key_store"], store)
     else:
         state = dict(state, transition=transition, history=history)
     if not check_mode:

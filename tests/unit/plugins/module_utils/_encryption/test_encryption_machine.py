@@ -89,27 +89,14 @@ def test_no_key_bytes_in_plan_result(tmp_path):
 
 def test_generation_bump_rotates_and_resumes_at_every_boundary(tmp_path):
     _, nodes = drive(tmp_path, {"cp1": PLAIN})
-    for boundary in machine.STEPS:
-        p = params(tmp_path, nodes, generation=2)
-        _, nodes = drive(tmp_path, nodes, upto=boundary, generation=2)
-        state = keystore.load_state(p["state_file"])
-        if boundary != "remove":
-            assert state["transition"]["done"][-1] == boundary
-            # the rerun resumes after the boundary
-            resumed, nodes = drive(tmp_path, nodes, generation=2)
-            assert resumed["steps"][0] == machine.STEPS[machine.STEPS.index(boundary) + 1]
-        assert keystore.load_state(p["state_file"])["current"] == "gen2-aescbc"
-        assert [s["name"] for s in nodes["cp1"]["slots"]] == ["gen2-aescbc"]
-        # reset to generation 1 for the next boundary: rotate back with a new provider name
-        nodes = drive(tmp_path, nodes, generation=1, provider="aesgcm")[1]
-        tmp = tmp_path / "pki"
-        store = keystore.load_store(str(tmp / "encryption-keys.json"))
-        store.pop("gen2-aescbc")
-        keystore.save_store(str(tmp / "encryption-keys.json"), store)
-        nodes = drive(tmp_path, nodes, generation=1, provider="aescbc")[1]
-        store = keystore.load_store(str(tmp / "encryption-keys.json"))
-        store.pop("gen1-aesgcm")
-        keystore.save_store(str(tmp / "encryption-keys.json"), store)
+    p = params(tmp_path, nodes)
+    for generation, boundary in enumerate(machine.STEPS[:-1], start=2):
+        _, nodes = drive(tmp_path, nodes, upto=boundary, generation=generation)
+        assert keystore.load_state(p["state_file"])["transition"]["done"][-1] == boundary
+        resumed, nodes = drive(tmp_path, nodes, generation=generation)
+        assert resumed["steps"][0] == machine.STEPS[machine.STEPS.index(boundary) + 1]
+        assert keystore.load_state(p["state_file"])["current"] == f"gen{generation}-aescbc"
+        assert [s["name"] for s in nodes["cp1"]["slots"]] == [f"gen{generation}-aescbc"]
 
 
 def test_remove_never_comes_before_verify(tmp_path):
@@ -237,3 +224,15 @@ def test_bad_inputs_name_their_variable(tmp_path, option, value, match):
     with pytest.raises(KubeguardError, match=match):
         machine.run(params(tmp_path, {"cp1": PLAIN}, **{option: value}))
     assert not (tmp_path / "pki").exists()
+
+
+def test_generation_never_goes_back_and_retired_keys_stay_retired(tmp_path):
+    _, nodes = drive(tmp_path, {"cp1": PLAIN})
+    _, nodes = drive(tmp_path, nodes, generation=2)
+    store = keystore.load_store(str(tmp_path / "pki/encryption-keys.json"))
+    assert store["gen1-aescbc"]["retired"] and not store["gen2-aescbc"].get("retired")
+    older = machine.run(params(tmp_path, nodes, generation=1))
+    assert older["steps"] == [] and "keeping generation 2" in older["warnings"][0]
+    _, nodes = drive(tmp_path, nodes, generation=2, provider="secretbox")
+    with pytest.raises(KubeguardError, match="gen2-aescbc was retired"):
+        machine.run(params(tmp_path, nodes, generation=2, provider="aescbc"))
