@@ -164,15 +164,6 @@ def test_check_mode_predicts_with_key_names_only(enc):
         assert handle.read() == before
 
 
-def test_provider_switch_is_a_rotation(enc, two_hundred):
-    run, _ = enc.playbook("-e", "encryption_at_rest_provider=secretbox")
-    assert run.returncode == 0, run.stdout[-3000:]
-    current = enc.recorded()["current"]
-    assert current.endswith("-secretbox")
-    enc.assert_every_secret_encrypted(f"k8s:enc:secretbox:v1:{current}:", two_hundred)
-    assert "aescbc" not in enc.node_config()
-
-
 def run_until(enc, boundary, *extra):
     """Run the play and SIGKILL it as soon as the controller records ``boundary``."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), CONTAINERS_CONF=CONTAINERS_CONF)
@@ -206,25 +197,31 @@ def run_until(enc, boundary, *extra):
         proc.wait()
 
 
-def test_rotation_killed_at_every_step_boundary_converges(enc, two_hundred):
+def test_rotation_to_a_new_provider_killed_at_every_step_boundary_converges(enc, two_hundred):
+    """A new generation and a provider switch (aescbc -> secretbox) in one rotation, with 200 Secrets in
+    4 namespaces; the play is SIGKILLed as soon as each step is recorded, then rerun until it converges."""
     old = enc.recorded()["current"]
     generation = int(re.match(r"gen(\d+)-", old).group(1)) + 1
-    new = f"gen{generation}-aescbc"
-    extra = ("-e", f"encryption_at_rest_key_generation={generation}", "-e", "encryption_at_rest_provider=aescbc")
+    new = f"gen{generation}-secretbox"
+    extra = ("-e", f"encryption_at_rest_key_generation={generation}", "-e", "encryption_at_rest_provider=secretbox")
+    # one apiserver skips the secondary step (upstream allows it); every other boundary is killed
+    boundaries = ["primary", "rewrite", "verify"]
+    if len(enc.lab.groups["control_plane"]) > 1:
+        boundaries.insert(0, "secondary")
     seen = []
-    for boundary in ("secondary", "primary", "rewrite", "verify"):
+    for boundary in boundaries:
         done = run_until(enc, boundary, *extra)
-        seen.append(done)
+        seen.append(done[-1])
         # a killed run never leaves the old key out while anything may need it
-        if "verify" not in done:
-            assert old in enc.node_config()
-    assert [d[-1] for d in seen] == ["secondary", "primary", "rewrite", "verify"], seen
+        assert old in enc.node_config()
+    assert seen == boundaries
     run, _ = enc.playbook(*extra)
     assert run.returncode == 0, run.stdout[-3000:]
-    assert enc.recorded()["current"] == new and enc.recorded()["transition"] is None
-    enc.assert_every_secret_encrypted(f"k8s:enc:aescbc:v1:{new}:", two_hundred)
+    state = enc.recorded()
+    assert state["current"] == new and state["transition"] is None
+    enc.assert_every_secret_encrypted(f"k8s:enc:secretbox:v1:{new}:", two_hundred)
     config = enc.node_config()
-    assert new in config and old not in config and "identity" not in config
+    assert new in config and old not in config and "identity" not in config and "aescbc" not in config
 
 
 def test_missing_key_store_is_refused_and_nothing_changes(enc):
@@ -252,11 +249,3 @@ def test_missing_key_store_is_refused_and_nothing_changes(enc):
         assert enc.apiserver_flags()[0] == pid
     finally:
         shutil.move(aside, enc.store)
-
-
-def test_inventory_keeps_working_after_the_tests(enc):
-    """A later site.yml with the defaults (aescbc, generation 1) keeps the newer key: nothing due."""
-    run, recap = enc.playbook()
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert {h: s["changed"] for h, s in recap.items()} == dict.fromkeys(recap, 0)
-    assert "keeping generation" in run.stdout

@@ -263,6 +263,11 @@ def plan(params, check_mode):
             }
             state = dict(state, transition=transition)
             state["history"] = [*state["history"], {"event": "start", "target": want, "at": keystore.now()}]
+            if len(nodes) == 1:
+                # upstream: with a single kube-apiserver the secondary step may be skipped; no other
+                # apiserver has to read what this one writes, and it saves a restart
+                transition["done"] = ["secondary"]
+                state["history"].append({"event": "secondary skipped (one apiserver)", "at": keystore.now()})
             state_changed = True
     if not check_mode:
         if store_changed:
@@ -288,6 +293,7 @@ def plan(params, check_mode):
         )
         result["slots"] = list(labels)
         result["diff"] = _diff(nodes, store, [transition["target"]])
+        result["diff"]["after"] += f"steps due: {', '.join(steps)}\n"
     return result
 
 

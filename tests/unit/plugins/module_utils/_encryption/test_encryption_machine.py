@@ -88,7 +88,7 @@ def test_no_key_bytes_in_plan_result(tmp_path):
 
 
 def test_generation_bump_rotates_and_resumes_at_every_boundary(tmp_path):
-    _, nodes = drive(tmp_path, {"cp1": PLAIN})
+    _, nodes = drive(tmp_path, {"cp1": PLAIN, "cp2": PLAIN})
     p = params(tmp_path, nodes)
     for generation, boundary in enumerate(machine.STEPS[:-1], start=2):
         _, nodes = drive(tmp_path, nodes, upto=boundary, generation=generation)
@@ -175,7 +175,7 @@ def test_state_naming_a_lost_key_is_refused(tmp_path):
 
 
 def test_check_mode_predicts_and_writes_nothing(tmp_path):
-    planned = machine.run(params(tmp_path, {"cp1": PLAIN}), check_mode=True)
+    planned = machine.run(params(tmp_path, {"cp1": PLAIN, "cp2": PLAIN}), check_mode=True)
     assert planned["changed"] is True and planned["steps"] == list(machine.STEPS)
     assert "aescbc:gen1-aescbc" in planned["diff"]["after"]
     assert not (tmp_path / "pki").exists()
@@ -207,6 +207,12 @@ def test_drifted_node_is_repaired_through_a_transition(tmp_path):
     planned = machine.run(params(tmp_path, dict(nodes, cp2=PLAIN)))
     assert planned["target"] == "gen1-aescbc" and planned["retiring"] == ["identity"]
     assert planned["steps"] == list(machine.STEPS)
+
+
+def test_one_apiserver_skips_the_secondary_step(tmp_path):
+    planned = machine.run(params(tmp_path, {"cp1": PLAIN}))
+    assert planned["steps"] == ["primary", "rewrite", "verify", "remove"]
+    assert planned["providers"]["primary"] == ["aescbc:gen1-aescbc", "identity"]
 
 
 @pytest.mark.parametrize(
