@@ -163,11 +163,11 @@ def main():
     rewrite = verify = None
     restarts = []
     for name, result in task_results(stdout):
-        if name.startswith("Read and replace every object"):
+        if "Read and replace every object" in name:
             rewrite = result
-        if name.startswith("Read every stored value's encryption prefix"):
+        if "Read every stored value's encryption prefix" in name:
             verify = result
-        if name == "Harden kube-apiserver and wait for /readyz" and result.get("restarted"):
+        if name.endswith("Harden kube-apiserver and wait for /readyz") and result.get("restarted"):
             restarts.append(result["restart_seconds"])
     outages = prober.outages()
     rate = rewrite["objects_per_second"]
