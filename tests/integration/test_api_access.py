@@ -114,6 +114,19 @@ def access(lab_binaries, tmp_path_factory):
     args = {
         "config_dir": str(work / "kubeguard"),
         "anonymous": "health",
+        "jwt_issuers": [
+            {
+                "url": f"{url}/oidc",
+                "audiences": ["kubernetes"],
+                "ca_file": str(work / "webhook-ca.pem"),
+                "username_claim": "preferred_username",
+                "username_prefix": "oidc:",
+                "groups_claim": "groups",
+                "groups_prefix": "oidc:",
+                "claim_validation_rules": [{"expression": "claims.email_verified == true", "message": "verified only"}],
+                "user_validation_rules": [{"expression": "!user.username.startsWith('oidc:system:')"}],
+            }
+        ],
         "service_account_issuer": [SA_ISSUER],
         "authorizers": [
             "Node",
@@ -193,6 +206,32 @@ def test_webhook_token_authentication(access):
     user, groups = access.whoami(access.as_token(LENA_TOKEN, "auth", "whoami", "-o", "json"))
     assert user == "lena" and "ldap-devs" in groups
     assert access.status("/api", token=LENA_TOKEN[:-1] + "x") == 401
+
+
+def test_jwt_issuer_prefixes_claims_and_enforces_rules(access):
+    """The rendered jwt section against a minimal issuer (discovery + JWKS over TLS, ES256)."""
+    hook, now = access.hook, int(time.time())
+    good = {
+        "iss": hook.issuer,
+        "aud": "kubernetes",
+        "sub": "1234",
+        "preferred_username": "jane",
+        "groups": ["devs"],
+        "email_verified": True,
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + 300,
+    }
+    # The authenticator fetches the JWKS in the background after start-up.
+    wait_for(lambda: access.status("/api", token=hook.sign(good)) == 200 or "jwks not loaded", 30, "JWT authenticator")
+    user, groups = access.whoami(access.as_token(hook.sign(good), "auth", "whoami", "-o", "json"))
+    assert user == "oidc:jane" and "oidc:devs" in groups
+    assert access.status("/api", token=hook.sign({**good, "aud": "someone-else"})) == 401
+    assert access.status("/api", token=hook.sign({**good, "exp": now - 60, "iat": now - 600, "nbf": now - 600})) == 401
+    assert access.status("/api", token=hook.sign({**good, "email_verified": False})) == 401  # claimValidationRules
+    assert (
+        access.status("/api", token=hook.sign({**good, "preferred_username": "system:admin"})) == 401
+    )  # userValidationRules
 
 
 def _b64(data):
