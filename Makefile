@@ -53,6 +53,7 @@ unit: venv ## Unit tests (pure logic, no lab)
 
 integration: host-deps venv ## Integration tests against a freshly created lab
 	LAB_FRESH=1 LAYOUT=$(LAYOUT) lab/bin/lab-up
+	lab/bin/fetch-idp >/dev/null
 	pytest -q tests/integration
 
 molecule: venv host-deps ## All Molecule scenarios (podman driver, lab images)
