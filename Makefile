@@ -51,14 +51,13 @@ lint: venv ## yamllint, ansible-lint (production), ruff, galaxy build
 unit: venv ## Unit tests (pure logic, no lab)
 	pytest -q tests/unit
 
-integration: host-deps venv ## Integration tests against a freshly created lab
-	LAB_FRESH=1 LAYOUT=$(LAYOUT) lab/bin/lab-up
+integration: host-deps venv ## Integration tests: a fresh lab's stream and the loopback stream, side by side
 	lab/bin/fetch-idp >/dev/null
-	pytest -q tests/integration
+	LAYOUT=$(LAYOUT) tests/run-integration
 
-molecule: venv host-deps ## All Molecule scenarios (podman driver, lab images)
+molecule: venv host-deps ## All Molecule scenarios, two at a time (podman driver, lab images)
 	lab/bin/build-images >/dev/null
-	for s in $$(dirname molecule/*/molecule.yml | xargs -n1 basename); do molecule test -s $$s || exit 1; done
+	tests/run-molecule
 
 test: lint unit integration molecule ## Everything: lint, unit, integration, Molecule
 

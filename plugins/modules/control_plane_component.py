@@ -150,6 +150,20 @@ options:
     description: Flags set last, overriding everything; names are checked against the binary.
     type: dict
     default: {}
+  contributed_flags:
+    description:
+      - kube-apiserver flags another role of this collection adds (api_access, encryption_at_rest); a null value removes
+        the flag. Names are checked against the binary.
+      - While the apiserver runs with C(--authentication-config), C(--anonymous-auth) is left to that file; with
+        C(--authorization-config), C(--authorization-mode) is.
+    type: dict
+    default: {}
+  contributed_files:
+    description:
+      - Files written with those flags in the same transaction, C({path: content}), each under O(config_dir), mode
+        0600. They may hold tokens or keys, so the option is C(no_log) and the diff shows only their paths.
+    type: dict
+    default: {}
   health_timeout:
     description: Seconds to wait for the restarted component to be healthy before rolling back.
     type: int
@@ -246,6 +260,8 @@ ARGUMENT_SPEC = {
     "request_timeout": {"type": "str", "default": "60s"},
     "terminated_pod_gc_threshold": {"type": "int", "default": 10},
     "extra_flags": {"type": "dict", "default": {}},
+    "contributed_flags": {"type": "dict", "default": {}},
+    "contributed_files": {"type": "dict", "default": {}, "no_log": True},
     "health_timeout": {"type": "int", "default": 120},
 }
 

@@ -9,17 +9,16 @@ import json
 import os
 import pathlib
 import re
-import ssl
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 import yaml
 from conftest import ansible_playbook
+from kubeguard_test.api import Identity, https
+from kubeguard_test.api import api_port as kube_api_port
 
 pytestmark = pytest.mark.lab
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -62,32 +61,7 @@ AFTER = [
 
 
 def api_port(lab):
-    server = yaml.safe_load(lab.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    return int(server.rsplit(":", 1)[1])
-
-
-class Identity:
-    """A client certificate and key in files, from a kubeconfig of the PKI tree."""
-
-    def __init__(self, kubeconfig, workdir, name):
-        user = yaml.safe_load(pathlib.Path(kubeconfig).read_text())["users"][0]["user"]
-        self.cert, self.key = workdir / f"{name}.crt", workdir / f"{name}.key"
-        self.cert.write_bytes(base64.b64decode(user["client-certificate-data"]))
-        self.key.write_bytes(base64.b64decode(user["client-key-data"]))
-        self.key.chmod(0o600)
-
-
-def https(port, path, identity=None, host="127.0.0.1"):
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    if identity:
-        context.load_cert_chain(str(identity.cert), str(identity.key))
-    try:
-        with urllib.request.urlopen(f"https://{host}:{port}{path}", timeout=5, context=context) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    return kube_api_port(lab.kubeconfig)
 
 
 def kubectl(lab_binaries, kubeconfig, *args, check=True, stdin=None):

@@ -60,6 +60,13 @@ FILE_FLAGS = (
     "cluster-signing-key-file",
     "audit-policy-file",
     "admission-control-config-file",
+    # Written by the roles that contribute to kube-apiserver (api_access, encryption_at_rest).
+    "authentication-config",
+    "authorization-config",
+    "authorization-policy-file",
+    "authentication-token-webhook-config-file",
+    "encryption-provider-config",
+    "token-auth-file",
 )
 
 
@@ -201,7 +208,12 @@ def apiserver_flags(current, params):
         "client-ca-file": pki(params, "ca.crt"),  # CIS 1.2.25
         "service-cluster-ip-range": params["service_cidr"],
     }
-    disabled = [p for p in current.get("disable-admission-plugins", "").split(",") if p]
+    # A structured config file owns what these flags said; the apiserver refuses both at once.
+    if current.get("authentication-config"):
+        del flags["anonymous-auth"]
+    if current.get("authorization-config"):
+        del flags["authorization-mode"]
+    disabled = [p for p in (current.get("disable-admission-plugins") or "").split(",") if p]
     # CIS 1.2.12/1.2.13: ServiceAccount and NamespaceLifecycle must not be disabled.
     kept = [p for p in disabled if p not in ("ServiceAccount", "NamespaceLifecycle", *plugins)]
     flags["disable-admission-plugins"] = ",".join(kept) if kept else None
@@ -266,6 +278,28 @@ def validate(component, params, binary):
         raise KubeguardError(
             var(f"{CONCERNS[component]}_extra_flags"), f"{', '.join(unknown)} unknown to the installed {component}"
         )
+    _validate_contributions(component, params, binary)
+
+
+def _validate_contributions(component, params, binary):
+    """What another role (api_access, encryption_at_rest) adds to kube-apiserver."""
+    flags = params.get("contributed_flags") or {}
+    files = params.get("contributed_files") or {}
+    if (flags or files) and component != "kube-apiserver":
+        raise KubeguardError(
+            var("apiserver_contributed_flags"), f"only kube-apiserver takes contributions, not {component}"
+        )
+    unknown = sorted(set(flags) - set(binary.get("help_flags", [])))
+    if unknown and binary.get("help_flags"):
+        raise KubeguardError(
+            var("apiserver_contributed_flags"), f"{', '.join(unknown)} unknown to the installed {component}"
+        )
+    for path in sorted(files):
+        if not in_config_dir(path, params):
+            raise KubeguardError(
+                var("apiserver_contributed_files"),
+                f"{path} is outside {params['config_dir']}, the only directory mounted into a kubeadm apiserver pod",
+            )
 
 
 def _validate_apiserver(params, binary):
@@ -333,10 +367,11 @@ def admission_config(params):
 def desired_flags(component, current, params, binary):
     """The full flag set of ``component``: every current flag we do not own
     kept, ours set, forbidden ones removed, extra flags last (they win)."""
+    contributed = params.get("contributed_flags") or {}
     if component == "etcd":
         ours = etcd_flags(current, params)
     elif component == "kube-apiserver":
-        ours = apiserver_flags(current, params)
+        ours = apiserver_flags({**current, **contributed}, params)
     elif component == "kube-controller-manager":
         ours = controller_manager_flags(current, params, binary.get("feature_gates_help", ""))
     else:
@@ -349,10 +384,22 @@ def desired_flags(component, current, params, binary):
         ours["tls-min-version"] = ETCD_TLS_VERSIONS[params["tls_min_version"]]
         if ours["tls-min-version"] == "TLS1.3":
             ours["cipher-suites"] = None  # etcd refuses cipher suites with TLS 1.3 (they are fixed)
-    flags = {k: v for k, v in current.items() if k not in FORBIDDEN[component]}
+    flags = {k: v for k, v in current.items() if k not in FORBIDDEN[component] or _contributed_file(v, params)}
     flags.update(ours)
-    flags.update({k: str(v) for k, v in (params["extra_flags"] or {}).items()})
+    flags.update({k: None if v is None else str(v) for k, v in contributed.items()})
+    flags.update({k: None if v is None else str(v) for k, v in (params["extra_flags"] or {}).items()})
     return {k: v for k, v in flags.items() if v is not None}
+
+
+def _contributed_file(value, params):
+    """A file under the config dir was written by a contributing role on purpose
+    (the opt-in static token file of api_access), not left over: keep its flag."""
+    return in_config_dir(value, params)
+
+
+def in_config_dir(path, params):
+    root = params["config_dir"].rstrip("/") + "/"
+    return isinstance(path, str) and posixpath.isabs(path) and posixpath.normpath(path).startswith(root)
 
 
 def referenced_files(flags):

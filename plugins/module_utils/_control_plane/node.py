@@ -451,8 +451,7 @@ def plan(component, params):
             }
         config_hash = ""
         if component == "kube-apiserver":
-            extra = params["audit_policy"] + desired.admission_config(params)
-            config_hash = hashlib.sha256(extra.encode()).hexdigest()[:16]
+            config_hash = _config_hash(new_flags, params)
         new_pod = manifest.edit(pod, component, argv, host_dirs, config_hash)
         manifest.validate_pod(new_pod, conf["source"])
         text = yaml.safe_dump(new_pod, default_flow_style=False, sort_keys=False)
@@ -463,7 +462,21 @@ def plan(component, params):
         # Not secret, and readable like the rest of /etc/kubernetes outside keys and kubeconfigs.
         files[new_flags["audit-policy-file"]] = (params["audit_policy"], 0o644)
         files[new_flags["admission-control-config-file"]] = (desired.admission_config(params), 0o644)
+        # Contributed files can hold tokens and keys: root-only, like kubeadm's keys.
+        files.update({path: (text, 0o600) for path, text in (params.get("contributed_files") or {}).items()})
     return conf, new_flags, files
+
+
+def _config_hash(flags, params):
+    """The hash of every config-dir file the apiserver's flags point to, whoever wrote it,
+    so a change of any of them (and only that) recreates a kubeadm static pod."""
+    contributed = params.get("contributed_files") or {}
+    text = params["audit_policy"] + desired.admission_config(params)
+    for path in sorted({v for v in flags.values() if desired.in_config_dir(v, params)}):
+        if path in (flags["audit-policy-file"], flags["admission-control-config-file"]):
+            continue
+        text += contributed[path] if path in contributed else _read(path) or ""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def apply(params, check_mode):

@@ -240,3 +240,52 @@ def test_etcd_keeps_the_operators_ports_and_does_not_listen_twice_on_loopback():
     assert flags["listen-client-urls"] == "https://127.0.0.1:23110"
     assert flags["initial-advertise-peer-urls"] == "https://127.0.0.1:23111"
     assert flags["listen-metrics-urls"] == "http://127.0.0.1:23112"
+
+
+AUTHN = "/etc/kubernetes/kubeguard/authentication.yaml"
+APISERVER_BINARY = {
+    **BINARY,
+    "help_flags": [*BINARY["help_flags"], "authentication-config", "authorization-config", "token-auth-file"],
+}
+
+
+def test_contributed_flags_are_set_and_null_removes():
+    current = {"anonymous-auth": "false", "token-auth-file": "/etc/old-tokens.csv"}
+    contributed = {"authentication-config": AUTHN, "anonymous-auth": None}
+    flags = desired.desired_flags("kube-apiserver", current, params(contributed_flags=contributed), APISERVER_BINARY)
+    assert flags["authentication-config"] == AUTHN
+    assert "anonymous-auth" not in flags
+    assert "token-auth-file" not in flags  # CIS 1.2.2: a stray token file goes
+
+
+def test_structured_config_owns_anonymous_and_authorization_on_later_runs():
+    """A control_plane-only run keeps what api_access contributed: no tug of war."""
+    current = {
+        "authentication-config": AUTHN,
+        "authorization-config": "/etc/kubernetes/kubeguard/authorization.yaml",
+        "token-auth-file": "/etc/kubernetes/kubeguard/tokens.csv",
+    }
+    flags = desired.desired_flags("kube-apiserver", current, params(), APISERVER_BINARY)
+    assert "anonymous-auth" not in flags
+    assert "authorization-mode" not in flags
+    assert flags["token-auth-file"] == current["token-auth-file"]  # the opt-in file api_access wrote
+    assert set(current.values()) <= set(desired.referenced_files(flags))  # checked before any restart
+
+
+@pytest.mark.parametrize(
+    ("component", "override", "option"),
+    [
+        ("kube-apiserver", {"contributed_flags": {"no-such-flag": "1"}}, "control_plane_apiserver_contributed_flags"),
+        ("kube-scheduler", {"contributed_flags": {"profiling": "false"}}, "control_plane_apiserver_contributed_flags"),
+        ("kube-apiserver", {"contributed_files": {"/etc/x.yaml": "a"}}, "control_plane_apiserver_contributed_files"),
+        (
+            "kube-apiserver",
+            {"contributed_files": {"/etc/kubernetes/kubeguard/../x.yaml": "a"}},
+            "control_plane_apiserver_contributed_files",
+        ),
+    ],
+)
+def test_bad_contributions_name_the_variable(component, override, option):
+    with pytest.raises(KubeguardError) as err:
+        desired.validate(component, params(**override), APISERVER_BINARY)
+    assert err.value.option == option

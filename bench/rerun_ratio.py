@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Idempotent rerun time of playbooks on the running lab, as ratios to the
+ssh_hardening rerun and to a floor (one ping per node), all measured in the
+same run.
+
+Each playbook runs once to converge, then ``--repeat`` times; the best rerun
+counts, and its changed total is printed next to it (an idempotent rerun shows
+changed=0). Timing is reported, never asserted.
+
+Usage: .venv/bin/python bench/rerun_ratio.py control_plane.yml [api_access.yml ...]
+       [--repeat 3] [--inventory .lab/inventory.yml]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PEER = "ssh_hardening.yml"
+
+
+def playbook_seconds(inventory, playbook):
+    """Wall time of one ansible-playbook run, and its total changed count."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    start = time.perf_counter()
+    run = subprocess.run(
+        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), str(playbook)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    if run.returncode != 0:
+        raise SystemExit(f"{playbook} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+    return elapsed, sum(int(n) for n in re.findall(r"changed=(\d+)", run.stdout))
+
+
+def best_rerun(inventory, playbook, repeat):
+    playbook_seconds(inventory, playbook)  # converge first
+    runs = [playbook_seconds(inventory, playbook) for _ in range(repeat)]
+    return min(seconds for seconds, _ in runs), max(changed for _, changed in runs)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("playbooks", nargs="+", help="playbooks under playbooks/")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--inventory", type=pathlib.Path, default=REPO / ".lab" / "inventory.yml")
+    opts = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        floor_play = pathlib.Path(tmp, "floor.yml")
+        task = {"name": "Ping", "ansible.builtin.ping": {}}
+        floor_play.write_text(json.dumps([{"name": "floor", "hosts": "all", "gather_facts": False, "tasks": [task]}]))
+        floor = min(playbook_seconds(opts.inventory, floor_play)[0] for _ in range(opts.repeat))
+    peer, peer_changed = best_rerun(opts.inventory, REPO / "playbooks" / PEER, opts.repeat)
+    print(f"floor (one ping per node)     : {floor:7.2f} s")
+    print(f"{PEER:<30}: {peer:7.2f} s  changed={peer_changed}  {peer / floor:5.2f}x floor")
+    for name in opts.playbooks:
+        seconds, changed = best_rerun(opts.inventory, REPO / "playbooks" / name, opts.repeat)
+        print(
+            f"{name:<30}: {seconds:7.2f} s  changed={changed}  {seconds / floor:5.2f}x floor"
+            f"  {seconds / peer:5.2f}x {PEER} rerun"
+        )
+
+
+if __name__ == "__main__":
+    main()
