@@ -8,7 +8,8 @@
 - a TokenReview webhook (tests/integration/idp/ldap_token_webhook.py) binds to the same slapd.
 
 ``identity_providers(work)`` is a context manager; ``shared_idp()`` starts one per test session and
-stops it at exit. Only the tests that call it start it.
+stops it at exit. Only the tests that call it start it. Keycloak is only launched there:
+``keycloak.ready()`` (or the first token) waits for it, so callers overlap its start-up with theirs.
 """
 
 from __future__ import annotations
@@ -230,11 +231,14 @@ class Keycloak:
         self.issuer = f"{self.url}/realms/{REALM}"
         self.context = ssl.create_default_context(cafile=str(self.ca))
         self.proc = None
+        self._started = None
         self.start_seconds = None
         self.rss_kib = None
         self._log = None
 
-    def start(self):
+    def launch(self):
+        """Start the process; ``ready()`` waits for it. The caller may do other work meanwhile
+        (the role's rendering, the apiserver's start): Keycloak is the slow one."""
         try:
             shutil.copytree(self.cached_home, self.home, copy_function=os.link, ignore=shutil.ignore_patterns("data"))
         except OSError:  # another filesystem: a plain copy
@@ -249,7 +253,7 @@ class Keycloak:
         imported.chmod(0o600)
         self._log = open(self.home.parent / "keycloak.log", "w")  # noqa: SIM115
         env = dict(os.environ, JAVA_OPTS_KC_HEAP="-Xms64m -Xmx512m")
-        started = time.monotonic()
+        self._started = time.monotonic()
         self.proc = subprocess.Popen(
             [
                 str(self.home / "bin/kc.sh"),
@@ -269,9 +273,13 @@ class Keycloak:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # kc.sh runs java as its child: stop() signals the whole group
         )
-        wait_for(self._discovery, 240, "Keycloak's discovery document")
-        self.start_seconds = time.monotonic() - started
-        self.rss_kib = sum(rss_kib(pid) for pid in self._group())
+
+    def ready(self):
+        if self.start_seconds is None:
+            wait_for(self._discovery, 300, "Keycloak's discovery document")
+            self.start_seconds = time.monotonic() - self._started
+            self.rss_kib = sum(rss_kib(pid) for pid in self._group())
+        return self
 
     def _discovery(self):
         if self.proc.poll() is not None:
@@ -301,6 +309,7 @@ class Keycloak:
     def token(self, username, password, client="kubectl"):
         """The password grant (direct access grants) of a public client: the token response,
         or raises urllib.error.HTTPError (401 for a bad password)."""
+        self.ready()
         grant = {"grant_type": "password", "client_id": client, "scope": "openid"}
         form = urllib.parse.urlencode({**grant, "username": username, "password": password}).encode()
         return fetch_json(f"{self.issuer}/protocol/openid-connect/token", self.context, form)
@@ -373,8 +382,8 @@ def identity_providers(work):
     webhook = TokenWebhook(work, webhook_port, tls, slapd)
     try:
         slapd.start()
+        keycloak.launch()
         webhook.start()
-        keycloak.start()
         yield IdentityProviders(slapd, keycloak, webhook, tls[0])
     finally:
         for daemon in (keycloak, webhook, slapd):

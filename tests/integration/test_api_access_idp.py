@@ -8,56 +8,72 @@ Daemons: tests/integration/idp_fixture.py (ports 23400-23499); apiserver: apiser
 
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
 import time
 
 import pytest
 import yaml
-from apiserver_fixture import loopback_cluster
+from apiserver_fixture import ansible, controller_inventory, loopback_cluster
 from idp_fixture import USERS, claims, shared_idp
 from kubeguard_test.waiting import wait_for
 
 NAMESPACE = "idp-proof"
 
 
-def authentication_config(idp):
-    """What the api_access role renders from api_access_jwt_issuers (hand-written here)."""
-    return {
-        "apiVersion": "apiserver.config.k8s.io/v1",
-        "kind": "AuthenticationConfiguration",
-        "anonymous": {"enabled": False},
-        "jwt": [
+# The apiserver's configuration comes from the api_access role itself: the play below runs it on
+# the controller-only inventory with these variables and api_access_apply_enabled=false, then
+# writes its rendered files (0600) and flags where the loopback apiserver reads them, as the
+# control plane's restart path does on a node (that path is proven on the lab by
+# test_api_access_role.py).
+RENDER_PLAY = [
+    {
+        "name": "api_access, rendered on the controller for the loopback apiserver",
+        "hosts": "control_plane",
+        "gather_facts": False,
+        "roles": [{"role": "kubeguard.hardening.api_access", "vars": {"api_access_apply_enabled": False}}],
+        "post_tasks": [
             {
-                "issuer": {
-                    "url": idp.keycloak.issuer,
-                    "audiences": ["kubernetes"],
-                    "certificateAuthority": idp.ca.read_text(),
+                "name": "Write the rendered files as the control plane's restart path would",
+                "ansible.builtin.copy": {"dest": "{{ item.key }}", "content": "{{ item.value }}", "mode": "0600"},
+                "loop": "{{ api_access_render_result.files | dict2items }}",
+                "no_log": True,
+            },
+            {
+                "name": "Hand over the flags",
+                "ansible.builtin.copy": {
+                    "dest": "{{ idp_test_flags_file }}",
+                    "content": "{{ api_access_render_result.flags | to_json }}",
+                    "mode": "0600",
                 },
-                "claimMappings": {
-                    "username": {"claim": "preferred_username", "prefix": "oidc:"},
-                    "groups": {"claim": "groups", "prefix": "oidc:"},
-                },
-                "userValidationRules": [
+            },
+        ],
+    }
+]
+
+
+def access_variables(idp, work):
+    """The inventory a user writes for Keycloak (OIDC) and an LDAP token webhook (docs/api_access_idp.md)."""
+    return {
+        "api_access_jwt_issuers": [
+            {
+                "url": idp.keycloak.issuer,
+                "audiences": ["kubernetes"],
+                "ca_file": str(idp.ca),
+                "username_claim": "preferred_username",
+                "username_prefix": "oidc:",
+                "groups_claim": "groups",
+                "groups_prefix": "oidc:",
+                "claim_validation_rules": [],
+                "user_validation_rules": [
                     {"expression": "!user.username.startsWith('system:')", "message": "no system: users"}
                 ],
             }
         ],
-    }
-
-
-def webhook_kubeconfig(idp):
-    """What the api_access role renders from api_access_webhook_token_authn (hand-written here)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "token-webhook", "cluster": {"server": idp.webhook.url, "certificate-authority": str(idp.ca)}}
-        ],
-        "users": [{"name": "apiserver", "user": {}}],
-        "contexts": [{"name": "webhook", "context": {"cluster": "token-webhook", "user": "apiserver"}}],
-        "current-context": "webhook",
+        "api_access_webhook_token_authn": {"server": idp.webhook.url, "ca_file": str(idp.ca), "cache_ttl": "2m"},
+        "api_access_config_dir": str(work / "kubeguard"),
+        "api_access_pki_dir": str(work / "controller-pki"),
+        "api_access_cluster_ca_file": str(idp.ca),  # unused: each issuer names its CA
+        "idp_test_flags_file": str(work / "flags.json"),
     }
 
 
@@ -67,21 +83,20 @@ def idp():
 
 
 @pytest.fixture(scope="module")
-def cluster(lab_binaries, idp):
-    with tempfile.TemporaryDirectory(prefix="kg-idp9-api-") as work, contextlib.ExitStack() as stack:
-        authn = f"{work}/authentication.yaml"
-        webhook = f"{work}/token-webhook.kubeconfig"
-        with open(authn, "w") as out:
-            yaml.safe_dump(authentication_config(idp), out)
-        with open(webhook, "w") as out:
-            yaml.safe_dump(webhook_kubeconfig(idp), out)
-        flags = {
-            "anonymous-auth": None,  # the structured config owns anonymous; the two cannot be combined
-            "authentication-config": authn,
-            "authentication-token-webhook-config-file": webhook,
-            "authentication-token-webhook-version": "v1",
-        }
-        yield stack.enter_context(loopback_cluster(lab_binaries, f"{work}/cluster", flags=flags))
+def cluster(lab_binaries, idp, tmp_path_factory):
+    work = tmp_path_factory.mktemp("idp-api")
+    (work / "kubeguard").mkdir(mode=0o700)
+    inventory = controller_inventory(work / "inventory.yml")
+    (work / "vars.yml").write_text(yaml.safe_dump(access_variables(idp, work)))
+    (work / "render.yml").write_text(yaml.safe_dump(RENDER_PLAY, sort_keys=False))
+    run, stats, _ = ansible(work / "render.yml", inventory, "-e", f"@{work / 'vars.yml'}")
+    assert run.returncode == 0 and stats["cp1"]["failures"] == 0, run.stdout[-3000:]
+    flags = json.loads((work / "flags.json").read_text())
+    assert flags["authentication-config"].startswith(str(work / "kubeguard"))
+    assert flags["authentication-token-webhook-config-file"].startswith(str(work / "kubeguard"))
+    with loopback_cluster(lab_binaries, work / "cluster", flags=flags) as running:
+        idp.keycloak.ready()  # launched first, it started while the role and the apiserver did
+        yield running
 
 
 class Bearer:
@@ -135,13 +150,6 @@ def alice_in_platform_ops(idp):
     yield
     if "platform-ops" not in (idp.slapd.bind_as("alice", USERS["alice"]) or []):
         idp.slapd.set_member("platform-ops", "alice", True)
-
-
-def test_keycloak_figures(idp):
-    """Keycloak's start-up (process start to discovery document over HTTPS) and memory, for the docs."""
-    kc = idp.keycloak
-    print(f"\nKeycloak 26.4.0: discovery served {kc.start_seconds:.1f} s after start; RSS {kc.rss_kib / 1024:.0f} MiB")
-    assert claims(kc.id_token("alice"))["iss"] == kc.issuer
 
 
 def test_ldap_user_id_token_shows_prefixed_username_and_ldap_groups(cluster, idp):
@@ -205,3 +213,10 @@ def test_webhook_token_authentication_binds_to_ldap(cluster, idp):
     assert good == ("ldap:bob", ["ldap:developers", "ldap:platform-ops", "system:authenticated"])
     assert Bearer(cluster, "bob:wrong-password").whoami() is None
     assert Bearer(cluster, "mallory:bob-Secret-2").whoami() is None
+
+
+def test_keycloak_figures(cluster, idp):
+    """Keycloak's start-up (process start to discovery document over HTTPS) and memory, for the docs."""
+    kc = idp.keycloak.ready()
+    print(f"\nKeycloak 26.4.0: discovery served {kc.start_seconds:.1f} s after start; RSS {kc.rss_kib / 1024:.0f} MiB")
+    assert claims(kc.id_token("alice"))["iss"] == kc.issuer
