@@ -142,6 +142,12 @@ options:
     description: kube-apiserver C(--request-timeout).
     type: str
     default: 60s
+  shutdown_watch_termination_grace_period:
+    description:
+      - kube-apiserver C(--shutdown-watch-termination-grace-period). Without it a restart waits for open watches
+        until C(--request-timeout), which is that long an outage.
+    type: str
+    default: 5s
   terminated_pod_gc_threshold:
     description: kube-controller-manager C(--terminated-pod-gc-threshold).
     type: int
@@ -258,6 +264,7 @@ ARGUMENT_SPEC = {
     "audit_log_maxbackup": {"type": "int", "default": 10},
     "audit_log_maxsize": {"type": "int", "default": 100},
     "request_timeout": {"type": "str", "default": "60s"},
+    "shutdown_watch_termination_grace_period": {"type": "str", "default": "5s"},
     "terminated_pod_gc_threshold": {"type": "int", "default": 10},
     "extra_flags": {"type": "dict", "default": {}},
     "contributed_flags": {"type": "dict", "default": {}},
