@@ -101,7 +101,11 @@ def claims(jwt):
 
 
 def rss_kib(pid):
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:  # gone meanwhile
+        return 0
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
@@ -276,7 +280,7 @@ class Keycloak:
 
     def ready(self):
         if self.start_seconds is None:
-            wait_for(self._discovery, 300, "Keycloak's discovery document")
+            wait_for(self._discovery, 480, "Keycloak's discovery document")
             self.start_seconds = time.monotonic() - self._started
             self.rss_kib = sum(rss_kib(pid) for pid in self._group())
         return self
@@ -286,7 +290,7 @@ class Keycloak:
             raise AssertionError((self.home.parent / "keycloak.log").read_text()[-3000:])
         try:
             return fetch_json(f"{self.issuer}/.well-known/openid-configuration", self.context)["issuer"] == self.issuer
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset, TLS not up yet, HTTP errors (URLError)
             return False
 
     def _group(self):
@@ -347,7 +351,7 @@ class TokenWebhook:
             body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "spec": {"token": "nobody:x"}}).encode()
             try:
                 return fetch_json(self.url, context, body)["status"]["authenticated"] is False
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # refused, reset, TLS not up yet, HTTP errors (URLError)
                 return False
 
         wait_for(answers, 30, "the LDAP token webhook")

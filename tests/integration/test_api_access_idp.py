@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 
 import pytest
 import yaml
@@ -155,6 +156,9 @@ def alice_in_platform_ops(idp):
 def test_ldap_user_id_token_shows_prefixed_username_and_ldap_groups(cluster, idp):
     token = idp.keycloak.id_token("alice")
     assert sorted(claims(token)["groups"]) == ["developers", "platform-ops"]  # LDAP's, through Keycloak
+    with pytest.raises(urllib.error.HTTPError) as refused:  # Keycloak checks the password by an LDAP bind
+        idp.keycloak.token("alice", "not-" + USERS["alice"])
+    assert refused.value.code == 401
     who = Bearer(cluster, token).whoami()
     assert who == ("oidc:alice", ["oidc:developers", "oidc:platform-ops", "system:authenticated"])
 
