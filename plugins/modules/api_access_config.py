@@ -13,7 +13,7 @@ description:
   - Runs on the controller. Validates every input and renders the structured
     AuthenticationConfiguration and AuthorizationConfiguration (C(apiserver.config.k8s.io/v1)),
     the webhook kubeconfigs, the ABAC policy (one JSON object per line) and the static token CSV,
-    plus the kube-apiserver flags that point at them. Nothing is written to any node: the
+    plus the kube-apiserver flags that point at them. Nothing is written to any node; the
     C(api_access) role hands O(config_dir) files and flags to the control plane's safe restart path.
   - The only write is the controller-side static token store, for users without a token variable,
     and only after every input validated. Tokens never appear in the diff, only user names.
