@@ -9,6 +9,7 @@ Daemons: tests/integration/idp_fixture.py (ports 23400-23499); apiserver: apiser
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 
@@ -222,5 +223,8 @@ def test_webhook_token_authentication_binds_to_ldap(cluster, idp):
 def test_keycloak_figures(cluster, idp):
     """Keycloak's start-up (process start to discovery document over HTTPS) and memory, for the docs."""
     kc = idp.keycloak.ready()
-    print(f"\nKeycloak 26.4.0: discovery served {kc.start_seconds:.1f} s after start; RSS {kc.rss_kib / 1024:.0f} MiB")
+    print(
+        f"\nKeycloak 26.4.0: discovery served {kc.start_seconds:.1f} s after start "
+        f"({kc.cpu_seconds:.0f} CPU-seconds, load average {os.getloadavg()[0]:.1f}); RSS {kc.rss_kib / 1024:.0f} MiB"
+    )
     assert claims(kc.id_token("alice"))["iss"] == kc.issuer
