@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 import yaml
-from apiserver_fixture import call_module, loopback_cluster
+from apiserver_fixture import REPO, ansible, call_module, controller_inventory, loopback_cluster
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -114,6 +114,19 @@ def access(lab_binaries, tmp_path_factory):
     args = {
         "config_dir": str(work / "kubeguard"),
         "anonymous": "health",
+        "jwt_issuers": [
+            {
+                "url": f"{url}/oidc",
+                "audiences": ["kubernetes"],
+                "ca_file": str(work / "webhook-ca.pem"),
+                "username_claim": "preferred_username",
+                "username_prefix": "oidc:",
+                "groups_claim": "groups",
+                "groups_prefix": "oidc:",
+                "claim_validation_rules": [{"expression": "claims.email_verified == true", "message": "verified only"}],
+                "user_validation_rules": [{"expression": "!user.username.startsWith('oidc:system:')"}],
+            }
+        ],
         "service_account_issuer": [SA_ISSUER],
         "authorizers": [
             "Node",
@@ -193,6 +206,32 @@ def test_webhook_token_authentication(access):
     user, groups = access.whoami(access.as_token(LENA_TOKEN, "auth", "whoami", "-o", "json"))
     assert user == "lena" and "ldap-devs" in groups
     assert access.status("/api", token=LENA_TOKEN[:-1] + "x") == 401
+
+
+def test_jwt_issuer_prefixes_claims_and_enforces_rules(access):
+    """The rendered jwt section against a minimal issuer (discovery + JWKS over TLS, ES256)."""
+    hook, now = access.hook, int(time.time())
+    good = {
+        "iss": hook.issuer,
+        "aud": "kubernetes",
+        "sub": "1234",
+        "preferred_username": "jane",
+        "groups": ["devs"],
+        "email_verified": True,
+        "iat": now - 10,
+        "nbf": now - 10,
+        "exp": now + 300,
+    }
+    # The authenticator fetches the JWKS in the background after start-up.
+    wait_for(lambda: access.status("/api", token=hook.sign(good)) == 200 or "jwks not loaded", 30, "JWT authenticator")
+    user, groups = access.whoami(access.as_token(hook.sign(good), "auth", "whoami", "-o", "json"))
+    assert user == "oidc:jane" and "oidc:devs" in groups
+    assert access.status("/api", token=hook.sign({**good, "aud": "someone-else"})) == 401
+    assert access.status("/api", token=hook.sign({**good, "exp": now - 60, "iat": now - 600, "nbf": now - 600})) == 401
+    assert access.status("/api", token=hook.sign({**good, "email_verified": False})) == 401  # claimValidationRules
+    assert (
+        access.status("/api", token=hook.sign({**good, "preferred_username": "system:admin"})) == 401
+    )  # userValidationRules
 
 
 def _b64(data):
@@ -444,3 +483,44 @@ def test_webhook_failure_policy_when_it_is_down(access):
     assert not review("nina", [], "get", "pods", "gated")  # failurePolicy Deny: RBAC is never asked
     assert review("nina", [], "get", "pods", "advised")  # failurePolicy NoOpinion: RBAC decides
     assert not review("allow-wendy", [], "get", "pods", "advised")
+
+
+# ------------------------------------------------------------------ the role refuses bad input
+
+ISSUER = {
+    "url": "https://idp.example/realms/k",
+    "audiences": ["kubernetes"],
+    "ca_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    "username_claim": "preferred_username",
+    "username_prefix": "oidc:",
+}
+# One refusal through the whole role (an ansible-playbook run each); every refusal of the issue
+# (http issuer, no prefix, unknown authorizer, ABAC key, webhook without CA, duplicate issuer)
+# is a unit test of the same code with the same nothing-written check.
+BAD = [
+    (
+        "http-issuer",
+        {"api_access_jwt_issuers": [{**ISSUER, "url": "http://idp.example"}]},
+        "api_access_jwt_issuers[0].url",
+    ),
+]
+
+
+@pytest.mark.parametrize(("variables", "option"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_the_role_refuses_bad_input_naming_the_variable_with_nothing_written(tmp_path, variables, option):
+    """The whole role on this machine as its only control-plane node: the refusal comes before
+    the control plane is touched, and not even the controller-side token store is written."""
+    extra = {
+        **variables,
+        "api_access_config_dir": str(tmp_path / "kubeguard"),
+        "api_access_static_tokens_enabled": True,
+        "api_access_static_tokens": [{"user": "tess"}],
+        "api_access_static_token_store": str(tmp_path / "store/static-tokens.json"),
+        "ansible_become": False,
+    }
+    inventory = controller_inventory(tmp_path / "inventory.yml")
+    run, _, tasks = ansible(REPO / "playbooks/api_access.yml", inventory, "-e", json.dumps(extra))
+    assert run.returncode != 0
+    failed = [t for t in tasks if t.get("failed")]
+    assert failed and failed[0]["msg"].startswith(f"{option}:"), failed
+    assert not (tmp_path / "store").exists() and not (tmp_path / "kubeguard").exists()

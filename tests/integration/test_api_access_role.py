@@ -1,7 +1,8 @@
-"""The api_access role on the lab: check mode predicts and writes nothing, the apply goes
-through the control plane's restart path, a rerun changes and restarts nothing, the diff never
-shows a token, bad input fails naming the variable with nothing changed, and the real
-apiserver then refuses anonymous /api, answers anonymous /readyz and knows the static user."""
+"""The api_access role on the lab (after site.yml in the lab stream): check mode predicts
+and writes nothing, the apply goes through the control plane's restart path, a rerun changes
+and restarts nothing, the diff never shows a token, and the real apiserver then refuses
+anonymous /api, answers anonymous /readyz and knows the static user. Bad input: the
+loopback test file (the refusal comes before any node is touched)."""
 
 import json
 
@@ -45,10 +46,17 @@ def status(lab, path, token=None):
 @pytest.fixture(scope="module")
 def applied(lab, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api-access-role")
+    # The role contributes to a hardened control plane: on a lab that site.yml has not hardened yet
+    # (this file run alone), install the PKI and harden it first, as site.yml would.
+    host = lab.groups["control_plane"][0]
+    if lab.podman_exec(host, "test", "-e", "/etc/kubernetes/pki/apiserver-etcd-client.crt").returncode != 0:
+        run, _ = ansible_playbook(lab.inventory, "site.yml", "--tags", "cluster_pki,control_plane")
+        assert run.returncode == 0, run.stdout[-3000:]
     variables = {**HEALTH_AND_TOKENS, "api_access_static_token_store": str(tmp / "pki/api_access/static-tokens.json")}
     before = apiserver(lab)
     check, check_recap = run_role(lab, tmp, variables, "--check", "--diff")
     after_check = apiserver(lab)
+    store_after_check = (tmp / "pki/api_access/static-tokens.json").exists()
     first, first_recap = run_role(lab, tmp, variables, "--diff", "-v")
     assert first.returncode == 0, first.stdout[-4000:]
     after_first = apiserver(lab)
@@ -58,12 +66,13 @@ def applied(lab, tmp_path_factory):
         "variables": variables,
         "before": before,
         "check": (check, check_recap, after_check),
+        "store_after_check": store_after_check,
         "first": (first, first_recap, after_first),
         "second": (second, second_recap, apiserver(lab)),
     }
-    # Give the lab back with the role's defaults (anonymous off, no static tokens).
-    back, _ = run_role(lab, tmp, {})
-    assert back.returncode == 0, back.stdout[-3000:]
+    # The lab keeps this configuration: restoring the defaults would cost a second restart, and
+    # every later lab test sees the same answers (anonymous /api 401; the health endpoints are
+    # not asserted closed after this file).
 
 
 def test_check_mode_predicts_and_changes_nothing(applied):
@@ -71,7 +80,7 @@ def test_check_mode_predicts_and_changes_nothing(applied):
     assert check.returncode == 0, check.stdout[-3000:]
     assert any(stats["changed"] for stats in recap.values())
     assert after == applied["before"]  # same process, same flags: nothing written, nothing restarted
-    assert not (applied["tmp"] / "pki/api_access/static-tokens.json").exists()
+    assert applied["store_after_check"] is False
 
 
 def test_apply_restarts_once_with_the_structured_config(applied):
@@ -116,32 +125,3 @@ def test_the_apiserver_enforces_it(applied, lab):
     info = review.json()["status"]["userInfo"]
     assert info["username"] == "ops-bot" and {"kubeguard:ops", "team-a"} <= set(info["groups"])
     assert status(lab, "/api", token=token[:-1] + ("x" if token[-1] != "x" else "y")).status_code == 401
-
-
-BAD = [
-    (
-        {
-            "api_access_jwt_issuers": [
-                {
-                    "url": "http://idp.example",
-                    "audiences": ["k"],
-                    "username_claim": "sub",
-                    "username_prefix": "oidc:",
-                    "ca_pem": "x",
-                }
-            ]
-        },
-        "api_access_jwt_issuers[0].url",
-    ),
-    ({"api_access_authorizers": ["Node", "Magic"]}, "api_access_authorizers[1].type"),
-    ({"api_access_authorizers": ["AlwaysAllow"]}, "api_access_authorizers[0]"),
-]
-
-
-@pytest.mark.parametrize(("variables", "option"), BAD, ids=["http-issuer", "unknown-authorizer", "always-allow"])
-def test_bad_input_fails_naming_the_variable_and_changes_nothing(applied, lab, variables, option):
-    before = apiserver(lab)
-    run, _ = run_role(lab, applied["tmp"], {**applied["variables"], **variables})
-    assert run.returncode != 0
-    assert option in run.stdout
-    assert apiserver(lab) == before
