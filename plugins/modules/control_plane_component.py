@@ -166,7 +166,7 @@ options:
     default: {}
   contributed_files:
     description:
-      - Files written with those flags in the same transaction, C({path: content}), each under O(config_dir), mode
+      - Files written with those flags in the same transaction, C(path => content), each under O(config_dir), mode
         0600. They may hold tokens or keys, so the option is C(no_log) and the diff shows only their paths.
     type: dict
     default: {}
