@@ -510,20 +510,43 @@ def probe_anonymous(params):
     paths through a structured config file, the same way api_access contributes one."""
     conf = params["facts"]["components"].get("kube-apiserver")
     contributed = dict(params.get("contributed_flags") or {})
-    if (
-        params["component"] != "kube-apiserver"
-        or conf.get("layout") != "static-pod"
-        or conf["flags"].get("authentication-config")
-        or "authentication-config" in contributed
-    ):
+    if params["component"] != "kube-apiserver" or conf.get("layout") != "static-pod":
         return params
     paths = manifest.anonymous_probe_paths(_load_yaml(_read(conf["source"]) or "", conf["source"]), "kube-apiserver")
     if not paths:
+        return params
+    owned = contributed.get("authentication-config")
+    if owned and owned in (params.get("contributed_files") or {}):
+        return _admit_probes(params, owned, paths)
+    if conf["flags"].get("authentication-config") or "authentication-config" in contributed:
         return params
     path = os.path.join(params["config_dir"], "authentication.yaml")
     contributed.update({"authentication-config": path, "anonymous-auth": None})
     files = {**(params.get("contributed_files") or {}), path: desired.anonymous_health_authn(paths)}
     return {**params, "contributed_flags": contributed, "contributed_files": files}
+
+
+def _admit_probes(params, path, paths):
+    """Another role's authentication config on a kubeadm node: its anonymous section
+    must still admit the kubelet's probes, or the kubelet kills the apiserver."""
+    text = params["contributed_files"][path]
+    doc = _load_yaml(text, path) or {}
+    anonymous = doc.get("anonymous") or {}
+    if anonymous.get("enabled") and not anonymous.get("conditions"):
+        return params  # anonymous is admitted everywhere already
+    have = {c.get("path") for c in anonymous.get("conditions") or []} if anonymous.get("enabled") else set()
+    if set(paths) <= have:
+        return params
+    doc["anonymous"] = {"enabled": True, "conditions": [{"path": p} for p in sorted(have | set(paths))]}
+    warning = (
+        f"kube-apiserver runs as a kubeadm static pod whose kubelet probes {', '.join(paths)} anonymously: "
+        f"{path} admits anonymous requests on those paths too (all else stays 401)"
+    )
+    return {
+        **params,
+        "contributed_files": {**params["contributed_files"], path: json.dumps(doc, indent=2, sort_keys=True) + "\n"},
+        "probe_warnings": [warning],
+    }
 
 
 def apply(params, check_mode):
@@ -545,7 +568,9 @@ def apply(params, check_mode):
         "modes_fixed": modes_fixed,
         "flag_changes": flaglib.diff_lines(conf["running_flags"] or conf["flags"], new_flags),
         "restarted": False,
-        "warnings": desired.below_cis(params) if component == "kube-apiserver" else [],
+        "warnings": (desired.below_cis(params) + params.get("probe_warnings", []))
+        if component == "kube-apiserver"
+        else [],
     }
     result["diff"] = {
         "before": "\n".join(f"--{k}={v}" for k, v in sorted((conf["running_flags"] or conf["flags"]).items())) + "\n",
