@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import grp
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ import urllib.request
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write
+from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_state
 
 DROPIN = "50-kubeguard.conf"
 DROPIN_HEADER = "# Managed by kubeguard.hardening.control_plane: the hardened flags of this unit, one a line."
@@ -132,28 +131,6 @@ def binary_facts(component, path):
     if component == "kube-apiserver":
         facts["admission_plugins"] = flaglib.admission_plugins(text)
     return facts
-
-
-def file_state(path):
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return {"path": path, "exists": False}
-    return {
-        "path": path,
-        "exists": True,
-        "mode": f"{st.st_mode & 0o7777:04o}",
-        "owner": _name(pwd.getpwuid, st.st_uid),
-        "group": _name(grp.getgrgid, st.st_gid),
-        "dir": os.path.isdir(path),
-    }
-
-
-def _name(lookup, ident):
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return str(ident)
 
 
 def cis_files(kubernetes_dir, components):

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import glob
-import grp
 import json
 import os
-import pwd
 import re
 import shutil
 import ssl
@@ -25,7 +23,7 @@ import urllib.request
 from datetime import datetime, timezone
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write
+from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_state
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
 
 SYSTEMD_DIR = "/etc/systemd/system"
@@ -99,27 +97,6 @@ def unit(name):
         "words": [w for w, _ in words],
         "sources": [s for _, s in words],
     }
-
-
-def file_state(path):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return {"path": path, "exists": False}
-    return {
-        "path": path,
-        "exists": True,
-        "mode": f"{st.st_mode & 0o7777:04o}",
-        "owner": _name(pwd.getpwuid, st.st_uid),
-        "group": _name(grp.getgrgid, st.st_gid),
-    }
-
-
-def _name(lookup, ident):
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return str(ident)
 
 
 def in_container():
@@ -579,7 +556,7 @@ def _mode_ok(have, want):
 def fix_files(params, check_mode):
     fixed = []
     for path, want_mode, cis in cis_files(params):
-        state = file_state(path)
+        state = file_state(path, follow_symlinks=True)
         if not state["exists"]:
             continue
         mode_bad = not _mode_ok(state["mode"], want_mode)
