@@ -66,12 +66,14 @@ def contributed(lab, tmp_path_factory):
     run, _ = ansible_playbook(lab.inventory, "site.yml", "--tags", "cluster_pki,control_plane")
     assert run.returncode == 0, run.stdout[-3000:]
     tmp = tmp_path_factory.mktemp("contrib")
+    before = apiserver_flags(lab)  # api_access may own authentication already: give it back after
+    restore = {name: before.get(name) for name in ("authentication-config", "anonymous-auth")}
     flags = {"authentication-config": CONFIG, "anonymous-auth": None}
     first, first_recap = contribute(lab, tmp, flags, {CONFIG: yaml.safe_dump(HEALTH_ONLY)})
     assert first.returncode == 0, first.stdout[-3000:]
     yield {"tmp": tmp, "flags": flags, "first": first_recap}
-    # Give the lab back as the control_plane role leaves it.
-    back, _ = contribute(lab, tmp, {"authentication-config": None, "anonymous-auth": "false"}, {})
+    # Give the lab back as it was.
+    back, _ = contribute(lab, tmp, restore, {})
     assert back.returncode == 0, back.stdout[-3000:]
 
 
