@@ -52,6 +52,7 @@ unit: venv ## Unit tests (pure logic, no lab)
 	pytest -q tests/unit
 
 integration: host-deps venv ## Integration tests: a fresh lab's stream and the loopback stream, side by side
+	lab/bin/fetch-idp >/dev/null
 	LAYOUT=$(LAYOUT) tests/run-integration
 
 molecule: venv host-deps ## All Molecule scenarios, two at a time (podman driver, lab images)

@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _engine, _model  # noqa: E402
+from rerun_ratio import playbook_seconds  # noqa: E402  (bench/ is the script's directory)
 
 
 def cluster_params(out, control_plane, workers, algorithm):
@@ -84,22 +84,6 @@ def ansible_rerun(params):
         elapsed = time.perf_counter() - start
     result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     return elapsed, result["changed"]
-
-
-def playbook_seconds(inventory, playbook):
-    """Wall time of one ansible-playbook run, and its total changed count."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    start = time.perf_counter()
-    run = subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), str(playbook)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    elapsed = time.perf_counter() - start
-    changed = sum(int(n) for n in re.findall(r"changed=(\d+)", run.stdout))
-    return elapsed, changed
 
 
 def lab_rerun(repeat):

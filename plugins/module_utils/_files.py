@@ -12,7 +12,9 @@ their domain error.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
+import pwd
 import tempfile
 
 
@@ -33,3 +35,26 @@ def atomic_write(path, data, mode, replace=os.replace):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def file_state(path, follow_symlinks=False):
+    """What the CIS file checks look at: existence, mode, owner and group names."""
+    try:
+        st = os.stat(path) if follow_symlinks else os.lstat(path)
+    except OSError:
+        return {"path": path, "exists": False}
+    return {
+        "path": path,
+        "exists": True,
+        "mode": f"{st.st_mode & 0o7777:04o}",
+        "owner": _name(pwd.getpwuid, st.st_uid),
+        "group": _name(grp.getgrgid, st.st_gid),
+        "dir": os.path.isdir(path),
+    }
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)

@@ -142,6 +142,12 @@ options:
     description: kube-apiserver C(--request-timeout).
     type: str
     default: 60s
+  shutdown_watch_termination_grace_period:
+    description:
+      - kube-apiserver C(--shutdown-watch-termination-grace-period). Without it a restart waits for open watches
+        until C(--request-timeout), which is that long an outage.
+    type: str
+    default: 5s
   terminated_pod_gc_threshold:
     description: kube-controller-manager C(--terminated-pod-gc-threshold).
     type: int
@@ -160,7 +166,7 @@ options:
     default: {}
   contributed_files:
     description:
-      - Files written with those flags in the same transaction, C({path: content}), each under O(config_dir), mode
+      - Files written with those flags in the same transaction, C(path => content), each under O(config_dir), mode
         0600. They may hold tokens or keys, so the option is C(no_log) and the diff shows only their paths.
     type: dict
     default: {}
@@ -258,6 +264,7 @@ ARGUMENT_SPEC = {
     "audit_log_maxbackup": {"type": "int", "default": 10},
     "audit_log_maxsize": {"type": "int", "default": 100},
     "request_timeout": {"type": "str", "default": "60s"},
+    "shutdown_watch_termination_grace_period": {"type": "str", "default": "5s"},
     "terminated_pod_gc_threshold": {"type": "int", "default": 10},
     "extra_flags": {"type": "dict", "default": {}},
     "contributed_flags": {"type": "dict", "default": {}},

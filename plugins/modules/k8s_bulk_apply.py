@@ -75,6 +75,27 @@ options:
     description: Requests in flight at the same time.
     type: int
     default: 4
+  prune:
+    description:
+      - Delete the objects this call owns but no longer lists, after applying the listed ones. An object is owned when
+        it carries every label of O(prune_labels) and the field manager O(field_manager) applied it (server-side
+        apply); nothing else is ever pruned. One LIST per kind (the kinds of the objects plus O(prune_kinds)),
+        cluster-wide.
+      - In check mode the deletions are server-side dry-runs; the diff shows each pruned object.
+    type: bool
+    default: false
+  prune_labels:
+    description:
+      - Labels that mark the objects of this call, required with O(prune); every object and template must carry them.
+        Give each owner its own value (for example C(kubeguard.io/set=network-policy-baseline)).
+    type: dict
+    default: {}
+  prune_kinds:
+    description:
+      - More kinds (C(apiVersion), C(kind)) to prune, for when the call lists no object of that kind any more.
+    type: list
+    elements: dict
+    default: []
 seealso:
   - module: kubernetes.core.k8s
 """
@@ -92,6 +113,18 @@ EXAMPLES = r"""
         spec:
           podSelector: {}
           policyTypes: [Ingress, Egress]
+  delegate_to: localhost
+  run_once: true
+
+- name: Keep exactly these allow rules; drop the ones an earlier run applied and this one no longer lists
+  kubeguard.hardening.k8s_bulk_apply:
+    kubeconfig: /etc/kubernetes/admin.conf
+    prune: true
+    prune_labels:
+      kubeguard.io/set: custom-allows
+    prune_kinds:
+      - {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy}
+    objects: "{{ my_allow_policies }}"
   delegate_to: localhost
   run_once: true
 
@@ -115,7 +148,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 results:
-  description: One entry per object, in the order given (templates after O(objects)).
+  description: One entry per object, in the order given (templates after O(objects)), then the pruned ones.
   returned: always
   type: list
   elements: dict
@@ -126,10 +159,10 @@ results:
       name: default-deny
       action: created
 summary:
-  description: How many objects were created, updated, unchanged, deleted, already absent or failed.
+  description: How many objects were created, updated, unchanged, deleted, pruned, already absent or failed.
   returned: always
   type: dict
-  sample: {created: 1, updated: 0, unchanged: 199, deleted: 0, absent: 0, failed: 0}
+  sample: {created: 1, updated: 0, unchanged: 199, deleted: 0, pruned: 0, absent: 0, failed: 0}
 namespaces:
   description: The namespaces O(namespace_objects) went to.
   returned: always
@@ -158,6 +191,9 @@ def main():
             field_manager={"type": "str", "default": "kubeguard"},
             force_conflicts={"type": "bool", "default": True},
             workers={"type": "int", "default": 4},
+            prune={"type": "bool", "default": False},
+            prune_labels={"type": "dict", "default": {}},
+            prune_kinds={"type": "list", "elements": "dict", "default": []},
         ),
         runner.run,
     )

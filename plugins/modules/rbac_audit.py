@@ -12,13 +12,17 @@ description:
   - Reads every ClusterRole, Role, ClusterRoleBinding, RoleBinding and ServiceAccount once (one LIST each) and reports
     findings with their CIS ID and the effective subjects (users, groups, service accounts) that hold the permission.
   - "Checks: 5.1.1 cluster-admin bindings, 5.1.2 secret readers, 5.1.3 wildcards, 5.1.4 pod creators, 5.1.5 bindings of
-    default service accounts, 5.1.6 default service accounts that automount their token, 5.1.7 system:masters bindings,
+    default service accounts, 5.1.6 token mounting (C(default) service accounts that do not set
+    C(automountServiceAccountToken=false), and every running pod whose token is mounted as the kubelet decides it: the
+    pod's field, else its service account's, else mounted), 5.1.7 system:masters bindings,
     5.1.8 bind/escalate/impersonate, 5.1.9 persistent-volume creation, 5.1.10 nodes/proxy, 5.1.11 CSR approval,
     5.1.12 admission webhook configuration, 5.1.13 service-account token creation, and grants to anonymous or
     unauthenticated requests beyond upstream's system:public-info-viewer."
-  - Read-only by default. With O(remediate=true) it deletes the bindings behind non-allowlisted findings of
-    O(remediate_checks), with a server-side dry-run in check mode. It refuses, deleting nothing, when a deletion would
-    take away the caller's own access.
+  - Read-only by default. With O(remediate=true) it takes the offending subjects of non-allowlisted findings of
+    O(remediate_checks) out of their bindings, with a server-side dry-run in check mode. A binding keeps its other
+    subjects (an anonymous subject next to a real group loses only its own entry) and is deleted only when none remain;
+    a binding to a risky role offends through every subject, so it is deleted. It refuses, changing nothing, when this
+    would take away the caller's own access.
 author: kubeguard maintainers
 extends_documentation_fragment:
   - kubeguard.hardening.k8s_api
@@ -57,8 +61,14 @@ options:
     type: list
     elements: str
     default: ["system:*", "cluster-admin"]
+  automount_exempt_namespaces:
+    description: Namespaces (names or shell patterns) left out of the 5.1.6 token checks, for example C(kube-system).
+    type: list
+    elements: str
+    default: []
   remediate:
-    description: Delete the bindings behind non-allowlisted findings of O(remediate_checks).
+    description: Remove the offending subjects of non-allowlisted findings of O(remediate_checks) from their bindings,
+      deleting a binding left without subjects.
     type: bool
     default: false
   remediate_checks:
@@ -101,17 +111,30 @@ findings:
       binding: {kind: ClusterRoleBinding, namespace: "", name: oops}
       subjects: [{kind: Group, name: contractors, user: contractors}]
       allowlisted: false
+    - cis: "5.1.6"
+      check: pod_service_account_token
+      title: pod mounts a service account token
+      role: null
+      binding: null
+      subjects: [{kind: ServiceAccount, name: default, namespace: team-a, user: "system:serviceaccount:team-a:default"}]
+      pod: {namespace: team-a, name: web-0}
+      decided_by: default
+      allowlisted: false
 summary:
   description: Counts of findings, allowlisted findings and findings per CIS ID.
   returned: always
   type: dict
   sample: {findings: 3, allowlisted: 40, by_cis: {"5.1.1": 1, "5.1.3": 2}}
 removed:
-  description: Bindings deleted (or, in check mode, that would be).
+  description: Bindings deleted or stripped of subjects (or, in check mode, that would be).
   returned: always
   type: list
   elements: dict
-  sample: [{kind: ClusterRoleBinding, namespace: "", name: oops, checks: [cluster_admin, wildcards]}]
+  sample:
+    - {kind: ClusterRoleBinding, namespace: "", name: oops, checks: [cluster_admin], action: deleted,
+       subjects_removed: [contractors], subjects_kept: []}
+    - {kind: ClusterRoleBinding, namespace: "", name: readers, checks: [anonymous_access], action: subjects_removed,
+       subjects_removed: ["system:anonymous"], subjects_kept: [ops]}
 caller:
   description: Who the API server says the module connected as.
   returned: always
@@ -139,6 +162,7 @@ def main():
             },
             allowed_subjects={"type": "list", "elements": "str", "default": []},
             allowed_roles={"type": "list", "elements": "str", "default": ["system:*", "cluster-admin"]},
+            automount_exempt_namespaces={"type": "list", "elements": "str", "default": []},
             remediate={"type": "bool", "default": False},
             remediate_checks={"type": "list", "elements": "str", "default": []},
         ),

@@ -30,7 +30,9 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import ( 
     _kubeconfig,
 )
 
-PORTS = range(24000, 25000)
+# KUBEGUARD_LOOPBACK_PORTS=first-last gives a parallel run its own range.
+_FIRST, _LAST = (int(n) for n in os.environ.get("KUBEGUARD_LOOPBACK_PORTS", "24000-24999").split("-"))
+PORTS = range(_FIRST, _LAST + 1)
 NODE_IP = "10.123.0.10"
 
 
@@ -45,7 +47,7 @@ def free_port(taken=()):
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 24000-24999")
+    raise RuntimeError(f"no free port in {_FIRST}-{_LAST}")
 
 
 class Cluster:
@@ -125,7 +127,8 @@ def _local_kubeconfig(source, dest, server):
 
 
 @contextlib.contextmanager
-def loopback_cluster(binaries, work):
+def loopback_cluster(binaries, work, flags=None):
+    """``flags`` ({name: value}) overrides kube-apiserver flags; a None value removes one."""
     work = pathlib.Path(work)
     work.mkdir(parents=True, exist_ok=True)
     pki = work / "pki-tree"
@@ -169,36 +172,34 @@ def loopback_cluster(binaries, work):
         )
         api_log = open(work / "apiserver.log", "w")  # noqa: SIM115
         logs.append(api_log)
-        procs.append(
-            subprocess.Popen(
-                [
-                    str(bins / "kube-apiserver"),
-                    "--bind-address=127.0.0.1",
-                    f"--advertise-address={NODE_IP}",
-                    f"--secure-port={api_port}",
-                    f"--cert-dir={work}",
-                    f"--etcd-servers=https://127.0.0.1:{etcd_client}",
-                    f"--etcd-cafile={p}/etcd/ca.crt",
-                    f"--etcd-certfile={p}/apiserver-etcd-client.crt",
-                    f"--etcd-keyfile={p}/apiserver-etcd-client.key",
-                    f"--tls-cert-file={n}/apiserver.crt",
-                    f"--tls-private-key-file={n}/apiserver.key",
-                    f"--client-ca-file={p}/ca.crt",
-                    f"--kubelet-client-certificate={p}/apiserver-kubelet-client.crt",
-                    f"--kubelet-client-key={p}/apiserver-kubelet-client.key",
-                    f"--service-account-key-file={p}/sa.pub",
-                    f"--service-account-signing-key-file={p}/sa.key",
-                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                    "--service-cluster-ip-range=10.96.0.0/12",
-                    "--authorization-mode=Node,RBAC",
-                    "--anonymous-auth=false",
-                    "--enable-admission-plugins=NodeRestriction",
-                    "--profiling=false",
-                ],
-                stdout=api_log,
-                stderr=subprocess.STDOUT,
-            )
-        )
+        api_argv = [
+            str(bins / "kube-apiserver"),
+            "--bind-address=127.0.0.1",
+            f"--advertise-address={NODE_IP}",
+            f"--secure-port={api_port}",
+            f"--cert-dir={work}",
+            f"--etcd-servers=https://127.0.0.1:{etcd_client}",
+            f"--etcd-cafile={p}/etcd/ca.crt",
+            f"--etcd-certfile={p}/apiserver-etcd-client.crt",
+            f"--etcd-keyfile={p}/apiserver-etcd-client.key",
+            f"--tls-cert-file={n}/apiserver.crt",
+            f"--tls-private-key-file={n}/apiserver.key",
+            f"--client-ca-file={p}/ca.crt",
+            f"--kubelet-client-certificate={p}/apiserver-kubelet-client.crt",
+            f"--kubelet-client-key={p}/apiserver-kubelet-client.key",
+            f"--service-account-key-file={p}/sa.pub",
+            f"--service-account-signing-key-file={p}/sa.key",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-cluster-ip-range=10.96.0.0/12",
+            "--authorization-mode=Node,RBAC",
+            "--anonymous-auth=false",
+            "--enable-admission-plugins=NodeRestriction",
+            "--profiling=false",
+        ]
+        for name, value in (flags or {}).items():
+            api_argv = [a for a in api_argv if not a.startswith(f"--{name}=")]
+            api_argv += [] if value is None else [f"--{name}={value}"]
+        procs.append(subprocess.Popen(api_argv, stdout=api_log, stderr=subprocess.STDOUT))
         server = f"https://127.0.0.1:{api_port}"
         _local_kubeconfig(pki / "super-admin.conf", work / "super-admin.kubeconfig", server)
         _local_kubeconfig(pki / "admin.conf", work / "admin.kubeconfig", server)

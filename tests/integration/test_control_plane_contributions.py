@@ -57,7 +57,7 @@ def apiserver_flags(lab):
     host = lab.groups["control_plane"][0]
     pid = lab.podman_exec(host, "pgrep", "-o", "-f", "^[^ ]*kube-apiserver ").stdout.split()[0]
     argv = lab.podman_exec(host, "cat", f"/proc/{pid}/cmdline").stdout.split("\0")
-    return {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if a.startswith("--") and "=" in a}
+    return dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
 
 
 @pytest.fixture(scope="module")

@@ -147,3 +147,52 @@ def test_truth_table_from_the_cluster(cluster, applied, tmp_path, capsys):
     # ingress into np-x from np-y is allowed now, but np-y's own default-deny egress still blocks it
     assert result["details"]["tcp/80"]["np-y/a"]["np-x/b"] == {"egress": False, "ingress": True, "allowed": False}
     assert result["details"]["tcp/81"]["np-y/a"]["np-x/b"]["ingress"] is False
+
+
+def test_a_toggled_off_policy_is_pruned_check_mode_first_and_foreign_ones_stay(cluster, applied, tmp_path):
+    tmp = applied["tmp"]
+    run, _, _ = run_role(cluster, tmp, network_policy_allow_same_namespace=True)
+    assert run.returncode == 0 and "kubeguard-allow-same-namespace" in policies_in(cluster, "np-y")
+    # the same label, but written by kubectl (another field manager): never ours to prune
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(
+        json.dumps(
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {
+                    "name": "hand-made",
+                    "namespace": "np-y",
+                    "labels": {"kubeguard.io/set": "network-policy-baseline"},
+                },
+                "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+            }
+        )
+    )
+    assert cluster.kubectl("create", "-f", str(foreign)).returncode == 0
+    check, stats, tasks = run_role(cluster, tmp, "--check", "--diff")
+    assert check.returncode == 0 and stats["cp1"]["changed"] == 1
+    baseline = next(t for t in tasks if "prune the stale ones" in t["task"])
+    pruned = [r for r in baseline["results"] if r["action"] == "pruned"]
+    assert {(r["namespace"], r["name"]) for r in pruned} == {
+        (ns, "kubeguard-allow-same-namespace") for ns in policies_namespaces(cluster)
+    }
+    assert {d["before_header"] for d in baseline["diff"]} == {
+        f"NetworkPolicy {ns}/kubeguard-allow-same-namespace" for ns in policies_namespaces(cluster)
+    }
+    assert "kubeguard-allow-same-namespace" in policies_in(cluster, "np-y")  # check mode deleted nothing
+    run, stats, _ = run_role(cluster, tmp)
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 1
+    assert policies_in(cluster, "np-y") == ["hand-made", "kubeguard-allow-dns", "kubeguard-default-deny"]
+    run, stats, _ = run_role(cluster, tmp)
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 0
+
+
+def policies_namespaces(cluster):
+    """Namespaces holding kubeguard-allow-same-namespace now."""
+    run = cluster.kubectl("get", "networkpolicy", "-A", "-o", "json")
+    return {
+        item["metadata"]["namespace"]
+        for item in json.loads(run.stdout)["items"]
+        if item["metadata"]["name"] == "kubeguard-allow-same-namespace"
+    }

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from apiserver_fixture import REPO, ansible, call_module, controller_inventory, shared_cluster
+from kubeguard_test.waiting import wait_for
 
 PERSONAS = [
     {"persona": "viewer", "groups": ["ops-viewers"]},
@@ -257,6 +258,84 @@ def test_remediation_never_removes_the_callers_own_access(planted, tmp_path):
     )
     assert (
         result["failed"]
-        and "allowed_bindings: remediation would delete ClusterRoleBinding kubeadm:cluster-admins" in result["msg"]
+        and "allowed_bindings: remediation would remove ClusterRoleBinding kubeadm:cluster-admins" in result["msg"]
     ), result
     assert planted.kubectl("get", "namespaces", kubeconfig=planted.admin).returncode == 0
+
+
+def test_anonymous_remediation_removes_only_the_anonymous_subjects(cluster, baseline, tmp_path):
+    """A binding that grants a real group and, by mistake, anonymous requests: remediation takes
+    out the anonymous subjects only; the group keeps its access."""
+    # not `view`: its rules are aggregated by the controller-manager, which this apiserver runs without
+    cluster.kubectl("create", "clusterrole", "pod-lister", "--verb=list", "--resource=pods")
+    planted = cluster.kubectl(
+        "create",
+        "rolebinding",
+        "mixed-readers",
+        "-n",
+        "rbac-team-b",
+        "--clusterrole=pod-lister",
+        "--group=ops-readers",
+        "--group=system:unauthenticated",
+        "--user=system:anonymous",
+    )
+    assert planted.returncode == 0, planted.stderr
+    anonymous = ("system:anonymous", ["system:unauthenticated"])
+    # the authorizer sees a new binding once its informer has it
+    wait_for(lambda: cluster.review(*anonymous, "list", "pods", "rbac-team-b"), 30, "the planted anonymous grant")
+    args = {"kubeconfig": str(cluster.super_admin), "checks": ["anonymous_access"], "remediate": True}
+    check, _ = call_module(tmp_path, "rbac_audit", args, "--diff", check=True)
+    (entry,) = [r for r in check["removed"] if r["name"] == "mixed-readers"]
+    assert check["changed"] and entry["action"] == "subjects_removed"
+    assert sorted(entry["subjects_removed"]) == ["system:anonymous", "system:unauthenticated"]
+    assert entry["subjects_kept"] == ["ops-readers"]
+    assert cluster.review(*anonymous, "list", "pods", "rbac-team-b")  # check mode changed nothing
+    done, _ = call_module(tmp_path, "rbac_audit", args)
+    assert done["changed"]
+    binding = json.loads(
+        cluster.kubectl("get", "rolebinding", "mixed-readers", "-n", "rbac-team-b", "-o", "json").stdout
+    )
+    assert [(s["kind"], s["name"]) for s in binding["subjects"]] == [("Group", "ops-readers")]
+    wait_for(lambda: not cluster.review(*anonymous, "list", "pods", "rbac-team-b"), 30, "the anonymous grant gone")
+    assert cluster.can_i("list", "pods", "-n", "rbac-team-b", groups=["ops-readers"])
+    again, _ = call_module(tmp_path, "rbac_audit", args)
+    assert not again["changed"] and again["removed"] == []
+
+
+def test_token_mounting_is_audited_per_pod(cluster, baseline, tmp_path):
+    """CIS 5.1.6 on pods: after the baseline the default service account mounts nothing, so a pod
+    on it is clean unless the pod itself asks for the token; a pod on another account that leaves
+    the field unset mounts it."""
+    cluster.kubectl("create", "serviceaccount", "api-client", "-n", "rbac-team-a")
+    for name, account, automount in (("quiet", None, None), ("loud", None, True), ("client", "api-client", None)):
+        spec = {"containers": [{"name": "c", "image": "registry.invalid/none"}]}
+        if account:
+            spec["serviceAccountName"] = account
+        if automount is not None:
+            spec["automountServiceAccountToken"] = automount
+        manifest = tmp_path / f"{name}.json"
+        manifest.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name, "namespace": "rbac-team-a"},
+                    "spec": spec,
+                }
+            )
+        )
+        created = cluster.kubectl("apply", "-f", str(manifest))
+        assert created.returncode == 0, created.stderr
+    args = {"kubeconfig": str(cluster.super_admin), "checks": ["pod_service_account_token"]}
+    result, _ = call_module(tmp_path, "rbac_audit", args)
+    found = {
+        f["pod"]["name"]: (f["cis"], f["decided_by"])
+        for f in result["findings"]
+        if f["pod"]["namespace"] == "rbac-team-a"
+    }
+    assert found == {"loud": ("5.1.6", "pod"), "client": ("5.1.6", "default")}
+    # what the API server stored agrees: the admission plugin mounts the token volume exactly there
+    for name in ("quiet", "loud", "client"):
+        stored = json.loads(cluster.kubectl("get", "pod", name, "-n", "rbac-team-a", "-o", "json").stdout)
+        mounted = any(v["name"].startswith("kube-api-access-") for v in stored["spec"].get("volumes") or [])
+        assert mounted is (name in found), name

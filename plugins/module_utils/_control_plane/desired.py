@@ -194,6 +194,8 @@ def apiserver_flags(current, params):
         "audit-log-maxbackup": str(params["audit_log_maxbackup"]),  # CIS 1.2.18
         "audit-log-maxsize": str(params["audit_log_maxsize"]),  # CIS 1.2.19
         "request-timeout": params["request_timeout"],  # CIS 1.2.20
+        # Without it a restart waits for open watches until --request-timeout (60 s of outage).
+        "shutdown-watch-termination-grace-period": params["shutdown_watch_termination_grace_period"],
         "service-account-lookup": "true",  # CIS 1.2.21
         "service-account-key-file": pki(params, "sa.pub"),  # CIS 1.2.22
         "service-account-signing-key-file": pki(params, "sa.key"),
@@ -325,8 +327,9 @@ def _validate_apiserver(params, binary):
         cidr = ipaddress.ip_network(params["service_cidr"])
     except ValueError as exc:
         raise KubeguardError(var("service_cidr"), str(exc)) from None
-    if not re.fullmatch(r"\d+(ms|s|m|h)", params["request_timeout"]):
-        raise KubeguardError(var("request_timeout"), f"{params['request_timeout']!r} is not a duration like 60s")
+    for name in ("request_timeout", "shutdown_watch_termination_grace_period"):
+        if not re.fullmatch(r"\d+(ms|s|m|h)", params[name]):
+            raise KubeguardError(var(name), f"{params[name]!r} is not a duration like 60s")
     return cidr
 
 

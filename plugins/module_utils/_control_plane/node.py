@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import grp
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ import urllib.request
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write
+from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_state
 
 DROPIN = "50-kubeguard.conf"
 DROPIN_HEADER = "# Managed by kubeguard.hardening.control_plane: the hardened flags of this unit, one a line."
@@ -132,28 +131,6 @@ def binary_facts(component, path):
     if component == "kube-apiserver":
         facts["admission_plugins"] = flaglib.admission_plugins(text)
     return facts
-
-
-def file_state(path):
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return {"path": path, "exists": False}
-    return {
-        "path": path,
-        "exists": True,
-        "mode": f"{st.st_mode & 0o7777:04o}",
-        "owner": _name(pwd.getpwuid, st.st_uid),
-        "group": _name(grp.getgrgid, st.st_gid),
-        "dir": os.path.isdir(path),
-    }
-
-
-def _name(lookup, ident):
-    try:
-        return lookup(ident)[0]
-    except KeyError:
-        return str(ident)
 
 
 def cis_files(kubernetes_dir, components):
@@ -510,20 +487,43 @@ def probe_anonymous(params):
     paths through a structured config file, the same way api_access contributes one."""
     conf = params["facts"]["components"].get("kube-apiserver")
     contributed = dict(params.get("contributed_flags") or {})
-    if (
-        params["component"] != "kube-apiserver"
-        or conf.get("layout") != "static-pod"
-        or conf["flags"].get("authentication-config")
-        or "authentication-config" in contributed
-    ):
+    if params["component"] != "kube-apiserver" or conf.get("layout") != "static-pod":
         return params
     paths = manifest.anonymous_probe_paths(_load_yaml(_read(conf["source"]) or "", conf["source"]), "kube-apiserver")
     if not paths:
+        return params
+    owned = contributed.get("authentication-config")
+    if owned and owned in (params.get("contributed_files") or {}):
+        return _admit_probes(params, owned, paths)
+    if conf["flags"].get("authentication-config") or "authentication-config" in contributed:
         return params
     path = os.path.join(params["config_dir"], "authentication.yaml")
     contributed.update({"authentication-config": path, "anonymous-auth": None})
     files = {**(params.get("contributed_files") or {}), path: desired.anonymous_health_authn(paths)}
     return {**params, "contributed_flags": contributed, "contributed_files": files}
+
+
+def _admit_probes(params, path, paths):
+    """Another role's authentication config on a kubeadm node: its anonymous section
+    must still admit the kubelet's probes, or the kubelet kills the apiserver."""
+    text = params["contributed_files"][path]
+    doc = _load_yaml(text, path) or {}
+    anonymous = doc.get("anonymous") or {}
+    if anonymous.get("enabled") and not anonymous.get("conditions"):
+        return params  # anonymous is admitted everywhere already
+    have = {c.get("path") for c in anonymous.get("conditions") or []} if anonymous.get("enabled") else set()
+    if set(paths) <= have:
+        return params
+    doc["anonymous"] = {"enabled": True, "conditions": [{"path": p} for p in sorted(have | set(paths))]}
+    warning = (
+        f"kube-apiserver runs as a kubeadm static pod whose kubelet probes {', '.join(paths)} anonymously: "
+        f"{path} admits anonymous requests on those paths too (all else stays 401)"
+    )
+    return {
+        **params,
+        "contributed_files": {**params["contributed_files"], path: json.dumps(doc, indent=2, sort_keys=True) + "\n"},
+        "probe_warnings": [warning],
+    }
 
 
 def apply(params, check_mode):
@@ -545,7 +545,9 @@ def apply(params, check_mode):
         "modes_fixed": modes_fixed,
         "flag_changes": flaglib.diff_lines(conf["running_flags"] or conf["flags"], new_flags),
         "restarted": False,
-        "warnings": desired.below_cis(params) if component == "kube-apiserver" else [],
+        "warnings": (desired.below_cis(params) + params.get("probe_warnings", []))
+        if component == "kube-apiserver"
+        else [],
     }
     result["diff"] = {
         "before": "\n".join(f"--{k}={v}" for k, v in sorted((conf["running_flags"] or conf["flags"]).items())) + "\n",

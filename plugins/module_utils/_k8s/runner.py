@@ -8,6 +8,10 @@ types once, reads the current objects with one LIST per type, then applies (or
 deletes) cluster-scoped objects before namespaced ones, several at a time.
 ``changed`` compares the objects without their noise fields, so a rerun that
 changes nothing reports changed=false.
+
+With ``prune`` the call owns a set of objects: those carrying ``prune_labels``
+that its field manager applied. Any of them no longer listed is deleted (after
+the applies, so a renamed object never leaves a gap); check mode dry-runs it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from . import objects as objs
 from .client import ApiError, Client
 from .service import ApplyService
 
-ACTIONS = ("created", "updated", "unchanged", "deleted", "absent", "failed")
+ACTIONS = ("created", "updated", "unchanged", "deleted", "pruned", "absent", "failed")
 
 
 def connect(params):
@@ -47,13 +51,62 @@ def target_namespaces(service, params, listed_objects):
     return sorted({name for name in names if objs.namespace_selected(name, excluded)})
 
 
+def prune_kinds(params):
+    """The (apiVersion, kind) pairs ``prune`` looks at: those of the objects plus ``prune_kinds``; validated."""
+    if not params.get("prune"):
+        return []
+    labels = params.get("prune_labels") or {}
+    if not labels or not all(isinstance(v, str) and v for v in labels.values()):
+        raise KubeguardError("prune_labels", "prune needs labels (name: non-empty value) that mark the objects it owns")
+    if (params.get("state") or "present") != "present":
+        raise KubeguardError("prune", "prune works with state=present only")
+    kinds = []
+    for option in ("objects", "namespace_objects"):
+        for index, obj in enumerate(params.get(option) or []):
+            carried = ((obj.get("metadata") or {}).get("labels")) or {}
+            if any(carried.get(key) != value for key, value in labels.items()):
+                raise KubeguardError(
+                    option, f"item {index} lacks the prune_labels {labels}; prune could never remove it later"
+                )
+            kinds.append((obj["apiVersion"], obj["kind"]))
+    for index, entry in enumerate(params.get("prune_kinds") or []):
+        if not isinstance(entry, dict) or not entry.get("apiVersion") or not entry.get("kind"):
+            raise KubeguardError("prune_kinds", f"item {index} needs apiVersion and kind")
+        kinds.append((entry["apiVersion"], entry["kind"]))
+    return sorted(set(kinds))
+
+
+def owned(obj, field_manager):
+    """Did ``field_manager`` apply this object (server-side apply)? Only such objects are ever pruned."""
+    return any(
+        entry.get("manager") == field_manager and entry.get("operation") == "Apply"
+        for entry in (obj.get("metadata") or {}).get("managedFields") or []
+    )
+
+
+def prune_candidates(params, service, kinds, planned):
+    """Objects with the prune labels, applied by our field manager, that the call no longer lists."""
+    selector = ",".join(f"{key}={value}" for key, value in sorted((params.get("prune_labels") or {}).items()))
+    wanted = {key for key, _, _ in planned}
+    manager = params.get("field_manager") or "kubeguard"
+    found = []
+    for api_version, kind in kinds:
+        resource = service.resource(api_version, kind, "prune_kinds")
+        for item in service.list(resource, None, label_selector=selector):
+            key = objs.identity(item)
+            if key not in wanted and owned(item, manager):
+                found.append((key, resource, item))
+    return sorted(found, key=lambda entry: entry[0])
+
+
 def plan(params, service):
     """Validate, expand and resolve every object: [(key, resource, object)] plus the namespaces covered."""
     listed = copy.deepcopy(params.get("objects") or [])
     templates = params.get("namespace_objects") or []
     objs.validate(listed, "objects")
     objs.validate_templates(templates, "namespace_objects")
-    api_versions = {obj["apiVersion"] for obj in [*listed, *templates]}
+    pruned_kinds = prune_kinds(params)
+    api_versions = {obj["apiVersion"] for obj in [*listed, *templates]} | {k[0] for k in pruned_kinds}
     service.discover(api_versions | {"v1"} if templates else api_versions)
     namespaces = target_namespaces(service, params, listed) if templates else []
     planned = []
@@ -69,7 +122,7 @@ def plan(params, service):
                 meta.pop("namespace", None)
             planned.append((objs.identity(obj), resource, obj))
     objs.validate([obj for _, _, obj in planned], "objects")
-    return planned, namespaces
+    return planned, namespaces, pruned_kinds
 
 
 def _act(service, state, check_mode, key, resource, obj, before, pending_namespaces):
@@ -92,8 +145,9 @@ def run(params, check_mode, service=None):
     service = service or ApplyService(
         connect(params), params.get("field_manager") or "kubeguard", params.get("force_conflicts", True)
     )
-    planned, namespaces = plan(params, service)
-    existing = service.existing({key: resource for key, resource, _ in planned})
+    planned, namespaces, pruned_kinds = plan(params, service)
+    existing = service.existing({key: resource for key, resource, _ in planned}) if planned else {}
+    stale = prune_candidates(params, service, pruned_kinds, planned) if pruned_kinds else []
     pending_namespaces = {
         key[3] for key, _, _ in planned if key[1] == "Namespace" and key[0] == "v1" and key not in existing
     }
@@ -101,13 +155,25 @@ def run(params, check_mode, service=None):
     waves = [[p for p in planned if not p[1].namespaced], [p for p in planned if p[1].namespaced]]
     if state == "absent":
         waves.reverse()
+    # what is no longer listed goes last: namespaced objects before cluster-scoped ones
+    waves += [[p for p in stale if p[1].namespaced], [p for p in stale if not p[1].namespaced]]
+    stale_keys = {key for key, _, _ in stale}
+    existing.update((key, obj) for key, _, obj in stale)
     outcomes = {}
     workers = max(1, int(params.get("workers") or 4))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for wave in waves:
             futures = {
                 key: pool.submit(
-                    _act, service, state, check_mode, key, resource, obj, existing.get(key), pending_namespaces
+                    _act,
+                    service,
+                    "absent" if key in stale_keys else state,
+                    check_mode,
+                    key,
+                    resource,
+                    obj,
+                    existing.get(key),
+                    pending_namespaces,
                 )
                 for key, resource, obj in wave
             }
@@ -118,15 +184,17 @@ def run(params, check_mode, service=None):
                     outcomes[key] = ("failed", None, str(exc))
     results, diffs, failures = [], [], []
     summary = dict.fromkeys(ACTIONS, 0)
-    for key, _, _ in planned:
+    for key, _, _ in [*planned, *stale]:
         action, after, error = outcomes[key]
+        if key in stale_keys and action == "deleted":
+            action = "pruned"
         summary[action] += 1
         entry = {"apiVersion": key[0], "kind": key[1], "namespace": key[2], "name": key[3], "action": action}
         if error:
             entry["error"] = error
             failures.append(f"{objs.describe(key)}: {error}")
         results.append(entry)
-        if action in ("created", "updated", "deleted"):
+        if action in ("created", "updated", "deleted", "pruned"):
             diffs.append(objs.diff(key, existing.get(key), after))
     result = {
         "changed": bool(diffs),
@@ -138,5 +206,5 @@ def run(params, check_mode, service=None):
     }
     if failures:
         result["failed"] = True
-        result["msg"] = f"{len(failures)} of {len(planned)} objects failed: " + "; ".join(failures[:10])
+        result["msg"] = f"{len(failures)} of {len(planned) + len(stale)} objects failed: " + "; ".join(failures[:10])
     return result

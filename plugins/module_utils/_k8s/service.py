@@ -95,6 +95,15 @@ class ApplyService:
             "PATCH", resource.path(key[2], key[3]), query, obj, content_type="application/apply-patch+yaml"
         )
 
+    def replace(self, resource, obj, dry_run):
+        """PUT ``obj`` as read (its resourceVersion makes a concurrent change fail with 409, not be lost)."""
+        key = identity(obj)
+        body = dict(obj, metadata={k: v for k, v in obj["metadata"].items() if k != "managedFields"})
+        query = {"fieldManager": self.field_manager}
+        if dry_run:
+            query["dryRun"] = "All"
+        return self.client.request("PUT", resource.path(key[2], key[3]), query, body)
+
     def delete(self, resource, before, dry_run):
         """Delete ``before`` if it is still the version we read (precondition on its uid and resourceVersion)."""
         key = identity(before)

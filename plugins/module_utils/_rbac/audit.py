@@ -47,6 +47,7 @@ CHECKS = (
     ("5.1.4", "pod_creation", "can create pods", lambda r: grants(r, ("create",), ("",), ("pods",))),
     ("5.1.5", "default_service_account_bound", "grants permissions to a default service account", None),
     ("5.1.6", "default_service_account_token", "default service account automounts its token", None),
+    ("5.1.6", "pod_service_account_token", "pod mounts a service account token", None),
     ("5.1.7", "system_masters", "binds the system:masters group", None),
     (
         "5.1.8",
@@ -155,8 +156,76 @@ def _finding(cis, check, title, role, binding, subjects, is_allowed):
     }
 
 
-def audit(state, allowed_bindings=(), allowed_subjects=(), allowed_roles=(), checks=CHECK_NAMES):
-    """Findings for ``state`` = {cluster_roles, roles, cluster_role_bindings, role_bindings, service_accounts}."""
+def automount(pod, accounts):
+    """(mounts a token?, decided by "pod" | "serviceaccount" | "default") as the kubelet decides it: the pod's
+    field wins, else its service account's, else the token is mounted."""
+    spec = pod.get("spec") or {}
+    if spec.get("automountServiceAccountToken") is not None:
+        return bool(spec["automountServiceAccountToken"]), "pod"
+    namespace = (pod.get("metadata") or {}).get("namespace")
+    account = accounts.get((namespace, spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"))
+    if account is not None and account.get("automountServiceAccountToken") is not None:
+        return bool(account["automountServiceAccountToken"]), "serviceaccount"
+    return True, "default"
+
+
+def _token_findings(state, wanted, allowed_subjects, exempt):
+    """CIS 5.1.6: default service accounts that leave token mounting on, and every running pod that mounts one."""
+    findings = []
+    accounts = {
+        ((a.get("metadata") or {}).get("namespace"), (a.get("metadata") or {}).get("name")): a
+        for a in state.get("service_accounts") or []
+    }
+    if "default_service_account_token" in wanted:
+        for (namespace, name), account in sorted(accounts.items()):
+            if name != "default" or account.get("automountServiceAccountToken") is False:
+                continue
+            if any(fnmatch.fnmatchcase(namespace or "", pattern) for pattern in exempt):
+                continue
+            subject = {"kind": "ServiceAccount", "name": "default", "namespace": namespace}
+            findings.append(
+                _finding(
+                    "5.1.6",
+                    "default_service_account_token",
+                    "default service account automounts its token",
+                    None,
+                    None,
+                    [subject],
+                    False,
+                )
+            )
+    if "pod_service_account_token" in wanted:
+        for pod in state.get("pods") or []:
+            meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+            namespace = meta.get("namespace") or ""
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            if any(fnmatch.fnmatchcase(namespace, pattern) for pattern in exempt):
+                continue
+            mounts, decided_by = automount(pod, accounts)
+            if not mounts:
+                continue
+            account = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+            subject = {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+            is_allowed = any(fnmatch.fnmatchcase(subject_name(subject), p) for p in allowed_subjects)
+            finding = _finding(
+                "5.1.6",
+                "pod_service_account_token",
+                "pod mounts a service account token",
+                None,
+                None,
+                [subject],
+                is_allowed,
+            )
+            finding["pod"] = {"namespace": namespace, "name": meta.get("name")}
+            finding["decided_by"] = decided_by
+            findings.append(finding)
+    return findings
+
+
+def audit(state, allowed_bindings=(), allowed_subjects=(), allowed_roles=(), checks=CHECK_NAMES, automount_exempt=()):
+    """Findings for ``state`` = {cluster_roles, roles, cluster_role_bindings, role_bindings, service_accounts,
+    pods}; ``automount_exempt`` namespaces (patterns) are left out of the 5.1.6 token checks."""
     cluster_roles = {(r.get("metadata") or {}).get("name"): r for r in state.get("cluster_roles") or []}
     roles = {
         ((r.get("metadata") or {}).get("namespace"), (r.get("metadata") or {}).get("name")): r
@@ -209,20 +278,5 @@ def audit(state, allowed_bindings=(), allowed_subjects=(), allowed_roles=(), che
             findings.append(
                 _finding("5.1.3", "wildcards", "uses wildcards in a role (unbound)", role, None, [], is_allowed)
             )
-    if "default_service_account_token" in wanted:
-        for account in state.get("service_accounts") or []:
-            meta = account.get("metadata") or {}
-            if meta.get("name") == "default" and account.get("automountServiceAccountToken") is not False:
-                subject = {"kind": "ServiceAccount", "name": "default", "namespace": meta.get("namespace")}
-                findings.append(
-                    _finding(
-                        "5.1.6",
-                        "default_service_account_token",
-                        "default service account automounts its token",
-                        None,
-                        None,
-                        [subject],
-                        False,
-                    )
-                )
+    findings += _token_findings(state, wanted, allowed_subjects, automount_exempt)
     return findings

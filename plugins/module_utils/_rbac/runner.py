@@ -2,9 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: the ``rbac_audit`` entry point: read every role and binding once, report, optionally remediate.
 
-Remediation deletes the bindings behind non-allowlisted findings of the checks
-in ``remediate_checks`` (dry-run in check mode), after refusing any deletion
-that would take away the caller's own access.
+Remediation takes the offending subjects of non-allowlisted findings of the
+checks in ``remediate_checks`` out of their bindings (dry-run in check mode):
+the binding keeps its other subjects, and is deleted only when none remain.
+A binding to a risky role offends through every subject, so it goes; an
+anonymous subject next to a legitimate group only loses its own entry. It
+refuses, changing nothing, when that would take away the caller's own access.
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ KINDS = {
     "cluster_role_bindings": (RBAC_V1, "ClusterRoleBinding"),
     "role_bindings": (RBAC_V1, "RoleBinding"),
     "service_accounts": ("v1", "ServiceAccount"),
+    "pods": ("v1", "Pod"),
 }
 
 
-def read_state(service):
-    """Every RBAC object and service account of the cluster: one LIST per kind."""
-    service.discover({api_version for api_version, _ in KINDS.values()})
-    return {name: service.list(service.resource(*kind)) for name, kind in KINDS.items()}
+def read_state(service, checks=audit.CHECK_NAMES):
+    """Every RBAC object and service account of the cluster: one LIST per kind; pods only for their check."""
+    kinds = {name: kind for name, kind in KINDS.items() if name != "pods" or "pod_service_account_token" in checks}
+    service.discover({api_version for api_version, _ in kinds.values()})
+    return {name: service.list(service.resource(*kind)) for name, kind in kinds.items()}
 
 
 def _grants_caller(finding, caller):
@@ -53,10 +58,15 @@ def _key(ref):
     return ref["kind"], ref["namespace"], ref["name"]
 
 
+def _subject_key(subject):
+    return subject.get("kind"), subject.get("name"), subject.get("namespace") or ""
+
+
 def _remediate(params, check_mode, service, state, reported, caller):
-    """Delete the bindings behind ``reported`` findings of the remediated checks; refuse to lock the caller out."""
+    """Take the offending subjects of ``reported`` findings out of their bindings; delete a binding left with
+    none. Refuses, changing nothing, when the caller's own access would go."""
     wanted = set(params.get("remediate_checks") or audit.CHECK_NAMES)
-    checks = {}
+    plans = {}
     for finding in reported:
         if not finding["binding"] or finding["check"] not in wanted:
             continue
@@ -64,24 +74,44 @@ def _remediate(params, check_mode, service, state, reported, caller):
             binding = finding["binding"]
             raise KubeguardError(
                 "allowed_bindings",
-                f"remediation would delete {binding['kind']} {audit.binding_path({'metadata': binding})}, "
-                f"which grants the caller ({caller['username']}, groups {caller['groups']}) its access; "
-                "allowlist it or connect as someone else. Nothing was deleted.",
+                f"remediation would remove {binding['kind']} {audit.binding_path({'metadata': binding})} "
+                f"(or its subjects), which grants the caller ({caller['username']}, groups {caller['groups']}) its "
+                "access; allowlist it or connect as someone else. Nothing was changed.",
             )
-        checks.setdefault(_key(finding["binding"]), set()).add(finding["check"])
+        entry = plans.setdefault(_key(finding["binding"]), {"checks": set(), "subjects": set()})
+        entry["checks"].add(finding["check"])
+        entry["subjects"].update(_subject_key(s) for s in finding["subjects"])
     live = {_key(audit.ref(b)): b for b in state["cluster_role_bindings"] + state["role_bindings"]}
     removed = []
-    for key in sorted(checks):
+    for key in sorted(plans):
         kind = "cluster_role_bindings" if key[0] == "ClusterRoleBinding" else "role_bindings"
-        service.delete(service.resource(*KINDS[kind]), live[key], check_mode)
-        removed.append({"kind": key[0], "namespace": key[1], "name": key[2], "checks": sorted(checks[key])})
+        resource = service.resource(*KINDS[kind])
+        binding = live[key]
+        subjects = binding.get("subjects") or []
+        offending = plans[key]["subjects"]
+        keep = [s for s in subjects if _subject_key(s) not in offending]
+        if keep:
+            service.replace(resource, dict(binding, subjects=keep), check_mode)
+        else:
+            service.delete(resource, binding, check_mode)
+        removed.append(
+            {
+                "kind": key[0],
+                "namespace": key[1],
+                "name": key[2],
+                "checks": sorted(plans[key]["checks"]),
+                "action": "subjects_removed" if keep else "deleted",
+                "subjects_removed": [audit.subject_name(s) for s in subjects if _subject_key(s) in offending],
+                "subjects_kept": [audit.subject_name(s) for s in keep],
+            }
+        )
     return removed
 
 
 def run(params, check_mode, service=None):
     _validate(params)
     service = service or ApplyService(connect(params))
-    state = read_state(service)
+    state = read_state(service, params.get("checks") or audit.CHECK_NAMES)
     caller = service.whoami()
     findings = audit.audit(
         state,
@@ -89,6 +119,7 @@ def run(params, check_mode, service=None):
         params.get("allowed_subjects") or (),
         params.get("allowed_roles") or (),
         params.get("checks") or audit.CHECK_NAMES,
+        params.get("automount_exempt_namespaces") or (),
     )
     reported = [f for f in findings if not f["allowlisted"]]
     removed = _remediate(params, check_mode, service, state, reported, caller) if params.get("remediate") else []
@@ -106,9 +137,11 @@ def run(params, check_mode, service=None):
         "diff": [
             {
                 "before_header": f"{r['kind']} {audit.binding_path({'metadata': r})}",
-                "after_header": "(absent)",
-                "before": {"findings": r["checks"]},
-                "after": {},
+                "after_header": "(absent)"
+                if r["action"] == "deleted"
+                else f"{r['kind']} {audit.binding_path({'metadata': r})}",
+                "before": {"findings": r["checks"], "subjects": r["subjects_removed"] + r["subjects_kept"]},
+                "after": {"subjects": r["subjects_kept"]} if r["subjects_kept"] else {},
             }
             for r in removed
         ],

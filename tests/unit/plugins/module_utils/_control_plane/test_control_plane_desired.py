@@ -44,6 +44,7 @@ def params(**extra):
         "audit_log_maxbackup": 10,
         "audit_log_maxsize": 100,
         "request_timeout": "60s",
+        "shutdown_watch_termination_grace_period": "5s",
         "terminated_pod_gc_threshold": 10,
         "extra_flags": {},
     }
@@ -131,6 +132,12 @@ V = "control_plane_"
         ("kube-apiserver", {"audit_log_maxage": -1}, "control_plane_audit_log_maxage", "negative"),
         ("kube-apiserver", {"service_cidr": "10.96.0.0/33"}, "control_plane_service_cidr", ""),
         ("kube-apiserver", {"request_timeout": "soon"}, "control_plane_request_timeout", "duration"),
+        (
+            "kube-apiserver",
+            {"shutdown_watch_termination_grace_period": "-1"},
+            "control_plane_shutdown_watch_termination_grace_period",
+            "duration",
+        ),
         ("etcd", {"tls_cipher_suites": ["TLS_AES_128_GCM_SHA265"]}, "control_plane_tls_cipher_suites", "SHA265"),
         ("kube-apiserver", {"tls_cipher_suites": ["TLS_AES_256_GCM_SHA384"]}, f"{V}tls_cipher_suites", "SHA384"),
         ("kube-scheduler", {"tls_min_version": "VersionTLS11"}, "control_plane_tls_min_version", "VersionTLS11"),

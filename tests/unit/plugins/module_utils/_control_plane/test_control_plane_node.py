@@ -68,3 +68,35 @@ def test_an_apiserver_whose_etcd_does_not_answer_is_cut_off():
     assert not node.etcd_reachable(["kube-apiserver"])
     # https:// without readable client files: unknown, so the graceful stop is kept.
     assert node.etcd_reachable(["kube-apiserver", "--etcd-servers=https://127.0.0.1:9", "--etcd-certfile=/nonexistent"])
+
+
+def test_a_contributed_authn_config_on_kubeadm_still_admits_the_probes(tmp_path):
+    source = tmp_path / "kube-apiserver.yaml"
+    probes = {
+        "livenessProbe": {"httpGet": {"path": "/livez", "scheme": "HTTPS"}},
+        "readinessProbe": {"httpGet": {"path": "/readyz", "scheme": "HTTPS"}},
+    }
+    source.write_text(json.dumps({"spec": {"containers": [{"name": "kube-apiserver", **probes}]}}))
+    conf = {"layout": "static-pod", "source": str(source), "flags": {}}
+    path = "/etc/kubernetes/kubeguard/authentication.yaml"
+    off = {"apiVersion": "apiserver.config.k8s.io/v1", "kind": "AuthenticationConfiguration", "jwt": []}
+    params = {
+        "component": "kube-apiserver",
+        "config_dir": "/etc/kubernetes/kubeguard",
+        "facts": {"components": {"kube-apiserver": conf}},
+        "contributed_flags": {"authentication-config": path, "anonymous-auth": None},
+        "contributed_files": {path: json.dumps(off)},
+    }
+    new = node.probe_anonymous(params)
+    doc = json.loads(new["contributed_files"][path])
+    assert doc["anonymous"] == {"enabled": True, "conditions": [{"path": "/livez"}, {"path": "/readyz"}]}
+    assert doc["jwt"] == []  # the rest of the contributor's file is kept
+    assert new["probe_warnings"]
+    # Already admitted (api_access_anonymous: health), or anonymous everywhere: untouched.
+    health = dict(
+        off, anonymous={"enabled": True, "conditions": [{"path": p} for p in ("/healthz", "/livez", "/readyz")]}
+    )
+    params["contributed_files"] = {path: json.dumps(health)}
+    assert node.probe_anonymous(params) is params
+    params["contributed_files"] = {path: json.dumps(dict(off, anonymous={"enabled": True}))}
+    assert node.probe_anonymous(params) is params

@@ -41,7 +41,13 @@ class FakeService:
         return KINDS[(api_version, kind)]
 
     def list(self, resource, namespace=None, label_selector=None):
-        return [copy.deepcopy(o) for k, o in self.store.items() if k[1] == resource.kind]
+        wanted = dict(pair.split("=", 1) for pair in label_selector.split(",")) if label_selector else {}
+        return [
+            copy.deepcopy(o)
+            for k, o in self.store.items()
+            if k[1] == resource.kind
+            and all(((o.get("metadata") or {}).get("labels") or {}).get(key) == v for key, v in wanted.items())
+        ]
 
     def existing(self, wanted):
         self.calls.append(("existing", len(wanted)))
@@ -58,6 +64,7 @@ class FakeService:
             raise ApiError(404, "Not Found", f'namespaces "{key[2]}" not found')
         before = self.store.get(key)
         merged = copy.deepcopy(before) if before else {"metadata": {"resourceVersion": "0", "uid": "u"}}
+        merged["metadata"]["managedFields"] = [{"manager": "kubeguard", "operation": "Apply"}]
         for field, value in obj.items():
             if field == "metadata":
                 merged["metadata"].update(copy.deepcopy(value))
@@ -239,3 +246,65 @@ def test_cluster_scoped_objects_lose_a_stray_namespace():
     }
     result = runner.run(params(objects=[role]), False, service)
     assert result["results"][0]["namespace"] == "" and not result.get("failed")
+
+
+# ------------------------------------------------------------------ prune
+
+OWNED = {"kubeguard.io/set": "allows"}
+
+
+def labelled(name, namespace="a", labels=OWNED):
+    return {**ROLE_TEMPLATE, "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)}}
+
+
+def pruning(*items, **extra):
+    return params(objects=list(items), prune=True, prune_labels=dict(OWNED), **extra)
+
+
+def test_prune_removes_what_is_no_longer_listed_and_leaves_the_rest():
+    foreign = labelled("by-hand")
+    foreign["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Update"}]
+    unlabelled = {**ROLE_TEMPLATE, "metadata": {"name": "other", "namespace": "a"}}
+    service = FakeService([ns("a"), ns("b"), foreign, unlabelled])
+    runner.run(pruning(labelled("keep"), labelled("drop"), labelled("drop", "b")), False, service)
+    result = runner.run(pruning(labelled("keep")), False, service)
+    assert result["changed"] and result["summary"]["pruned"] == 2 and result["summary"]["unchanged"] == 1
+    assert [(r["namespace"], r["name"], r["action"]) for r in result["results"]] == [
+        ("a", "keep", "unchanged"),
+        ("a", "drop", "pruned"),
+        ("b", "drop", "pruned"),
+    ]
+    assert [d["after_header"] for d in result["diff"]] == ["(absent)", "(absent)"]
+    left = sorted(k[3] for k in service.store if k[1] == "Role")
+    assert left == ["by-hand", "keep", "other"]  # another manager's and unlabelled objects are never pruned
+    again = runner.run(pruning(labelled("keep")), False, service)
+    assert not again["changed"]
+
+
+def test_prune_in_check_mode_dry_runs_and_an_empty_list_prunes_all_with_prune_kinds():
+    service = FakeService([ns("a")])
+    runner.run(pruning(labelled("one")), False, service)
+    kinds = [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role"}]
+    check = runner.run(pruning(prune_kinds=kinds), True, service)
+    assert check["changed"] and check["summary"]["pruned"] == 1
+    assert ("delete", ("rbac.authorization.k8s.io/v1", "Role", "a", "one"), True) in service.calls
+    assert ("rbac.authorization.k8s.io/v1", "Role", "a", "one") in service.store
+    runner.run(pruning(prune_kinds=kinds), False, service)
+    assert ("rbac.authorization.k8s.io/v1", "Role", "a", "one") not in service.store
+
+
+@pytest.mark.parametrize(
+    ("args", "option", "message"),
+    [
+        (params(objects=[labelled("x")], prune=True), "prune_labels", "prune needs labels"),
+        (pruning(labelled("x", labels={})), "objects", "item 0 lacks the prune_labels"),
+        (pruning(labelled("x"), state="absent"), "prune", "state=present only"),
+        (pruning(prune_kinds=[{"kind": "Role"}]), "prune_kinds", "item 0 needs apiVersion and kind"),
+    ],
+)
+def test_prune_input_is_checked_before_any_request(args, option, message):
+    service = FakeService([ns("a"), labelled("x")])
+    with pytest.raises(KubeguardError) as caught:
+        runner.run(args, False, service)
+    assert caught.value.option == option and message in caught.value.message
+    assert not [c for c in service.calls if c[0] in ("apply", "delete")]

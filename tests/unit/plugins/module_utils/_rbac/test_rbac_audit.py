@@ -139,6 +139,63 @@ def test_default_service_account_tokens():
     ]
     findings = audit.audit({"service_accounts": accounts})
     assert [(f["cis"], f["subjects"][0]["namespace"]) for f in findings] == [("5.1.6", "a")]
+    assert audit.audit({"service_accounts": accounts}, automount_exempt=["a"]) == []
+
+
+def sa(name, automount=None, namespace="n"):
+    account = {"kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}}
+    if automount is not None:
+        account["automountServiceAccountToken"] = automount
+    return account
+
+
+def pod(name, account=None, automount=None, namespace="n", phase="Running"):
+    spec = {"containers": [{"name": "c"}]}
+    if account:
+        spec["serviceAccountName"] = account
+    if automount is not None:
+        spec["automountServiceAccountToken"] = automount
+    return {"kind": "Pod", "metadata": {"name": name, "namespace": namespace}, "spec": spec, "status": {"phase": phase}}
+
+
+@pytest.mark.parametrize(
+    ("the_pod", "accounts", "expected"),
+    [
+        (pod("p"), [], (True, "default")),  # nothing says otherwise: the kubelet mounts it
+        (pod("p"), [sa("default", False)], (False, "serviceaccount")),
+        (pod("p", automount=True), [sa("default", False)], (True, "pod")),  # the pod's field wins
+        (pod("p", automount=False), [sa("default", True)], (False, "pod")),
+        (pod("p", "app"), [sa("default", False), sa("app")], (True, "default")),  # its own account, not default
+        (pod("p", "app"), [sa("app", False)], (False, "serviceaccount")),
+    ],
+)
+def test_token_mounting_is_decided_per_pod(the_pod, accounts, expected):
+    by_key = {(a["metadata"]["namespace"], a["metadata"]["name"]): a for a in accounts}
+    assert audit.automount(the_pod, by_key) == expected
+
+
+def test_pods_that_mount_tokens_are_5_1_6_findings():
+    state = {
+        "service_accounts": [sa("default", False), sa("app"), sa("default", namespace="kube-system")],
+        "pods": [
+            pod("quiet"),  # default SA says no
+            pod("loud", automount=True),
+            pod("api-client", "app"),
+            pod("done", automount=True, phase="Succeeded"),
+            pod("coredns", "coredns", namespace="kube-system"),
+        ],
+    }
+    findings = audit.audit(state, checks=["pod_service_account_token"], automount_exempt=["kube-*"])
+    assert [(f["cis"], f["pod"]["name"], f["decided_by"], f["subjects"][0]["name"]) for f in findings] == [
+        ("5.1.6", "loud", "pod", "default"),
+        ("5.1.6", "api-client", "default", "app"),
+    ]
+    allowed = audit.audit(state, checks=["pod_service_account_token"], allowed_subjects=["system:serviceaccount:n:app"])
+    assert {f["pod"]["name"]: f["allowlisted"] for f in allowed} == {
+        "loud": False,
+        "api-client": True,
+        "coredns": False,
+    }
 
 
 def test_only_the_requested_checks_run():
@@ -158,6 +215,8 @@ class FakeService:
         self.state = state
         self.caller = caller
         self.deleted = []
+        self.replaced = []
+        self.listed = []
 
     def discover(self, api_versions):
         pass
@@ -172,7 +231,9 @@ class FakeService:
             "ClusterRoleBinding": "cluster_role_bindings",
             "RoleBinding": "role_bindings",
             "ServiceAccount": "service_accounts",
+            "Pod": "pods",
         }[kind]
+        self.listed.append(kind)
         return self.state.get(key, [])
 
     def whoami(self):
@@ -180,6 +241,9 @@ class FakeService:
 
     def delete(self, kind, obj, dry_run):
         self.deleted.append((kind, obj["metadata"]["name"], dry_run))
+
+    def replace(self, kind, obj, dry_run):
+        self.replaced.append((kind, obj["metadata"]["name"], [s["name"] for s in obj["subjects"]], dry_run))
 
 
 ADMIN = {"username": "kubernetes-admin", "groups": ["kubeadm:cluster-admins", "system:authenticated"]}
@@ -206,6 +270,31 @@ def test_runner_remediates_non_allowlisted_bindings_once(check_mode):
     assert result["changed"]
     assert service.deleted == [("ClusterRoleBinding", "oops", check_mode)]
     assert result["removed"][0]["name"] == "oops" and "cluster_admin" in result["removed"][0]["checks"]
+    assert result["removed"][0]["action"] == "deleted" and service.replaced == []
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_remediation_removes_only_the_anonymous_subjects_and_keeps_the_binding(check_mode):
+    anon = {"kind": "User", "name": "system:anonymous", "apiGroup": "rbac.authorization.k8s.io"}
+    unauth = {"kind": "Group", "name": "system:unauthenticated", "apiGroup": "rbac.authorization.k8s.io"}
+    state = {
+        "cluster_roles": [cluster_role("view", rule(["get"], ["pods"]))],
+        "cluster_role_bindings": [crb("readers", "view", GROUP, anon), crb("only-anon", "view", unauth)],
+    }
+    service = FakeService(state, ADMIN)
+    result = runner.run({"checks": ["anonymous_access"], "remediate": True}, check_mode, service)
+    assert service.replaced == [("ClusterRoleBinding", "readers", ["team"], check_mode)]
+    assert service.deleted == [("ClusterRoleBinding", "only-anon", check_mode)]
+    by_name = {r["name"]: r for r in result["removed"]}
+    assert by_name["readers"]["action"] == "subjects_removed"
+    assert by_name["readers"]["subjects_removed"] == ["system:anonymous"] and by_name["readers"]["subjects_kept"] == [
+        "team"
+    ]
+    assert by_name["only-anon"]["action"] == "deleted"
+    diff = {d["before_header"]: d for d in result["diff"]}
+    assert diff["ClusterRoleBinding readers"]["after"] == {"subjects": ["team"]}
+    assert diff["ClusterRoleBinding only-anon"]["after_header"] == "(absent)"
+    assert "Pod" not in service.listed  # pods are read only for the 5.1.6 pod check
 
 
 def test_runner_refuses_to_remove_the_callers_own_access():
