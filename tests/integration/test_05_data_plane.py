@@ -11,6 +11,7 @@ import time
 
 import pytest
 from conftest import CONTAINERS_CONF
+from kubeguard_test.kube import DNS_EGRESS_RULE, Kubectl
 
 pytestmark = pytest.mark.lab
 
@@ -20,24 +21,10 @@ NAMESPACE = "dataplane"
 PODS = {"a": "cp1", "b": "worker1", "c": "worker2", "d": "worker1"}
 
 
-class Cluster:
+class Cluster(Kubectl):
     def __init__(self, lab, binaries):
+        super().__init__(binaries, lab.kubeconfig)
         self.lab = lab
-        self.base = [str(binaries / "kubectl"), "--kubeconfig", str(lab.kubeconfig)]
-
-    def kubectl(self, *args, stdin=None, check=True, timeout=120):
-        run = subprocess.run(
-            [*self.base, *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if check:
-            assert run.returncode == 0, (args, run.stderr)
-        return run
-
-    def apply(self, *docs):
-        self.kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in docs))
-
-    def get(self, *args):
-        return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
 
     def exec(self, pod, *argv, timeout=60):
         return self.kubectl("-n", NAMESPACE, "exec", pod, "--", *argv, check=False, timeout=timeout)
@@ -206,17 +193,7 @@ def test_default_deny_egress_still_allows_the_allowed_dns(cluster):
     egress = {
         "podSelector": {},
         "policyTypes": ["Egress"],
-        "egress": [
-            {
-                "to": [
-                    {
-                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                    }
-                ],
-                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-            }
-        ],
+        "egress": [DNS_EGRESS_RULE],
     }
     cluster.apply(policy("deny-egress-but-dns", egress))
     try:

@@ -20,6 +20,7 @@ import pytest
 from conftest import ansible_playbook
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from kubeguard_test.kube import Kubectl
 from kubeguard_test.waiting import wait_for
 
 pytestmark = pytest.mark.lab
@@ -63,25 +64,9 @@ def sha(lab, host, path):
     return lab.podman_exec(host, "sha256sum", path).stdout.split(" ")[0]
 
 
-class Kubectl:
-    def __init__(self, lab, binaries):
-        self.base = [str(binaries / "kubectl"), "--kubeconfig", str(lab.kubeconfig)]
-
-    def __call__(self, *args, stdin=None, check=True, timeout=120):
-        run = subprocess.run(
-            [*self.base, *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if check:
-            assert run.returncode == 0, (args, run.stderr)
-        return run
-
-    def apply(self, *docs):
-        self("apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in docs))
-
-
 @pytest.fixture(scope="module")
 def kubectl(lab, lab_binaries):
-    return Kubectl(lab, lab_binaries)
+    return Kubectl(lab_binaries, lab.kubeconfig)
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ all match, bounded), then probes all 9 x 9 x 2 cells from inside the pods with a
 connect and compares. On a mismatch both tables are printed as Cyclonus-style matrices."""
 
 import json
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._netpol import runner, truth_table
 from apiserver_fixture import REPO, ansible
+from kubeguard_test.kube import DNS_EGRESS_RULE, Kubectl
 
 pytestmark = pytest.mark.lab
 
@@ -29,28 +29,17 @@ CONTAINER_PORTS = [
 PROGRAMMED_TIMEOUT = 60
 
 
-class Lab:
+class Lab(Kubectl):
     """kubectl against the lab, pod exec, and the probe."""
 
     def __init__(self, lab, binaries, tmp):
+        super().__init__(binaries, lab.kubeconfig)
         self.lab = lab
         self.tmp = tmp
-        self.base = [str(binaries / "kubectl"), "--kubeconfig", str(lab.kubeconfig)]
         self.ips = {}
         self.timings = []
         self.retried = 0
         self.phases = []
-
-    def kubectl(self, *args, stdin=None, check=True, timeout=120):
-        run = subprocess.run(
-            [*self.base, *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if check:
-            assert run.returncode == 0, (args, run.stderr)
-        return run
-
-    def apply(self, *docs):
-        self.kubectl("apply", "-f", "-", stdin="\n---\n".join(json.dumps(d) for d in docs))
 
     def role(self, *extra, **variables):
         """One run of playbooks/network_policy.yml on the lab inventory."""
@@ -298,17 +287,7 @@ def egress_only_in_z(cluster):
     dns = {
         "podSelector": {},
         "policyTypes": ["Egress"],
-        "egress": [
-            {
-                "to": [
-                    {
-                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                    }
-                ],
-                "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
-            }
-        ],
+        "egress": [DNS_EGRESS_RULE],
     }
     cluster.apply(
         netpol("deny-egress", "z", {"podSelector": {}, "policyTypes": ["Egress"]}), netpol("allow-dns", "z", dns)
