@@ -36,9 +36,10 @@ PORTS = range(_FIRST, _LAST + 1)
 NODE_IP = "10.123.0.10"
 
 
-def free_port(taken=()):
-    """A free loopback port in this helper's range."""
-    for port in random.sample(PORTS, len(PORTS)):
+def free_port(taken=(), ports=None):
+    """A free loopback port in ``ports`` (this helper's range by default)."""
+    ports = PORTS if ports is None else ports
+    for port in random.sample(ports, len(ports)):
         if port in taken:
             continue
         with socket.socket() as probe:
@@ -47,7 +48,7 @@ def free_port(taken=()):
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {_FIRST}-{_LAST}")
+    raise RuntimeError(f"no free port in {ports[0]}-{ports[-1]}")
 
 
 class Cluster:
@@ -126,6 +127,31 @@ def _local_kubeconfig(source, dest, server):
     dest.chmod(0o600)
 
 
+def etcd_argv(binaries, work, pki, client_port, peer_port):
+    """One etcd member on loopback, mutual TLS for clients and peers from the PKI tree ``pki``."""
+    n, p = pki / "nodes/cp1/pki", pki / "pki"
+    return [
+        str(pathlib.Path(binaries) / "etcd"),
+        "--name=cp1",
+        f"--data-dir={work / 'etcd-data'}",
+        f"--listen-client-urls=https://127.0.0.1:{client_port}",
+        f"--advertise-client-urls=https://127.0.0.1:{client_port}",
+        f"--listen-peer-urls=https://127.0.0.1:{peer_port}",
+        f"--initial-advertise-peer-urls=https://127.0.0.1:{peer_port}",
+        f"--initial-cluster=cp1=https://127.0.0.1:{peer_port}",
+        f"--cert-file={n}/etcd/server.crt",
+        f"--key-file={n}/etcd/server.key",
+        f"--peer-cert-file={n}/etcd/peer.crt",
+        f"--peer-key-file={n}/etcd/peer.key",
+        f"--trusted-ca-file={p}/etcd/ca.crt",
+        f"--peer-trusted-ca-file={p}/etcd/ca.crt",
+        "--client-cert-auth=true",
+        "--peer-client-cert-auth=true",
+        "--listen-metrics-urls=",
+        "--unsafe-no-fsync=true",
+    ]
+
+
 @contextlib.contextmanager
 def loopback_cluster(binaries, work, flags=None):
     """``flags`` ({name: value}) overrides kube-apiserver flags; a None value removes one."""
@@ -146,26 +172,7 @@ def loopback_cluster(binaries, work, flags=None):
         logs.append(etcd_log)
         procs.append(
             subprocess.Popen(
-                [
-                    str(bins / "etcd"),
-                    "--name=cp1",
-                    f"--data-dir={work / 'etcd-data'}",
-                    f"--listen-client-urls=https://127.0.0.1:{etcd_client}",
-                    f"--advertise-client-urls=https://127.0.0.1:{etcd_client}",
-                    f"--listen-peer-urls=https://127.0.0.1:{etcd_peer}",
-                    f"--initial-advertise-peer-urls=https://127.0.0.1:{etcd_peer}",
-                    f"--initial-cluster=cp1=https://127.0.0.1:{etcd_peer}",
-                    f"--cert-file={n}/etcd/server.crt",
-                    f"--key-file={n}/etcd/server.key",
-                    f"--peer-cert-file={n}/etcd/peer.crt",
-                    f"--peer-key-file={n}/etcd/peer.key",
-                    f"--trusted-ca-file={p}/etcd/ca.crt",
-                    f"--peer-trusted-ca-file={p}/etcd/ca.crt",
-                    "--client-cert-auth=true",
-                    "--peer-client-cert-auth=true",
-                    "--listen-metrics-urls=",
-                    "--unsafe-no-fsync=true",
-                ],
+                etcd_argv(bins, work, pki, etcd_client, etcd_peer),
                 stdout=etcd_log,
                 stderr=subprocess.STDOUT,
             )

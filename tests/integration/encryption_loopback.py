@@ -12,7 +12,7 @@ import pathlib
 import subprocess
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import etcd, facts, machine, objects
-from apiserver_fixture import NODE_IP, Cluster, _local_kubeconfig, _pki, free_port
+from apiserver_fixture import NODE_IP, Cluster, _local_kubeconfig, _pki, etcd_argv, free_port
 from kubeguard_test.waiting import wait_for
 
 
@@ -56,29 +56,9 @@ class EncryptedCluster(Cluster):
         return flags
 
     def start_etcd(self):
-        n, p = self.pki / "nodes/cp1/pki", self.pki / "pki"
         log = open(self.work / "etcd.log", "a")  # noqa: SIM115
         self.etcd_proc = subprocess.Popen(
-            [
-                str(self.binaries / "etcd"),
-                "--name=cp1",
-                f"--data-dir={self.work / 'etcd-data'}",
-                f"--listen-client-urls=https://127.0.0.1:{self.etcd_client}",
-                f"--advertise-client-urls=https://127.0.0.1:{self.etcd_client}",
-                f"--listen-peer-urls=https://127.0.0.1:{self.etcd_peer}",
-                f"--initial-advertise-peer-urls=https://127.0.0.1:{self.etcd_peer}",
-                f"--initial-cluster=cp1=https://127.0.0.1:{self.etcd_peer}",
-                f"--cert-file={n}/etcd/server.crt",
-                f"--key-file={n}/etcd/server.key",
-                f"--peer-cert-file={n}/etcd/peer.crt",
-                f"--peer-key-file={n}/etcd/peer.key",
-                f"--trusted-ca-file={p}/etcd/ca.crt",
-                f"--peer-trusted-ca-file={p}/etcd/ca.crt",
-                "--client-cert-auth=true",
-                "--peer-client-cert-auth=true",
-                "--listen-metrics-urls=",
-                "--unsafe-no-fsync=true",
-            ],
+            etcd_argv(self.binaries, self.work, self.pki, self.etcd_client, self.etcd_peer),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -21,11 +21,9 @@ import datetime
 import json
 import os
 import pathlib
-import random
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import apiserver_fixture
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _model
 from cryptography.hazmat.primitives import serialization
 from kubeguard_test.waiting import wait_for
@@ -49,16 +48,7 @@ USERS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2"}
 
 
 def free_port(taken=()):
-    for port in random.sample(PORTS, len(PORTS)):
-        if port in taken:
-            continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 23400-23499")
+    return apiserver_fixture.free_port(taken, PORTS)
 
 
 def fetch():

@@ -38,18 +38,25 @@ def files_on(lab, host):
         "find",
         "/etc/kubernetes",
         "/var/lib/kubelet/pki",
-        # Static-pod manifests and the lab's kubeadm config are not the role's files.
+        # Static-pod manifests, the lab's kubeadm config and the other roles' config dir
+        # are not this role's files; nor are the client certs the kubelet rotates itself.
         "(",
         "-path",
         "/etc/kubernetes/manifests",
         "-o",
         "-path",
         "/etc/kubernetes/lab",
+        "-o",
+        "-path",
+        "/etc/kubernetes/kubeguard",
         ")",
         "-prune",
         "-o",
         "-type",
         "f",
+        "!",
+        "-name",
+        "kubelet-client-*.pem",
         "-printf",
         "%m %u %p\\n",
     )
@@ -179,7 +186,7 @@ def unit_starts(lab, host, units):
     "endpoint, reason",
     [
         ("noport", "does not resolve"),  # issue 13 point 4: a host with no port, resolving nowhere
-        ("10.123.0.11:22", "does not complete a TLS handshake"),  # resolves, answers, but no TLS
+        ("worker1:22", "does not complete a TLS handshake"),  # worker1's IP: resolves, answers, but no TLS
         ("127.0.0.1:6443", "does not"),  # cp1's own apiserver, but not for the workers (and hardway: another CA)
     ],
 )
@@ -187,6 +194,7 @@ def test_a_bad_endpoint_is_refused_from_the_nodes_and_nothing_changes(applied, l
     cp1 = lab.groups["control_plane"][0]
     units = control_plane_units(lab, cp1)
     before, started = role_files_digest(lab), unit_starts(lab, cp1, units.values())
+    endpoint = endpoint.replace("worker1:", f"{lab.hostvars['worker1']['kubeguard_node_ip']}:")  # any LAB_ID
     run, recap = play(lab, "-e", json.dumps({"cluster_pki_control_plane_endpoint": endpoint}))
     output = run.stdout + run.stderr
     assert run.returncode != 0, output[-3000:]
