@@ -59,7 +59,10 @@ molecule: venv host-deps ## All Molecule scenarios, two at a time (podman driver
 	lab/bin/build-images >/dev/null
 	tests/run-molecule
 
-test: lint unit integration molecule ## Everything: lint, unit, integration, Molecule
+test: lint unit host-deps ## Everything: lint, unit, then integration and Molecule side by side
+	lab/bin/build-images >/dev/null
+	lab/bin/fetch-idp >/dev/null
+	LAYOUT=$(LAYOUT) WITH_MOLECULE=1 tests/run-integration
 
 build: venv ## Build the Galaxy tarball
 	ansible-galaxy collection build --force
