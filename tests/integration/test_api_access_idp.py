@@ -98,6 +98,10 @@ def cluster(lab_binaries, idp, tmp_path_factory):
     assert flags["authentication-token-webhook-config-file"].startswith(str(work / "kubeguard"))
     with loopback_cluster(lab_binaries, work / "cluster", flags=flags) as running:
         idp.keycloak.ready()  # launched first, it started while the role and the apiserver did
+        # An apiserver that started before Keycloak answered retries the issuer's discovery in
+        # the background (every 10 s); until then it refuses every token of that issuer.
+        probe = idp.keycloak.id_token("bob")
+        wait_for(lambda: Bearer(running, probe).whoami() is not None, 60, "the apiserver trusting Keycloak's keys")
         yield running
 
 
