@@ -58,3 +58,11 @@ def _name(lookup, ident):
         return lookup(ident)[0]
     except KeyError:
         return str(ident)
+
+
+def file_mode(path):
+    """The permission bits of ``path`` (following links), or None when it is missing."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return None

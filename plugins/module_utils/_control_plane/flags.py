@@ -46,6 +46,21 @@ def render_argv(binary, flags):
     return [binary, *(f"--{name}={flags[name]}" for name in sorted(flags))]
 
 
+def logical_lines(text):
+    """A unit file's lines with backslash continuations joined, each stripped."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        lines.append(current + line)
+        current = ""
+    if current:
+        lines.append(current)
+    return [line.strip() for line in lines]
+
+
 def exec_start(text):
     """The effective ExecStart argv of a unit file plus its drop-ins.
 
@@ -53,16 +68,7 @@ def exec_start(text):
     order systemd reads them (``systemctl cat``); an empty ``ExecStart=``
     resets the list, as in systemd.
     """
-    logical, current = [], ""
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        logical.append(current + line)
-        current = ""
-    if current:
-        logical.append(current)
+    logical = logical_lines(text)
     argv = []
     for line in logical:
         stripped = line.strip()

@@ -23,7 +23,7 @@ import urllib.request
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_state
+from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_mode, file_state
 
 DROPIN = "50-kubeguard.conf"
 DROPIN_HEADER = "# Managed by kubeguard.hardening.control_plane: the hardened flags of this unit, one a line."
@@ -535,7 +535,7 @@ def apply(params, check_mode):
     conf, new_flags, files = plan(component, params)
     before = {path: _read(path) for path in files}
     changed_files = sorted(p for p, (content, _) in files.items() if before[p] != content)
-    modes_fixed = sorted(p for p, (_, mode) in files.items() if before[p] is not None and _file_mode(p) != mode)
+    modes_fixed = sorted(p for p, (_, mode) in files.items() if before[p] is not None and file_mode(p) != mode)
     pending = conf["running_flags"] != new_flags
     result = {
         "changed": bool(changed_files or pending or modes_fixed),
@@ -591,13 +591,6 @@ def apply(params, check_mode):
         )
     _clear_rollback(params, component)
     return result
-
-
-def _file_mode(path):
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        return None
 
 
 def _clear_rollback(params, component):

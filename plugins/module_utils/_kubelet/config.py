@@ -17,6 +17,7 @@ import json
 import re
 import shlex
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.flags import logical_lines
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 API_VERSION = "kubelet.config.k8s.io/v1beta1"
@@ -92,20 +93,6 @@ def var(name):
 
 
 # ---------------------------------------------------------------- systemd units
-
-
-def logical_lines(text):
-    lines, current = [], ""
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if line.endswith("\\"):
-            current += line[:-1] + " "
-            continue
-        lines.append(current + line)
-        current = ""
-    if current:
-        lines.append(current)
-    return [line.strip() for line in lines]
 
 
 def unit_service(texts):

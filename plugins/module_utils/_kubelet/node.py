@@ -23,7 +23,7 @@ import urllib.request
 from datetime import datetime, timezone
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_state
+from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_mode, file_state
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
 
 SYSTEMD_DIR = "/etc/systemd/system"
@@ -336,13 +336,6 @@ def _systemctl(*args):
         raise KubeguardError("", f"systemctl {' '.join(args)} failed: {(err or out).strip()}")
 
 
-def _file_mode(path):
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        return None
-
-
 def plan_flags(kubelet, config_path):
     """``({path: (content, mode)}, removed flags)`` that take the duplicating flags off the
     command line, wherever they are written; adds ``--config`` when there is none."""
@@ -364,7 +357,7 @@ def plan_flags(kubelet, config_path):
         elif source != "unit":
             path, variable = source.rsplit(":", 1)
             text = files.get(path, (_read(path), None))[0]
-            files[path] = (cfg.rewrite_env_file(text, variable, set(removed)), _file_mode(path) or 0o644)
+            files[path] = (cfg.rewrite_env_file(text, variable, set(removed)), file_mode(path) or 0o644)
     needs_config = "config" not in kubelet["flags"]
     if literal or env_overrides or needs_config or ours in service["dropins"]:
         words = cfg.without(service["exec_start"], set(literal))
@@ -423,7 +416,7 @@ def _remember(params, name, files):
     text = _read(path)
     if text:
         return {k: tuple(v) for k, v in json.loads(text).items()}
-    before = {p: (_read(p), _file_mode(p) or mode) for p, (_, mode) in files.items()}
+    before = {p: (_read(p), file_mode(p) or mode) for p, (_, mode) in files.items()}
     os.makedirs(params["state_dir"], mode=0o700, exist_ok=True)
     atomic_write(path, json.dumps(before).encode(), 0o600)
     return before
@@ -468,7 +461,7 @@ def apply_config(params, check_mode):
     files.update(sysctl_files)
     before = {p: _read(p) for p in files}
     changed_files = sorted(p for p, (content, _) in files.items() if before[p] != content)
-    modes_fixed = sorted(p for p, (_, mode) in files.items() if before[p] is not None and _file_mode(p) != mode)
+    modes_fixed = sorted(p for p, (_, mode) in files.items() if before[p] is not None and file_mode(p) != mode)
     new_flags = {k: v for k, v in kubelet["flags"].items() if k not in removed}
     new_flags.setdefault("config", config_path)
     pending = kubelet["running"] and kubelet["running_flags"] != new_flags
@@ -599,7 +592,7 @@ def apply_kube_proxy(params, check_mode):
         if before is None:
             raise KubeguardError("", f"kube-proxy's --config file {path} is unreadable")
         text = cfg.set_top_level(before, "metricsBindAddress", address)
-        mode = _file_mode(path) or 0o600
+        mode = file_mode(path) or 0o600
         current = cfg.top_level(before, "metricsBindAddress") or "<default>"
         pending = False
     else:
