@@ -78,6 +78,15 @@ options:
     description: etcd data directory when the current flags have none.
     type: path
     default: /var/lib/etcd
+  etcd_non_root:
+    description:
+      - Run etcd (systemd layout) as the C(etcd) system user, created when missing. systemd copies its certificates
+        and keys into the service's private credentials directory (C(LoadCredential=)) and the flags point there, so
+        the files under I(pki_dir) stay root-owned. The data directory is given to C(etcd) before the restart.
+      - A throwaway C(systemd-run) service first shows whether this systemd can hand credentials to a non-root
+        service; where it cannot, etcd stays root and the module warns.
+    type: bool
+    default: true
   service_cidr:
     description: The service CIDR; its first IP must be a SAN of the apiserver certificate.
     type: str
@@ -219,6 +228,16 @@ restart_seconds:
   returned: when restarted
   type: float
   sample: 7.1
+user:
+  description: The user etcd runs as after this run (C(etcd) or C(root)).
+  returned: component is etcd
+  type: str
+  sample: etcd
+data_dir_entries_chowned:
+  description: Entries of etcd's data and WAL directories given to the C(etcd) user before its restart.
+  returned: component is etcd
+  type: int
+  sample: 12
 layout:
   description: C(systemd) or C(static-pod).
   returned: changed
@@ -245,6 +264,7 @@ ARGUMENT_SPEC = {
     "state_dir": {"type": "path", "default": "/var/lib/kubeguard/control_plane"},
     "etcd_servers": {"type": "list", "elements": "str", "default": []},
     "etcd_data_dir": {"type": "path", "default": "/var/lib/etcd"},
+    "etcd_non_root": {"type": "bool", "default": True},
     "service_cidr": {"type": "str", "default": "10.96.0.0/12"},
     "service_account_issuer": {"type": "str", "default": "https://kubernetes.default.svc.cluster.local"},
     "tls_min_version": {"type": "str", "default": "VersionTLS12"},

@@ -44,7 +44,9 @@ layout:
   type: str
   sample: systemd
 components:
-  description: Per component found, its layout, configuration source, configured and running flags, and binary.
+  description:
+    Per component found, its layout, configuration source, configured and running flags, the user it runs as, and
+    its binary.
   returned: success
   type: dict
   sample:
@@ -56,6 +58,7 @@ components:
       flags: {"data-dir": /var/lib/etcd}
       running: true
       pid: 412
+      user: etcd
       running_flags: {"data-dir": /var/lib/etcd}
       binary: {"path": /usr/local/bin/etcd, "version": "etcd Version: 3.6.5", "help_flags": [data-dir]}
 files:

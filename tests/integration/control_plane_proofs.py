@@ -202,7 +202,8 @@ class ControlPlaneProofs:
     """The Proof section of issue 8, check mode, idempotence and rollback."""
 
     @pytest.fixture(scope="class")
-    def hardened(self, cp_lab, lab_binaries):
+    @classmethod
+    def hardened(cls, cp_lab, lab_binaries):
         return harden(cp_lab, lab_binaries)
 
     def test_check_mode_predicts_changes_and_writes_nothing(self, hardened, cp_lab):

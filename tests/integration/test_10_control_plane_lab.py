@@ -3,12 +3,83 @@ on plain HTTP until the role moves it to TLS). The proofs are shared with the
 kubeadm layout (test_zz): tests/integration/control_plane_proofs.py."""
 
 import pytest
-from control_plane_proofs import ControlPlaneProofs, ControlPlaneSafety
+from conftest import ansible_playbook
+from control_plane_proofs import ControlPlaneProofs, ControlPlaneSafety, cmdline, kubectl, pids
 
 pytestmark = pytest.mark.lab
+
+CREDENTIALS = "/run/credentials/etcd.service"
 
 
 class TestHardwayControlPlane(ControlPlaneSafety, ControlPlaneProofs):
     @pytest.fixture(scope="class")
-    def cp_lab(self, lab):
+    @classmethod
+    def cp_lab(cls, lab):
         return lab
+
+    def etcd_user(self, cp_lab, host):
+        return cp_lab.podman_exec(host, "ps", "-o", "user=", "-p", pids(cp_lab, host)["etcd"]).stdout.strip()
+
+    def test_etcd_runs_as_its_own_user_while_its_keys_stay_root_only(self, hardened, cp_lab):
+        host = cp_lab.groups["etcd"][0]
+        assert self.etcd_user(cp_lab, host) == "etcd"
+        argv = cmdline(cp_lab, host, "etcd")
+        assert f"--key-file={CREDENTIALS}/key-file" in argv
+        assert f"--peer-key-file={CREDENTIALS}/peer-key-file" in argv
+        # CIS 1.1.19-1.1.21: the sources stay root:root, keys 0600, in a 0700 root directory.
+        stat = cp_lab.podman_exec(
+            host, "stat", "-c", "%a %U:%G %n", "/etc/kubernetes/pki/etcd", "/etc/kubernetes/pki/etcd/server.key"
+        )
+        assert stat.stdout.split("\n")[:2] == [
+            "700 root:root /etc/kubernetes/pki/etcd",
+            "600 root:root /etc/kubernetes/pki/etcd/server.key",
+        ]
+        # The copies systemd hands over are the etcd user's alone, and other users cannot read them.
+        in_etcd = ["nsenter", f"--target={pids(cp_lab, host)['etcd']}", "--mount"]
+        copy = cp_lab.podman_exec(host, *in_etcd, "stat", "-c", "%a %U", f"{CREDENTIALS}/key-file").stdout.strip()
+        assert copy == "400 etcd", copy
+        nobody = cp_lab.podman_exec(
+            host,
+            *in_etcd,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "cat",
+            f"{CREDENTIALS}/key-file",
+        )
+        assert nobody.returncode != 0 and "PRIVATE KEY" not in nobody.stdout
+        # Everything etcd wrote as root before is the etcd user's now (CIS 1.1.12).
+        foreign = cp_lab.podman_exec(host, "find", "/var/lib/etcd", "!", "-user", "etcd")
+        assert foreign.returncode == 0 and foreign.stdout == ""
+
+    def test_etcd_moves_back_to_root_and_again_to_its_user_with_nothing_lost(self, hardened, cp_lab, lab_binaries):
+        host = cp_lab.groups["etcd"][0]
+        back, _ = ansible_playbook(
+            cp_lab.inventory,
+            "control_plane.yml",
+            "--tags",
+            "control_plane_etcd",
+            "-e",
+            "control_plane_etcd_non_root=false",
+        )
+        assert back.returncode == 0, back.stdout[-3000:]
+        assert self.etcd_user(cp_lab, host) == "root"
+        kubectl(
+            lab_binaries,
+            hardened["admin"],
+            "-n",
+            "cp8-before",
+            "delete",
+            "configmap",
+            "written-as-root",
+            "--ignore-not-found",
+        )
+        kubectl(lab_binaries, hardened["admin"], "-n", "cp8-before", "create", "configmap", "written-as-root")
+        again, _ = ansible_playbook(cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_etcd")
+        assert again.returncode == 0, again.stdout[-3000:]
+        assert self.etcd_user(cp_lab, host) == "etcd"
+        kubectl(lab_binaries, hardened["admin"], "-n", "cp8-before", "get", "configmap", "written-as-root", "cm1")
+        still, recap = ansible_playbook(cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_etcd")
+        assert still.returncode == 0
+        assert all(r["changed"] == 0 for r in recap.values()), recap

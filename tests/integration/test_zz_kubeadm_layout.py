@@ -209,7 +209,8 @@ class TestKubeadmControlPlane(ControlPlaneProofs):
     """issue 8's proofs on kubeadm's static pods, run by the real kubelet."""
 
     @pytest.fixture(scope="class")
-    def cp_lab(self, kubeadm_lab):
+    @classmethod
+    def cp_lab(cls, kubeadm_lab):
         return kubeadm_lab
 
     def test_the_kubelet_probes_still_pass(self, hardened, cp_lab, lab_binaries):

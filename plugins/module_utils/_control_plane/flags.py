@@ -88,9 +88,10 @@ def _escape(word):
     return shlex.quote(word.replace("%", "%%").replace("$", "$$"))
 
 
-def render_dropin(argv, header):
-    """A systemd drop-in that replaces ExecStart with ``argv``, one flag a line."""
-    lines = [header.rstrip("\n"), "[Service]", "ExecStart=", f"ExecStart={_escape(argv[0])} \\"]
+def render_dropin(argv, header, service_lines=()):
+    """A systemd drop-in that replaces ExecStart with ``argv``, one flag a line,
+    after ``service_lines`` (further ``[Service]`` settings such as ``User=``)."""
+    lines = [header.rstrip("\n"), "[Service]", *service_lines, "ExecStart=", f"ExecStart={_escape(argv[0])} \\"]
     for index, word in enumerate(argv[1:], 1):
         lines.append(f"  {_escape(word)}" + (" \\" if index < len(argv) - 1 else ""))
     return "\n".join(lines) + "\n"

@@ -28,6 +28,16 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._files import 
 DROPIN = "50-kubeguard.conf"
 DROPIN_HEADER = "# Managed by kubeguard.hardening.control_plane: the hardened flags of this unit, one a line."
 HEALTH_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259}
+ETCD_USER = "etcd"  # the owner CIS 1.1.12 names for the data directory, and the user etcd runs as
+# The files etcd reads from pki/etcd (0700 root): systemd hands them to the etcd user's service.
+ETCD_CREDENTIAL_FLAGS = (
+    "cert-file",
+    "key-file",
+    "trusted-ca-file",
+    "peer-cert-file",
+    "peer-key-file",
+    "peer-trusted-ca-file",
+)
 
 
 def _run(argv, timeout=60):
@@ -64,6 +74,18 @@ def processes(proc="/proc"):
             if name not in found or pid < found[name]["pid"]:
                 found[name] = {"pid": pid, "argv": argv}
     return found
+
+
+def process_user(pid):
+    """The name (or uid) of the real user a process runs as."""
+    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
+        if line.startswith("Uid:"):
+            uid = int(line.split()[1])
+            try:
+                return pwd.getpwuid(uid).pw_name
+            except KeyError:
+                return str(uid)
+    return None
 
 
 def unit_state(component):
@@ -188,6 +210,7 @@ def gather(params):
         conf["flags"] = flaglib.parse_argv(conf["argv"])[1]
         conf["running"] = bool(proc)
         conf["pid"] = proc["pid"] if proc else None
+        conf["user"] = process_user(proc["pid"]) if proc else None
         conf["running_flags"] = flaglib.parse_argv(proc["argv"])[1] if proc else {}
         conf["binary"] = binary_facts(name, binary_path(name, conf["argv"], proc))
         components[name] = conf
@@ -435,10 +458,13 @@ def plan(component, params):
     desired.validate(component, params, binary)
     current = dict(conf["flags"])
     new_flags = desired.desired_flags(component, current, params, binary)
+    service_lines, sources = [], {}
+    if component == "etcd" and conf["layout"] == "systemd" and params.get("etcd_user"):
+        new_flags, sources, service_lines = etcd_credentials(new_flags, params["etcd_user"])
     argv = flaglib.render_argv(conf["argv"][0], new_flags)
     files = {}
     if conf["layout"] == "systemd":
-        files[conf["source"]] = (flaglib.render_dropin(argv, DROPIN_HEADER), 0o600)
+        files[conf["source"]] = (flaglib.render_dropin(argv, DROPIN_HEADER, service_lines), 0o600)
     elif conf["layout"] == "static-pod":
         import yaml  # present: gather parsed the manifest with it
 
@@ -464,7 +490,66 @@ def plan(component, params):
         files[new_flags["admission-control-config-file"]] = (desired.admission_config(params), 0o644)
         # Contributed files can hold tokens and keys: root-only, like kubeadm's keys.
         files.update({path: (text, 0o600) for path, text in (params.get("contributed_files") or {}).items()})
-    return conf, new_flags, files
+    return conf, new_flags, files, sources
+
+
+def credentials_dir(component):
+    return f"/run/credentials/{component}.service"
+
+
+def etcd_credentials(flags, user):
+    """etcd as ``user`` with its keys still root:root 0600 (CIS 1.1.21): systemd, as
+    root, copies each TLS file into the service's private credentials directory
+    (``LoadCredential=``), and the flags point there. Returns ``(flags, sources,
+    service_lines)`` with ``sources`` mapping each credential path back to its file."""
+    flags, sources = dict(flags), {}
+    lines = [f"User={user}", f"Group={user}"]
+    for name in ETCD_CREDENTIAL_FLAGS:
+        source = flags.get(name)
+        if not source:
+            continue
+        if any(c.isspace() for c in source) or ":" in source:
+            raise KubeguardError(
+                desired.var("pki_dir"), f"--{name}={source}: systemd cannot load a path with spaces or colons"
+            )
+        flags[name] = f"{credentials_dir('etcd')}/{name}"
+        sources[flags[name]] = source
+        lines.append(f"LoadCredential={name}:{source}")
+    return flags, sources, lines
+
+
+def etcd_user(conf, params):
+    """``(user or None, warning)``: whom etcd runs as. A non-root etcd needs systemd
+    to hand it its keys; where that cannot work (no systemd credentials, or a
+    credentials mount that does not reach services, as in a container whose ``/``
+    is not a shared mount), etcd stays root and the warning says why."""
+    if not params.get("etcd_non_root") or conf["layout"] != "systemd":
+        return None, ""
+    if any(v.startswith(credentials_dir("etcd") + "/") for v in conf["running_flags"].values()):
+        return ETCD_USER, ""  # it already runs that way
+    # A throwaway service of its own shows whether this systemd can do it.
+    rc, out, err = _run(
+        [
+            "systemd-run",
+            "--wait",
+            "--quiet",
+            "--collect",
+            "--property=DynamicUser=yes",
+            "--property=SetCredential=probe:ok",
+            "--",
+            "/bin/sh",
+            "-c",
+            'test -r "$CREDENTIALS_DIRECTORY/probe"',
+        ]
+    )
+    if rc == 0:
+        return ETCD_USER, ""
+    said = (err or out).strip()
+    return None, (
+        f"etcd keeps running as root ({desired.var('etcd_non_root')}): systemd could not hand a credential "
+        f"to a non-root service (systemd-run probe exited {rc}{': ' + said if said else ''}); "
+        "in a container, / must be a shared mount (mount --make-rshared /)"
+    )
 
 
 def _config_hash(flags, params):
@@ -532,13 +617,17 @@ def apply(params, check_mode):
     if conf is None:
         return {"changed": False, "skipped_reason": f"{component} does not run on this node"}
     params = probe_anonymous(params)
-    conf, new_flags, files = plan(component, params)
+    user, user_warning = etcd_user(conf, params) if component == "etcd" else (None, "")
+    params = {**params, "etcd_user": user}
+    conf, new_flags, files, sources = plan(component, params)
+    data_dirs = _etcd_data_dirs(new_flags) if user else []
+    unowned = _unowned(data_dirs, user) if user else []
     before = {path: _read(path) for path in files}
     changed_files = sorted(p for p, (content, _) in files.items() if before[p] != content)
     modes_fixed = sorted(p for p, (_, mode) in files.items() if before[p] is not None and file_mode(p) != mode)
     pending = conf["running_flags"] != new_flags
     result = {
-        "changed": bool(changed_files or pending or modes_fixed),
+        "changed": bool(changed_files or pending or modes_fixed or unowned),
         "component": component,
         "layout": conf["layout"],
         "changed_files": changed_files,
@@ -547,8 +636,11 @@ def apply(params, check_mode):
         "restarted": False,
         "warnings": (desired.below_cis(params) + params.get("probe_warnings", []))
         if component == "kube-apiserver"
-        else [],
+        else [w for w in [user_warning] if w],
     }
+    if component == "etcd":
+        result["user"] = user or "root"
+        result["data_dir_entries_chowned"] = len(unowned)
     result["diff"] = {
         "before": "\n".join(f"--{k}={v}" for k, v in sorted((conf["running_flags"] or conf["flags"]).items())) + "\n",
         "after": "\n".join(f"--{k}={v}" for k, v in sorted(new_flags.items())) + "\n",
@@ -558,7 +650,7 @@ def apply(params, check_mode):
     if not result["changed"]:
         return result
     check_known_flags(component, new_flags, conf["binary"], params)
-    check_pki(component, new_flags, params, writing=files)
+    check_pki(component, {k: sources.get(v, v) for k, v in new_flags.items()}, params, writing=files)
     if check_mode:
         return result
     rollback = _load_rollback(params, component)
@@ -571,6 +663,10 @@ def apply(params, check_mode):
         etcd_peer_urls(conf["flags"], new_flags, params)
     if component == "kube-apiserver":
         os.makedirs(os.path.dirname(params["audit_log_path"]), mode=0o700, exist_ok=True)
+    if user:
+        ensure_etcd_user(check_mode)
+        if unowned:
+            _own_trees(data_dirs, user)
     start = time.monotonic()
     _write_all(files)
     if changed_files or pending:
@@ -615,17 +711,9 @@ def _flags_of_files(component, conf, files):
 
 def fix_files(params, check_mode):
     """Bring the CIS 1.1.x files to their modes and owners; create the etcd user if needed."""
-    fixed, created_user = [], False
-    needs_etcd = any(f["want_owner"] == "etcd" for f in params["facts"]["files"])
-    try:
-        pwd.getpwnam("etcd")
-    except KeyError:
-        if needs_etcd:
-            created_user = True
-            if not check_mode:
-                rc, out, err = _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "etcd"])
-                if rc != 0:
-                    raise KubeguardError("", f"useradd etcd failed: {(err or out).strip()}") from None
+    fixed = []
+    needs_etcd = any(f["want_owner"] == ETCD_USER for f in params["facts"]["files"])
+    created_user = ensure_etcd_user(check_mode) if needs_etcd else False
     for entry in params["facts"]["files"]:
         state = file_state(entry["path"])
         if not state["exists"]:
@@ -642,7 +730,7 @@ def fix_files(params, check_mode):
         if mode_bad:
             os.chmod(entry["path"], int(want_mode, 8))
         if owner_bad:
-            _chown_tree(entry["path"], user.pw_uid, user.pw_gid, recursive=entry["want_owner"] == "etcd")
+            _chown_tree(entry["path"], user.pw_uid, user.pw_gid, recursive=entry["want_owner"] == ETCD_USER)
     return {"changed": bool(fixed or created_user), "fixed": fixed, "created_etcd_user": created_user}
 
 
@@ -652,3 +740,47 @@ def _chown_tree(path, uid, gid, recursive):
         for root, dirs, names in os.walk(path):
             for name in dirs + names:
                 os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def ensure_etcd_user(check_mode):
+    """Create the ``etcd`` system user when missing; whether it was (or would be) created."""
+    try:
+        pwd.getpwnam(ETCD_USER)
+        return False
+    except KeyError:
+        pass
+    if not check_mode:
+        rc, out, err = _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ETCD_USER])
+        if rc != 0:
+            raise KubeguardError("", f"useradd {ETCD_USER} failed: {(err or out).strip()}") from None
+    return True
+
+
+def _etcd_data_dirs(flags):
+    return [flags[name] for name in ("data-dir", "wal-dir") if flags.get(name)]
+
+
+def _unowned(paths, user):
+    """Entries of the trees at ``paths`` not owned by ``user`` (a missing user owns nothing;
+    a missing tree is one entry: it is created for ``user``)."""
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        uid = None
+    found = []
+    for top in paths:
+        if not os.path.lexists(top):
+            found.append(top)
+            continue
+        for root, _dirs, names in os.walk(top):
+            found.extend(p for p in [root, *(os.path.join(root, n) for n in names)] if os.lstat(p).st_uid != uid)
+    return found
+
+
+def _own_trees(paths, user):
+    """Give ``user`` the data trees etcd as root wrote, before it restarts as ``user``."""
+    entry = pwd.getpwnam(user)
+    for top in paths:
+        if not os.path.lexists(top):
+            os.makedirs(top, mode=0o700)
+        _chown_tree(top, entry.pw_uid, entry.pw_gid, recursive=True)

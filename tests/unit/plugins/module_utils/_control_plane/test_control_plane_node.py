@@ -1,6 +1,7 @@
 """The node-side helpers that need no daemon: /proc scanning and mode rules."""
 
 import json
+import os
 
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
@@ -100,3 +101,39 @@ def test_a_contributed_authn_config_on_kubeadm_still_admits_the_probes(tmp_path)
     assert node.probe_anonymous(params) is params
     params["contributed_files"] = {path: json.dumps(dict(off, anonymous={"enabled": True}))}
     assert node.probe_anonymous(params) is params
+
+
+def test_etcd_as_its_user_reads_its_tls_files_as_systemd_credentials():
+    pki = "/etc/kubernetes/pki/etcd"
+    flags = {"cert-file": f"{pki}/server.crt", "key-file": f"{pki}/server.key", "data-dir": "/var/lib/etcd"}
+    new, sources, lines = node.etcd_credentials(flags, "etcd")
+    assert new["key-file"] == "/run/credentials/etcd.service/key-file"
+    assert new["data-dir"] == "/var/lib/etcd"
+    assert sources == {
+        "/run/credentials/etcd.service/cert-file": f"{pki}/server.crt",
+        "/run/credentials/etcd.service/key-file": f"{pki}/server.key",
+    }
+    assert lines == [
+        "User=etcd",
+        "Group=etcd",
+        f"LoadCredential=cert-file:{pki}/server.crt",
+        f"LoadCredential=key-file:{pki}/server.key",
+    ]
+    text = node.flaglib.render_dropin(node.flaglib.render_argv("/usr/local/bin/etcd", new), "# h", lines)
+    assert text.index("LoadCredential=key-file") < text.index("ExecStart=\n")
+    assert node.flaglib.parse_argv(node.flaglib.exec_start(text))[1] == new
+
+
+def test_a_credential_path_systemd_cannot_load_is_refused():
+    with pytest.raises(node.KubeguardError, match=r"control_plane_pki_dir: --key-file=/a b/k\.key"):
+        node.etcd_credentials({"key-file": "/a b/k.key"}, "etcd")
+
+
+def test_unowned_lists_what_the_etcd_user_must_be_given(tmp_path):
+    data = tmp_path / "data"
+    (data / "member" / "wal").mkdir(parents=True)
+    (data / "member" / "wal" / "0.wal").write_text("x")
+    me = node.pwd.getpwuid(os.getuid()).pw_name
+    assert node._unowned([str(data)], me) == []
+    assert node._unowned([str(tmp_path / "missing")], me) == [str(tmp_path / "missing")]
+    assert len(node._unowned([str(data)], "no-such-user-here")) == 4
