@@ -137,3 +137,24 @@ def test_unowned_lists_what_the_etcd_user_must_be_given(tmp_path):
     assert node._unowned([str(data)], me) == []
     assert node._unowned([str(tmp_path / "missing")], me) == [str(tmp_path / "missing")]
     assert len(node._unowned([str(data)], "no-such-user-here")) == 4
+
+
+def test_etcd_stays_root_with_a_warning_where_systemd_cannot_hand_it_credentials(monkeypatch):
+    calls = []
+
+    def refused(argv, timeout=60):
+        calls.append(argv)
+        return 1, "", ""
+
+    monkeypatch.setattr(node, "_run", refused)
+    conf = {"layout": "systemd", "running_flags": {"key-file": "/etc/kubernetes/pki/etcd/server.key"}}
+    user, warning = node.etcd_user(conf, {"etcd_non_root": True})
+    assert user is None
+    assert "control_plane_etcd_non_root" in warning and "probe exited 1" in warning
+    assert calls[0][0] == "systemd-run"
+    # Already running from its credentials: no probe; not asked, or a static pod: root, silently.
+    conf["running_flags"] = {"key-file": "/run/credentials/etcd.service/key-file"}
+    assert node.etcd_user(conf, {"etcd_non_root": True}) == ("etcd", "")
+    assert node.etcd_user(conf, {"etcd_non_root": False}) == (None, "")
+    assert node.etcd_user({**conf, "layout": "static-pod"}, {"etcd_non_root": True}) == (None, "")
+    assert len(calls) == 1
