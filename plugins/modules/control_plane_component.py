@@ -32,6 +32,9 @@ description:
     from its configuration.
   - etcd moving from plain HTTP to TLS first updates its registered peer URL (C(member update)), so
     members of an N-member cluster can be migrated one at a time.
+  - A kube-apiserver running without C(--shutdown-watch-termination-grace-period) would hold its open watches
+    until killed (systemd 90 s, the kubelet 30 s) while the API is down; once it stopped listening it gets that
+    flag's drain plus 2 s, then SIGKILL.
   - Errors name the role variable to fix (C(control_plane_<option>)).
 author:
   - kubeguard maintainers
@@ -228,6 +231,13 @@ restart_seconds:
   returned: when restarted
   type: float
   sample: 7.1
+old_process_killed_after_drain_seconds:
+  description:
+    - kube-apiserver only. The old process had no C(--shutdown-watch-termination-grace-period), so once it stopped
+      listening it was given that drain plus 2 s and then killed; the seconds it had.
+  returned: when such a process was killed
+  type: float
+  sample: 7.0
 user:
   description: The user etcd runs as after this run (C(etcd) or C(root)).
   returned: component is etcd

@@ -83,3 +83,18 @@ class TestHardwayControlPlane(ControlPlaneSafety, ControlPlaneProofs):
         still, recap = ansible_playbook(cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_etcd")
         assert still.returncode == 0
         assert all(r["changed"] == 0 for r in recap.values()), recap
+
+    def test_an_apiserver_without_the_watch_drain_flag_is_stopped_within_its_bound(self, hardened, cp_lab):
+        """An apiserver started without --shutdown-watch-termination-grace-period holds
+        its watches until systemd kills it (90 s); the restart gives it the flag's drain."""
+        host = hardened["host"]
+        without = '{"control_plane_apiserver_extra_flags": {"shutdown-watch-termination-grace-period": null}}'
+        run, _ = ansible_playbook(
+            cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_apiserver", "-e", without
+        )
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert not any(a.startswith("--shutdown-watch") for a in cmdline(cp_lab, host, "kube-apiserver"))
+        back, _ = ansible_playbook(cp_lab.inventory, "control_plane.yml", "-v", "--tags", "control_plane_apiserver")
+        assert back.returncode == 0, back.stdout[-3000:]
+        assert "old_process_killed_after_drain_seconds" in back.stdout
+        assert "--shutdown-watch-termination-grace-period=5s" in cmdline(cp_lab, host, "kube-apiserver")

@@ -333,6 +333,12 @@ def _validate_apiserver(params, binary):
     return cidr
 
 
+def seconds(duration):
+    """A validated Go duration (``500ms``, ``5s``, ``1m``, ``1h``) in seconds."""
+    value, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", duration).groups()
+    return int(value) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+
+
 def below_cis(params):
     """Warnings for values weaker than the CIS minimums."""
     minimums = {"audit_log_maxage": 30, "audit_log_maxbackup": 10, "audit_log_maxsize": 100}

@@ -14,6 +14,8 @@ import os
 import pwd
 import re
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -347,11 +349,14 @@ def _local_url(urls):
     return candidates[0].rstrip("/")
 
 
-def wait_healthy(component, flags, params, timeout, serving_only=False):
-    """Wait until the process runs with ``flags`` and answers healthy twice, 2 s apart."""
+def wait_healthy(component, flags, params, timeout, serving_only=False, tick=None):
+    """Wait until the process runs with ``flags`` and answers healthy twice, 2 s apart;
+    ``tick()`` runs on every round."""
     deadline = time.monotonic() + timeout
     detail, passes = "not checked", 0
     while time.monotonic() < deadline:
+        if tick:
+            tick()
         proc = processes().get(component)
         if proc is None or flaglib.parse_argv(proc["argv"])[1] != flags:
             detail, passes = f"{component} is not running with the new flags yet", 0
@@ -373,16 +378,70 @@ def _systemctl(*args):
         raise KubeguardError("", f"systemctl {' '.join(args)} failed: {(err or out).strip()}")
 
 
-def _restart(component, layout):
-    if layout == "systemd":
-        _systemctl("daemon-reload")
-        running = processes().get(component)
-        if component == "kube-apiserver" and running and not etcd_reachable(running["argv"]):
-            # Cut off from etcd (it just moved to TLS), the old process can finish no request:
-            # a graceful stop would hold the API down for up to --request-timeout while it drains.
-            _systemctl("kill", "--signal=SIGKILL", f"{component}.service")
-        _systemctl("restart", f"{component}.service")
-    # Static pods: the kubelet (or the lab's stand-in) recreates the pod when its manifest changes.
+def _restart(component, layout, drain=None):
+    """systemd: restart the unit (with ``drain``, queue the restart and return: the
+    caller's health wait bounds the old process's drain). Static pods: the kubelet
+    recreates the pod when its manifest changes."""
+    if layout != "systemd":
+        return
+    _systemctl("daemon-reload")
+    running = processes().get(component)
+    if component == "kube-apiserver" and running and not etcd_reachable(running["argv"]):
+        # Cut off from etcd (it just moved to TLS), the old process can finish no request:
+        # a graceful stop would hold the API down for up to --request-timeout while it drains.
+        _systemctl("kill", "--signal=SIGKILL", f"{component}.service")
+    _systemctl("restart", *(["--no-block"] if drain else []), f"{component}.service")
+
+
+class DrainBound:
+    """A kube-apiserver started without --shutdown-watch-termination-grace-period
+    holds its open watches on SIGTERM until it is killed: systemd's TimeoutStopSec
+    (90 s) or, for a kubeadm static pod, the pod's terminationGracePeriodSeconds
+    (30 s), and the API is down all that time. Once the old process has stopped
+    listening (it got SIGTERM), it gets the drain the new flag gives, plus 2 s for
+    in-flight requests, then SIGKILL."""
+
+    def __init__(self, pid, argv, port, grace):
+        self.pid, self.argv, self.port, self.grace = pid, argv, int(port), grace
+        self.since = None
+        self.killed_after = None
+
+    @classmethod
+    def for_restart(cls, conf, params):
+        running = processes().get("kube-apiserver")
+        if conf["layout"] not in ("systemd", "static-pod") or not running:
+            return None
+        old_flags = flaglib.parse_argv(running["argv"])[1]
+        if "shutdown-watch-termination-grace-period" in old_flags:
+            return None  # it bounds its own drain
+        port = int(old_flags.get("secure-port", "6443"))
+        if not _listening(port):
+            return None  # not reachable on loopback: "stopped listening" could not be told apart
+        grace = desired.seconds(params["shutdown_watch_termination_grace_period"]) + 2
+        return cls(running["pid"], running["argv"], port, grace)
+
+    def __call__(self):
+        if self.pid is None:
+            return
+        raw = _read(f"/proc/{self.pid}/cmdline", binary=True)
+        if not raw or raw.rstrip(b"\0").split(b"\0") != [a.encode() for a in self.argv]:
+            self.pid = None  # gone (or the pid was reused): nothing to bound
+            return
+        if _listening(self.port):
+            return  # not told to stop yet
+        self.since = self.since or time.monotonic()
+        if time.monotonic() - self.since >= self.grace:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self.killed_after, self.pid = round(time.monotonic() - self.since, 1), None
+
+
+def _listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def etcd_reachable(argv):
@@ -667,12 +726,15 @@ def apply(params, check_mode):
         ensure_etcd_user(check_mode)
         if unowned:
             _own_trees(data_dirs, user)
+    drain = DrainBound.for_restart(conf, params) if component == "kube-apiserver" else None
     start = time.monotonic()
     _write_all(files)
     if changed_files or pending:
-        _restart(component, conf["layout"])
+        _restart(component, conf["layout"], drain)
         result["restarted"] = True
-    ok, detail = wait_healthy(component, new_flags, params, params["health_timeout"])
+    ok, detail = wait_healthy(component, new_flags, params, params["health_timeout"], tick=drain)
+    if drain and drain.killed_after is not None:
+        result["old_process_killed_after_drain_seconds"] = drain.killed_after
     result["restart_seconds"] = round(time.monotonic() - start, 1)
     if not ok:
         _write_all(rollback)

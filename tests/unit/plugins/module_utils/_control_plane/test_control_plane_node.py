@@ -158,3 +158,25 @@ def test_etcd_stays_root_with_a_warning_where_systemd_cannot_hand_it_credentials
     assert node.etcd_user(conf, {"etcd_non_root": False}) == (None, "")
     assert node.etcd_user({**conf, "layout": "static-pod"}, {"etcd_non_root": True}) == (None, "")
     assert len(calls) == 1
+
+
+def test_an_old_apiserver_that_stopped_listening_is_killed_after_the_drain_bound():
+    import socket
+    import subprocess
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        bound = node.DrainBound(proc.pid, ["sleep", "60"], port, grace=0)
+        bound()
+        assert proc.poll() is None and bound.killed_after is None  # still listening: not told to stop
+        listener.close()
+        bound()
+        assert proc.wait(timeout=5) == -9 and bound.killed_after is not None
+        other = node.DrainBound(proc.pid, ["not", "this"], port, grace=0)
+        other()
+        assert other.pid is None and other.killed_after is None  # a pid that is not the old process
+    finally:
+        proc.kill()
+        listener.close()
