@@ -98,3 +98,29 @@ class TestHardwayControlPlane(ControlPlaneSafety, ControlPlaneProofs):
         assert back.returncode == 0, back.stdout[-3000:]
         assert "old_process_killed_after_drain_seconds" in back.stdout
         assert "--shutdown-watch-termination-grace-period=5s" in cmdline(cp_lab, host, "kube-apiserver")
+
+    def test_a_notify_unit_whose_new_etcd_dies_is_rolled_back(self, hardened, cp_lab, lab_binaries):
+        """Type=notify (as kubernetes-the-hard-way's etcd unit has it): a blocking restart
+        of a dying process fails systemctl itself, before any rollback. The restart is
+        queued instead and the health wait rolls back."""
+        host = cp_lab.groups["etcd"][0]
+        notify = "/etc/systemd/system/etcd.service.d/10-notify.conf"
+        cp_lab.podman_exec(host, "sh", "-c", f"printf '[Service]\\nType=notify\\n' > {notify}")
+        try:
+            # Passes every pre-restart check; the etcd user may not bind port 1, so etcd exits.
+            broken = (
+                '{"control_plane_etcd_extra_flags": {"listen-metrics-urls": "http://127.0.0.1:1"}, '
+                '"control_plane_health_timeout": 25}'
+            )
+            run, _ = ansible_playbook(
+                cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_etcd", "-e", broken
+            )
+            assert run.returncode != 0
+            assert "restored" in run.stdout and "is healthy" in run.stdout, run.stdout[-3000:]
+            assert "--listen-metrics-urls=http://127.0.0.1:1" not in cmdline(cp_lab, host, "etcd")
+            kubectl(lab_binaries, hardened["admin"], "-n", "cp8-before", "get", "configmap", "cm1")
+        finally:
+            cp_lab.podman_exec(host, "sh", "-c", f"rm -f {notify} && systemctl daemon-reload")
+        again, recap = ansible_playbook(cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_etcd")
+        assert again.returncode == 0
+        assert all(r["changed"] == 0 for r in recap.values()), recap

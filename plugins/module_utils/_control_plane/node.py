@@ -349,16 +349,18 @@ def _local_url(urls):
     return candidates[0].rstrip("/")
 
 
-def wait_healthy(component, flags, params, timeout, serving_only=False, tick=None):
-    """Wait until the process runs with ``flags`` and answers healthy twice, 2 s apart;
-    ``tick()`` runs on every round."""
+def wait_healthy(component, flags, params, timeout, serving_only=False, tick=None, replaced_pid=None):
+    """Wait until a process other than ``replaced_pid`` runs with ``flags`` and answers
+    healthy twice, 2 s apart; ``tick()`` runs on every round."""
     deadline = time.monotonic() + timeout
     detail, passes = "not checked", 0
     while time.monotonic() < deadline:
         if tick:
             tick()
         proc = processes().get(component)
-        if proc is None or flaglib.parse_argv(proc["argv"])[1] != flags:
+        if proc is None or proc["pid"] == replaced_pid:
+            detail, passes = f"{component} has not been restarted yet", 0
+        elif flaglib.parse_argv(proc["argv"])[1] != flags:
             detail, passes = f"{component} is not running with the new flags yet", 0
         else:
             ok, detail = health(component, flags, params, serving_only)
@@ -378,10 +380,12 @@ def _systemctl(*args):
         raise KubeguardError("", f"systemctl {' '.join(args)} failed: {(err or out).strip()}")
 
 
-def _restart(component, layout, drain=None):
-    """systemd: restart the unit (with ``drain``, queue the restart and return: the
-    caller's health wait bounds the old process's drain). Static pods: the kubelet
-    recreates the pod when its manifest changes."""
+def _restart(component, layout):
+    """systemd: queue the unit's restart and return. The caller's health wait decides
+    whether it worked: a blocking restart of a Type=notify unit whose new process
+    dies fails the systemctl call itself, before any rollback could run, and it
+    would also leave no room to bound an old apiserver's drain. Static pods: the
+    kubelet recreates the pod when its manifest changes."""
     if layout != "systemd":
         return
     _systemctl("daemon-reload")
@@ -390,7 +394,7 @@ def _restart(component, layout, drain=None):
         # Cut off from etcd (it just moved to TLS), the old process can finish no request:
         # a graceful stop would hold the API down for up to --request-timeout while it drains.
         _systemctl("kill", "--signal=SIGKILL", f"{component}.service")
-    _systemctl("restart", *(["--no-block"] if drain else []), f"{component}.service")
+    _systemctl("restart", "--no-block", f"{component}.service")
 
 
 class DrainBound:
@@ -729,10 +733,14 @@ def apply(params, check_mode):
     drain = DrainBound.for_restart(conf, params) if component == "kube-apiserver" else None
     start = time.monotonic()
     _write_all(files)
+    replaced_pid = None
     if changed_files or pending:
-        _restart(component, conf["layout"], drain)
+        replaced_pid = (processes().get(component) or {}).get("pid")
+        _restart(component, conf["layout"])
         result["restarted"] = True
-    ok, detail = wait_healthy(component, new_flags, params, params["health_timeout"], tick=drain)
+    ok, detail = wait_healthy(
+        component, new_flags, params, params["health_timeout"], tick=drain, replaced_pid=replaced_pid
+    )
     if drain and drain.killed_after is not None:
         result["old_process_killed_after_drain_seconds"] = drain.killed_after
     result["restart_seconds"] = round(time.monotonic() - start, 1)
