@@ -394,6 +394,9 @@ def _restart(component, layout):
         # Cut off from etcd (it just moved to TLS), the old process can finish no request:
         # a graceful stop would hold the API down for up to --request-timeout while it drains.
         _systemctl("kill", "--signal=SIGKILL", f"{component}.service")
+    # A unit that was crash-looping (an operator's rerun to fix it) may have hit its start
+    # limit, and systemd would refuse this start too.
+    _systemctl("reset-failed", f"{component}.service")
     _systemctl("restart", "--no-block", f"{component}.service")
 
 
