@@ -431,7 +431,9 @@ class DrainBound:
         if self.pid is None:
             return
         raw = _read(f"/proc/{self.pid}/cmdline", binary=True)
-        if not raw or raw.rstrip(b"\0").split(b"\0") != [a.encode() for a in self.argv]:
+        if raw == b"":
+            return  # a zombie, or a process between fork and exec: look again next round
+        if raw is None or raw.rstrip(b"\0").split(b"\0") != [a.encode() for a in self.argv]:
             self.pid = None  # gone (or the pid was reused): nothing to bound
             return
         if _listening(self.port):

@@ -494,7 +494,8 @@ def apply_config(params, check_mode):
         since = time.time()
         if set(changed_files) & set(flag_files):
             _systemctl("daemon-reload")
-        _systemctl("restart", "kubelet.service")
+        # Queued: wait_ready judges it, so a Type=notify kubelet that dies still rolls back.
+        _systemctl("restart", "--no-block", "kubelet.service")
         result["restarted"] = True
         ok, detail, seconds, false_seen = wait_ready(
             api, params["node_name"], _healthz_url(wanted), since, kubelet["pid"], pods, params["restart_timeout"]
@@ -505,7 +506,7 @@ def apply_config(params, check_mode):
             pid = (process("kubelet") or {}).get("pid")
             _write_all({p: v for p, v in rollback.items() if p not in sysctl_files})
             _systemctl("daemon-reload")
-            _systemctl("restart", "kubelet.service")
+            _systemctl("restart", "--no-block", "kubelet.service")
             back = wait_ready(api, params["node_name"], _healthz_url(current), time.time(), pid, {}, 120)[0]
             _forget(params, "kubelet")
             raise KubeguardError(
