@@ -122,6 +122,17 @@ def cmdline(lab, host, component):
     return lab.podman_exec(host, "cat", f"/proc/{pid}/cmdline").stdout.split("\0")
 
 
+def run_failing_restart(lab, concern, extra_flags):
+    """control_plane.yml on one concern with flags that pass the pre-restart checks but
+    keep the component from coming up; a 25 s health timeout. The run must fail."""
+    extra = {f"control_plane_{concern}_extra_flags": extra_flags, "control_plane_health_timeout": 25}
+    run, _ = ansible_playbook(
+        lab.inventory, "control_plane.yml", "--tags", f"control_plane_{concern}", "-e", json.dumps(extra)
+    )
+    assert run.returncode != 0, run.stdout[-3000:]
+    return run
+
+
 def config_sources(lab, host):
     """sha256 of every file that configures a component: manifests, units and drop-ins."""
     listing = "/etc/kubernetes/manifests/* /etc/systemd/system/etcd.service* /etc/systemd/system/kube-*"
@@ -452,14 +463,8 @@ class ControlPlaneProofs:
         source = dropin if layout_systemd else "/etc/kubernetes/manifests/kube-scheduler.yaml"
         before = cp_lab.podman_exec(host, "sha256sum", source).stdout
         # Passes every pre-restart check (the flag exists, the file is readable) but is not a certificate.
-        broken = (
-            '{"control_plane_scheduler_extra_flags": {"tls-cert-file": "/etc/kubernetes/pki/ca.key", '
-            '"tls-private-key-file": "/etc/kubernetes/pki/ca.key"}, "control_plane_health_timeout": 25}'
-        )
-        run, _ = ansible_playbook(
-            cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_scheduler", "-e", broken
-        )
-        assert run.returncode != 0
+        key = "/etc/kubernetes/pki/ca.key"
+        run = run_failing_restart(cp_lab, "scheduler", {"tls-cert-file": key, "tls-private-key-file": key})
         assert "control_plane_health_timeout" in run.stdout and "restored" in run.stdout, run.stdout[-3000:]
         assert cp_lab.podman_exec(host, "sha256sum", source).stdout == before
         status = cp_lab.podman_exec(host, "curl", "-sk", "https://127.0.0.1:10259/healthz")

@@ -4,7 +4,7 @@ kubeadm layout (test_zz): tests/integration/control_plane_proofs.py."""
 
 import pytest
 from conftest import ansible_playbook
-from control_plane_proofs import ControlPlaneProofs, ControlPlaneSafety, cmdline, kubectl, pids
+from control_plane_proofs import ControlPlaneProofs, ControlPlaneSafety, cmdline, kubectl, pids, run_failing_restart
 
 pytestmark = pytest.mark.lab
 
@@ -108,14 +108,7 @@ class TestHardwayControlPlane(ControlPlaneSafety, ControlPlaneProofs):
         cp_lab.podman_exec(host, "sh", "-c", f"printf '[Service]\\nType=notify\\n' > {notify}")
         try:
             # Passes every pre-restart check; the etcd user may not bind port 1, so etcd exits.
-            broken = (
-                '{"control_plane_etcd_extra_flags": {"listen-metrics-urls": "http://127.0.0.1:1"}, '
-                '"control_plane_health_timeout": 25}'
-            )
-            run, _ = ansible_playbook(
-                cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_etcd", "-e", broken
-            )
-            assert run.returncode != 0
+            run = run_failing_restart(cp_lab, "etcd", {"listen-metrics-urls": "http://127.0.0.1:1"})
             assert "restored" in run.stdout and "is healthy" in run.stdout, run.stdout[-3000:]
             assert "--listen-metrics-urls=http://127.0.0.1:1" not in cmdline(cp_lab, host, "etcd")
             kubectl(lab_binaries, hardened["admin"], "-n", "cp8-before", "get", "configmap", "cm1")

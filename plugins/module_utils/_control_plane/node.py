@@ -31,15 +31,9 @@ DROPIN = "50-kubeguard.conf"
 DROPIN_HEADER = "# Managed by kubeguard.hardening.control_plane: the hardened flags of this unit, one a line."
 HEALTH_PORTS = {"kube-controller-manager": 10257, "kube-scheduler": 10259}
 ETCD_USER = "etcd"  # the owner CIS 1.1.12 names for the data directory, and the user etcd runs as
-# The files etcd reads from pki/etcd (0700 root): systemd hands them to the etcd user's service.
-ETCD_CREDENTIAL_FLAGS = (
-    "cert-file",
-    "key-file",
-    "trusted-ca-file",
-    "peer-cert-file",
-    "peer-key-file",
-    "peer-trusted-ca-file",
-)
+# The files etcd reads from pki/etcd (0700 root), its key pairs and CAs: systemd hands them
+# to the etcd user's service.
+ETCD_CREDENTIAL_FLAGS = tuple(flag for triple in desired.KEY_PAIRS["etcd"] for flag in triple)
 
 
 def _run(argv, timeout=60):
@@ -167,7 +161,7 @@ def cis_files(kubernetes_dir, components):
             for path in (comp["unit_file"], comp["source"]):
                 wanted.append((path, "0600", "root", "CIS 1.1.1-1.1.8 (unit files)"))
         if name == "etcd" and comp.get("flags", {}).get("data-dir"):
-            wanted.append((comp["flags"]["data-dir"], "0700", "etcd", "CIS 1.1.11/1.1.12"))
+            wanted.append((comp["flags"]["data-dir"], "0700", ETCD_USER, "CIS 1.1.11/1.1.12"))
     for conf, cis in (
         ("admin.conf", "CIS 1.1.13"),
         ("super-admin.conf", "CIS 1.1.14"),
@@ -414,9 +408,9 @@ class DrainBound:
         self.killed_after = None
 
     @classmethod
-    def for_restart(cls, conf, params):
+    def for_restart(cls, params):
         running = processes().get("kube-apiserver")
-        if conf["layout"] not in ("systemd", "static-pod") or not running:
+        if not running:
             return None
         old_flags = flaglib.parse_argv(running["argv"])[1]
         if "shutdown-watch-termination-grace-period" in old_flags:
@@ -732,10 +726,10 @@ def apply(params, check_mode):
     if component == "kube-apiserver":
         os.makedirs(os.path.dirname(params["audit_log_path"]), mode=0o700, exist_ok=True)
     if user:
-        ensure_etcd_user(check_mode)
+        ensure_etcd_user(check_mode=False)
         if unowned:
             _own_trees(data_dirs, user)
-    drain = DrainBound.for_restart(conf, params) if component == "kube-apiserver" else None
+    drain = DrainBound.for_restart(params) if component == "kube-apiserver" else None
     start = time.monotonic()
     _write_all(files)
     replaced_pid = None
