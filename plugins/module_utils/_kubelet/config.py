@@ -17,6 +17,7 @@ import json
 import re
 import shlex
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import ciphers, duration
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.flags import logical_lines
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
@@ -59,32 +60,9 @@ KERNEL_DEFAULTS = {
     "kernel.keys.root_maxkeys": "1000000",
     "kernel.keys.root_maxbytes": "25000000",
 }
-# Go's cipher suite names, used when the binary's --help lists none.
-GO_CIPHERS = frozenset(
-    [
-        "TLS_AES_128_GCM_SHA256",
-        "TLS_AES_256_GCM_SHA384",
-        "TLS_CHACHA20_POLY1305_SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-        "TLS_RSA_WITH_AES_128_CBC_SHA",
-        "TLS_RSA_WITH_AES_128_GCM_SHA256",
-        "TLS_RSA_WITH_AES_256_CBC_SHA",
-        "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    ]
-)
+# Kept for callers of the old name: the one catalogue lives in _common.ciphers.
+GO_CIPHERS = ciphers.ACCEPTED
 TLS_VERSIONS = ("VersionTLS12", "VersionTLS13")
-_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
 
 
 def var(name):
@@ -252,25 +230,20 @@ def validate(params, cipher_names=()):
             f"{var('read_only_port')}: {port} serves /pods and /stats without authentication (CIS 4.2.4 wants 0)"
         )
     timeout = str(params["streaming_connection_idle_timeout"])
-    if not _DURATION.match(timeout):
+    if not duration.seconds(var("streaming_connection_idle_timeout"), timeout, example="5m or 4h"):
         raise KubeguardError(
-            var("streaming_connection_idle_timeout"), f"{timeout!r} is not a duration such as 5m or 4h"
+            var("streaming_connection_idle_timeout"), "a zero duration keeps idle streams open forever (CIS 4.2.5)"
         )
-    if not re.search(r"[1-9]", timeout):
-        raise KubeguardError(var("streaming_connection_idle_timeout"), "0 keeps idle streams open forever (CIS 4.2.5)")
     for option, low in (("event_record_qps", 0), ("pod_pids_limit", 1)):
         value = params[option]
         if not isinstance(value, int) or value < low:
             raise KubeguardError(var(option), f"{value!r} must be an integer of at least {low}")
-    known = set(cipher_names) or GO_CIPHERS
     suites = params["tls_cipher_suites"]
     if not suites:
         raise KubeguardError(var("tls_cipher_suites"), "an empty list means Go's defaults (CIS 4.2.12 wants a list)")
-    unknown = [s for s in suites if s not in known]
-    if unknown:
-        raise KubeguardError(
-            var("tls_cipher_suites"), f"unknown cipher suite(s) {', '.join(unknown)}; the kubelet knows {len(known)}"
-        )
+    # The kubelet's --help lists preferred and insecure names in one paragraph: the
+    # catalogue says which are insecure, the binary which it knows.
+    ciphers.check(var("tls_cipher_suites"), suites, preferred=cipher_names, who="the installed kubelet")
     if params["tls_min_version"] not in TLS_VERSIONS:
         raise KubeguardError(var("tls_min_version"), f"must be one of {', '.join(TLS_VERSIONS)}")
     for option in ("client_ca_file", "tls_cert_file", "tls_private_key_file"):
