@@ -282,6 +282,15 @@ def _set(config, path, value):
 def desired(current, params, protect_kernel_defaults):
     """The hardened configuration: ``current`` with every owned field set, the rest kept."""
     config = copy.deepcopy(current) if isinstance(current, dict) else {}
+    # Fields of another version or kind would be kept under ours: the kubelet refuses the
+    # file only at its restart. A file without them (kubelet defaults) is fine.
+    found = (config.get("apiVersion", API_VERSION), config.get("kind", KIND))
+    if found != (API_VERSION, KIND):
+        raise KubeguardError(
+            var("config_enabled"),
+            f"the kubelet's config file is {found[1]} {found[0]}, not {KIND} {API_VERSION} that this role writes; "
+            "convert it first, or set this to false",
+        )
     config["apiVersion"] = API_VERSION
     config["kind"] = KIND
     settings = (

@@ -247,3 +247,17 @@ def test_a_top_level_field_is_set_in_place_or_appended(text, expected):
         k: v for k, v in (yaml.safe_load(text) or {}).items() if k != "metricsBindAddress"
     }
     assert cfg.set_top_level(out, "metricsBindAddress", "127.0.0.1:10249") == out
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        {"apiVersion": "kubelet.config.k8s.io/v1", "kind": "KubeletConfiguration"},
+        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "CredentialProviderConfig"},
+    ],
+)
+def test_a_config_file_of_another_version_or_kind_is_refused(current):
+    with pytest.raises(KubeguardError) as err:
+        cfg.desired(current, params(), protect_kernel_defaults=True)
+    assert err.value.option == "kubelet_config_enabled"
+    assert current["apiVersion"] in str(err.value)
