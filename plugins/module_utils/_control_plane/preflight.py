@@ -32,13 +32,12 @@ import time
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 UNREACHABLE_ETCD = "https://127.0.0.1:1"
-# Printed only once the server is built, i.e. after every config was validated.
-PASSED = re.compile(
-    r"127\.0\.0\.1:1\b|Serving securely|Starting DynamicServingCertificateController|"
-    r"(?i:etcd).*connection refused|Waiting for .* etcd"
-)
-# klog error lines and the cobra "Error:" line carry the reason.
-_REASON = re.compile(r"^(?:E\d{4} [\d:.]+\s+\d+ \S+\] |Error: )(.*)$", re.M)
+# Printed once authentication, authorization and admission are built, i.e. after every
+# config was validated (kube-apiserver v1.34: it dials etcd earlier, so that is no sign).
+PASSED = re.compile(r"Using reconciler: |Loaded \d+ validating admission controller")
+# klog's error (one line, or a multi-line "err=<" block) and cobra's "Error:" carry the reason.
+_BLOCK = re.compile(r"err=<\n(.*?)\n\s*>", re.S)
+_REASON = re.compile(r"^(?:[EF]\d{4} [\d:.]+\s+\d+ \S+\] |Error: )(.*)$", re.M)
 # Which role variable a refusal of each flag's file names (the file came from that role).
 OWNER = {
     "authentication-config": "api_access_jwt_issuers",
@@ -87,6 +86,9 @@ def throwaway_flags(flags, files, config_dir, workdir, port):
 
 def reason(output):
     """The apiserver's own words for why it stopped (its last error lines)."""
+    blocks = _BLOCK.findall(output)
+    if blocks:
+        return " ".join(blocks[-1].split())
     found = [line.strip() for line in _REASON.findall(output) if line.strip()]
     if found:
         return "; ".join(found[-2:])
@@ -145,10 +147,10 @@ def run(binary, flags, files, config_dir, timeout=60.0, workdir=None):
                 time.sleep(0.2)
                 with open(log, errors="replace") as handle:
                     output = handle.read()
+                if PASSED.search(output):
+                    return True, output  # what follows (it waits for etcd, then gives up) is no refusal
                 if proc.poll() is not None:
                     return False, output
-                if PASSED.search(output):
-                    return True, output
             return True, output  # still running, nothing refused: it is waiting for etcd
         finally:
             with contextlib.suppress(ProcessLookupError):
