@@ -167,7 +167,7 @@ def test_a_foreign_ssh_listen_address_is_refused_before_sshd_config_is_written(l
 CONFIG_DIR = "/etc/kubernetes/kubeguard"
 
 
-def authn(rule="claims.email_verified == true", username="claims.email.lowerAscii()", version="v1"):
+def authn(rule="claims.email_verified == true", username="'oidc:' + claims.sub.lowerAscii()", version="v1"):
     return json.dumps(
         {
             "apiVersion": f"apiserver.config.k8s.io/{version}",
@@ -256,8 +256,8 @@ def candidate_files(authentication=None, authorization=None):
 
 
 def test_kubernetes_cel_is_accepted_by_the_installed_apiserver(apiserver_candidate):
-    """lowerAscii() is Kubernetes' strings extension, not core CEL: a core-CEL library
-    would refuse it. The installed apiserver accepts it, and then waits for etcd."""
+    """lowerAscii() is Kubernetes' strings extension (cel-go ext.Strings), not core
+    CEL: a core-CEL library would refuse it. The installed apiserver accepts it, and then waits for etcd."""
     from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import preflight
 
     binary, flags = apiserver_candidate
@@ -278,7 +278,7 @@ def test_kubernetes_cel_is_accepted_by_the_installed_apiserver(apiserver_candida
         (candidate_files(authn(rule="'not a bool'")), "api_access_jwt_issuers[0].claim_validation_rules[0]", "bool"),
         # Unknown function (not in Kubernetes' CEL environment either).
         (
-            candidate_files(authn(username="claims.email.noSuchFunction()")),
+            candidate_files(authn(username="claims.sub.noSuchFunction()")),
             "api_access_jwt_issuers[0]",
             "noSuchFunction",
         ),
@@ -302,3 +302,22 @@ def test_bad_cel_and_configs_are_refused_by_the_installed_apiserver(apiserver_ca
     print(f"\n{err.value}")
     assert err.value.option == option
     assert words in str(err.value)
+
+
+def test_the_cipher_catalogue_matches_the_installed_apiserver(lab_binaries):
+    """The catalogue against kube-apiserver's own --tls-cipher-suites lists (the kubelet and
+    the other components are built from the same component-base)."""
+    import subprocess
+
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._common import ciphers
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags
+
+    run = subprocess.run([str(lab_binaries / "kube-apiserver"), "--help"], capture_output=True, text=True, check=False)
+    listed = flags.cipher_suites(run.stdout + run.stderr)
+    assert set(listed["insecure"]) == set(ciphers.INSECURE)
+    assert set(listed["preferred"]) == ciphers.ACCEPTED  # Go's secure suites and the two ChaCha20 aliases
+    assert ciphers.catalogue_drift(listed["preferred"], listed["insecure"]) == {
+        "preferred_not_secure": [],
+        "insecure_not_insecure": [],
+        "secure_not_listed": [],
+    }

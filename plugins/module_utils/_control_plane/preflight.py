@@ -37,6 +37,7 @@ UNREACHABLE_ETCD = "https://127.0.0.1:1"
 PASSED = re.compile(r"Using reconciler: |Loaded \d+ validating admission controller")
 # klog's error (one line, or a multi-line "err=<" block) and cobra's "Error:" carry the reason.
 _BLOCK = re.compile(r"err=<\n(.*?)\n\s*>", re.S)
+_QUOTED = re.compile(r'^[EF]\d{4} .*? err="((?:[^"\\]|\\.)*)"', re.M)
 _REASON = re.compile(r"^(?:[EF]\d{4} [\d:.]+\s+\d+ \S+\] |Error: )(.*)$", re.M)
 # Which role variable a refusal of each flag's file names (the file came from that role).
 OWNER = {
@@ -89,6 +90,9 @@ def reason(output):
     blocks = _BLOCK.findall(output)
     if blocks:
         return " ".join(blocks[-1].split())
+    quoted = _QUOTED.findall(output)
+    if quoted:
+        return quoted[-1].replace('\\"', '"')
     found = [line.strip() for line in _REASON.findall(output) if line.strip()]
     if found:
         return "; ".join(found[-2:])
@@ -108,7 +112,7 @@ _FIELDS = (
     ),
     (re.compile(r"\bjwt\[(\d+)\]"), "api_access_jwt_issuers[{}]"),
     (
-        re.compile(r"\bauthorizers\[(\d+)\]\.webhook\.matchConditions\[(\d+)\]"),
+        re.compile(r"\bauthorizers\[(\d+)\](?:\.webhook)?\.matchConditions\[(\d+)\]"),
         "api_access_authorizers[{}].match_conditions[{}]",
     ),
     (re.compile(r"\bauthorizers\[(\d+)\]"), "api_access_authorizers[{}]"),
