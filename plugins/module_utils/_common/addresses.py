@@ -9,6 +9,7 @@ requested address"): these checks run in the gather, before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 
@@ -28,6 +29,26 @@ def parse_ip_addr(text):
             found[str(ipaddress.ip_address(address))] = interface
         except ValueError:
             continue
+    return found
+
+
+def parse_proc(fib_trie, if_inet6):
+    """``{address: interface}`` from /proc/net/fib_trie (IPv4, LOCAL entries; interface
+    unknown) and /proc/net/if_inet6: the same facts where iproute2 is not installed."""
+    found = {}
+    previous = ""
+    for line in (fib_trie or "").splitlines():
+        if "/32 host LOCAL" in line:
+            match = re.search(r"\|-- ([0-9.]+)", previous)
+            if match:
+                found[match.group(1)] = ""
+        previous = line
+    for line in (if_inet6 or "").splitlines():
+        words = line.split()
+        if len(words) >= 6 and len(words[0]) == 32:
+            text = ":".join(words[0][i : i + 4] for i in range(0, 32, 4))
+            with contextlib.suppress(ValueError):
+                found[str(ipaddress.ip_address(text))] = words[5]
     return found
 
 

@@ -47,3 +47,29 @@ def test_require_local_accepts_canonical_forms():
     ]
     wildcards = list(addresses.WILDCARDS)
     assert addresses.require_local("x", wildcards[::-1], local, allow_wildcard=True) == wildcards[::-1]
+
+
+FIB_TRIE = """Main:
+  +-- 0.0.0.0/0 3 0 5
+     |-- 0.0.0.0
+        /0 universe UNICAST
+     +-- 10.123.0.0/24 2 0 2
+        |-- 10.123.0.0
+           /24 link UNICAST
+        |-- 10.123.0.10
+           /32 host LOCAL
+Local:
+  +-- 127.0.0.0/8 2 0 2
+     |-- 127.0.0.1
+        /32 host LOCAL
+"""
+IF_INET6 = """00000000000000000000000000000001 01 80 10 80       lo
+fd00012300000000000000000000000a 02 40 00 80     eth0
+fe800000000000001c2aff00fe000001 02 40 20 80     eth0
+"""
+
+
+def test_parse_proc_where_iproute2_is_missing():
+    found = addresses.parse_proc(FIB_TRIE, IF_INET6)
+    assert set(found) == {"10.123.0.10", "127.0.0.1", "::1", "fd00:123::a", "fe80::1c2a:ff00:fe00:1"}
+    assert found["::1"] == "lo"
