@@ -12,7 +12,7 @@ import json
 import posixpath
 import re
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._common import ciphers, duration
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import duration
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # Component -> the concern name used in role variables and tags.
@@ -69,9 +69,6 @@ FILE_FLAGS = (
     "token-auth-file",
 )
 
-
-# Kept for callers of the old name: the one catalogue lives in _common.ciphers.
-GO_CIPHER_SUITES = sorted(ciphers.ACCEPTED)
 
 # Certificate/key/CA flag triples checked before a restart: the pair matches and chains to the CA.
 KEY_PAIRS = {

@@ -60,8 +60,6 @@ KERNEL_DEFAULTS = {
     "kernel.keys.root_maxkeys": "1000000",
     "kernel.keys.root_maxbytes": "25000000",
 }
-# Kept for callers of the old name: the one catalogue lives in _common.ciphers.
-GO_CIPHERS = ciphers.ACCEPTED
 TLS_VERSIONS = ("VersionTLS12", "VersionTLS13")
 
 
