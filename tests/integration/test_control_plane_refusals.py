@@ -109,7 +109,8 @@ def test_refused_with_no_restart_and_no_failed_request(lab, cp_host, tag, extra,
     with ReadyzPoller(lab) as poller:
         out = refused_run(lab, "control_plane.yml", extra, "--tags", tag)
     assert words.replace("{ip}", ip) in out, out[-3000:]
-    assert "control_plane_health_timeout" not in out  # the old, wrong blame
+    assert "option: control_plane_health_timeout" not in out  # the old, wrong blame
+    assert f"option: {words.split(':')[0] if ':' in words else 'control_plane_etcd_servers'}" in out
     assert pids(lab, cp_host) == before_pids  # no restart of any component
     assert config_sources(lab, cp_host) == before_files
     assert poller.requests > 0 and poller.failed == [], poller.failed
