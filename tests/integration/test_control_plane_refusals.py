@@ -106,6 +106,7 @@ def test_refused_with_no_restart_and_no_failed_request(lab, cp_host, tag, extra,
     ip = lab.hostvars[cp_host]["kubeguard_node_ip"]
     extra = json.loads(json.dumps(extra).replace("{ip}", ip))
     before_pids, before_files = pids(lab, cp_host), config_sources(lab, cp_host)
+    assert component in before_pids and before_files  # something to compare
     with ReadyzPoller(lab) as poller:
         out = refused_run(lab, "control_plane.yml", extra, "--tags", tag)
     assert words.replace("{ip}", ip) in out, out[-3000:]
@@ -137,6 +138,7 @@ def test_a_wrong_node_ip_is_refused_with_nothing_written(lab):
     pki_dir = Path(lab.vars["cluster_pki_output_dir"])
     pki_before = sorted((p, p.stat().st_mtime_ns) for p in pki_dir.rglob("*") if p.is_file())
     before = checksums(lab, host)
+    assert "/etc/kubernetes/kubelet.conf" in before  # something to compare
     for playbook in ("cluster_pki.yml", "kubelet.yml"):
         out = refused_run(lab, playbook, {"kubeguard_node_ip": "10.9.9.9"}, "--limit", host)
         assert f"kubeguard_node_ip: 10.9.9.9 is not an address of {host}" in out, out[-3000:]
@@ -155,6 +157,7 @@ def test_the_real_node_ip_passes_the_check(lab):
 def test_a_foreign_ssh_listen_address_is_refused_before_sshd_config_is_written(lab):
     host = lab.groups["workers"][0]
     before = checksums(lab, host)
+    assert "/etc/ssh/sshd_config" in before  # something to compare
     out = refused_run(lab, "ssh_hardening.yml", {"ssh_hardening_listen_addresses": ["10.9.9.9"]}, "--limit", host)
     assert "ssh_hardening_listen_addresses: 10.9.9.9 is not an address of the node" in out, out[-3000:]
     assert checksums(lab, host) == before
