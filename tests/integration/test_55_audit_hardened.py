@@ -8,6 +8,7 @@ import time
 
 import jsonschema
 import pytest
+import yaml
 from junitparser import JUnitXml
 from kubeguard_test import audit
 from kubeguard_test.kube import Kubectl
@@ -181,14 +182,9 @@ def test_an_authorization_configuration_with_always_allow_fails_1_2_6(lab):
     assert audit.node(lab, cp)["1.2.6"]["result"] == "pass"
     lab.podman_exec(cp, "cp", "-p", path, f"{path}.audit-test")
     try:
-        # Appended as the last authorizer: the file is YAML or JSON; a YAML list item works for the YAML form.
-        original = lab.podman_exec(cp, "cat", path).stdout
-        data = json.loads(original) if original.lstrip().startswith("{") else None
-        if data is not None:
-            data["authorizers"].append({"type": "AlwaysAllow", "name": "audit-test"})
-            lab.podman_exec(cp, "sh", "-c", f"cat >{path} <<'EOF'\n{json.dumps(data)}\nEOF")
-        else:
-            lab.podman_exec(cp, "sh", "-c", f"printf -- '- type: AlwaysAllow\\n  name: audit-test\\n' >>{path}")
+        data = yaml.safe_load(lab.podman_exec(cp, "cat", path).stdout)
+        data["authorizers"].append({"type": "AlwaysAllow", "name": "audit-test"})
+        lab.podman_exec(cp, "sh", "-c", f"cat >{path} <<'EOF'\n{yaml.safe_dump(data)}EOF")
         row = audit.node(lab, cp)["1.2.6"]
     finally:
         lab.podman_exec(cp, "mv", f"{path}.audit-test", path)

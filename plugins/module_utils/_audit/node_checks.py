@@ -209,7 +209,10 @@ def unique_etcd_ca(etcd, api_ca, read):
             return False, [v.show("trusted-ca-file")]
         if not api_ca:
             return None, [f"--trusted-ca-file={ca}; no kube-apiserver --client-ca-file here to compare"]
-        same = read(ca) is not None and read(ca) == read(api_ca)
+        etcd_ca, cluster_ca = read(ca), read(api_ca)
+        if etcd_ca is None or cluster_ca is None:
+            return None, [f"cannot read --trusted-ca-file={ca} or --client-ca-file={api_ca} to compare them"]
+        same = etcd_ca == cluster_ca
         return not same, [f"--trusted-ca-file={ca} is {'the same as' if same else 'not'} --client-ca-file={api_ca}"]
 
     return check

@@ -35,7 +35,7 @@ def _mode_check(found, want):
     bad = [f"{s['path']} {s['mode']}" for s in found if not mode_ok(s["mode"], want)]
     good = [f"{s['path']} {s['mode']}" for s in found if mode_ok(s["mode"], want)]
     if bad:
-        return "fail", short([f"{b} (wants {want} or stricter)" for b in bad], 8)
+        return "fail", short([*(f"{b} (wants {want} or stricter)" for b in bad), *good], 8)
     return "pass", short(good)
 
 
@@ -45,7 +45,7 @@ def _owner_check(found, owner="root", group="root"):
     bad = [f"{s['path']} {s['owner']}:{s['group']}" for s in found if (s["owner"], s["group"]) != (owner, group)]
     good = [f"{s['path']} {s['owner']}:{s['group']}" for s in found if (s["owner"], s["group"]) == (owner, group)]
     if bad:
-        return "fail", short([f"{b} (wants {owner}:{group})" for b in bad], 8)
+        return "fail", short([*(f"{b} (wants {owner}:{group})" for b in bad), *good], 8)
     return "pass", short(good)
 
 

@@ -207,3 +207,27 @@ def test_policy_checks_name_the_planted_objects():
     assert rows["5.3.2"]["result"] == "fail"
     assert any("team-a" in e for e in rows["5.3.2"]["evidence"])
     assert rows["5.2.3"]["result"] == "pass"
+
+
+def test_unit_files_stand_in_for_manifests_and_a_key_at_0644_fails(tmp_path):
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._audit import node_files
+
+    unit = tmp_path / "kube-apiserver.service"
+    dropin = tmp_path / "50-kubeguard.conf"
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    for path, mode in ((unit, 0o600), (dropin, 0o644), (pki / "ca.crt", 0o644), (pki / "sa.key", 0o644)):
+        path.write_text("x")
+        path.chmod(mode)
+    comp = component({"tls-cert-file": str(pki / "ca.crt")})
+    comp.update(unit_file=str(unit), dropins=[str(dropin)])
+    f = facts(api={})
+    f["kubernetes_dir"] = str(tmp_path)
+    f["control_plane"]["components"]["kube-apiserver"] = comp
+    found = node_files.control_plane(f)
+    assert found["1.1.1"][0] == "fail"
+    assert f"{dropin} 0644 (wants 0600 or stricter)" in found["1.1.1"][1]
+    assert f"{unit} 0600" in found["1.1.1"][1]
+    assert found["1.1.20"][0] == "pass"
+    assert found["1.1.21"] == ("fail", [f"{pki / 'sa.key'} 0644 (wants 0600 or stricter)"])
+    assert found["1.1.13"][0] == "not_applicable"
