@@ -51,17 +51,25 @@ def _name(obj):
     return f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else meta.get("name", "")
 
 
-def _finding_line(finding):
-    where = finding.get("pod") or finding.get("binding") or finding.get("role") or {}
-    label = f"{where.get('namespace')}/{where.get('name')}" if where.get("namespace") else where.get("name")
-    role = (finding.get("role") or {}).get("name")
-    subjects = ", ".join(s["user"] for s in finding.get("subjects") or [])
-    kind = "Pod" if finding.get("pod") else where.get("kind", "")
+def _ref(ref):
     return (
-        f"{kind} {label}"
-        + (f" -> {role}" if role and not finding.get("pod") else "")
-        + (f": {subjects}" if subjects else "")
+        f"{ref.get('kind')} {ref['namespace']}/{ref['name']}"
+        if ref.get("namespace")
+        else f"{ref.get('kind')} {ref['name']}"
     )
+
+
+def _finding_line(finding):
+    """``Pod ns/name: title``, ``ClusterRoleBinding name -> role: subjects`` or ``subjects: title``."""
+    subjects = ", ".join(s["user"] for s in finding.get("subjects") or [])
+    if finding.get("pod"):
+        return f"Pod {finding['pod']['namespace']}/{finding['pod']['name']}: {finding['title']}"
+    if finding.get("binding"):
+        role = (finding.get("role") or {}).get("name")
+        return f"{_ref(finding['binding'])}" + (f" -> {role}" if role else "") + (f": {subjects}" if subjects else "")
+    if finding.get("role"):
+        return f"{_ref(finding['role'])}: {finding['title']}"
+    return f"{subjects}: {finding['title']}"
 
 
 def rbac(state, exempt, allowed_bindings=ALLOWED_BINDINGS, allowed_subjects=()):
