@@ -19,7 +19,7 @@ description:
   - CAs and the service-account key are created when absent and never replaced. A CA certificate without its key
     puts the leaves it signs in external-CA mode, they are only verified and reported.
   - Private keys are generated in a process pool, one process per CPU.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 requirements:
   - cryptography >= 42.0 (on the host where the module runs; keep in sync with _pki/_crypto.py MIN_CRYPTOGRAPHY_VERSION)
 extends_documentation_fragment:

@@ -17,7 +17,7 @@ description:
   - A kubeconfig that does not exist yet is not checked (nothing uses it). The host name is not matched against the
     served certificate, because the role adds a new endpoint to the apiserver certificate in the same run.
   - Standard library only; runs on nodes without C(cryptography).
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.attributes.read_only
   - kubeguard.hardening.pki.node_dirs

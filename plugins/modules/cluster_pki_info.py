@@ -14,7 +14,7 @@ description:
     its CA is externally managed (CA key absent). Only files present on the node are listed.
   - Never returns key material.
   - Needs no Python library beyond the standard library, so it runs on nodes without C(cryptography).
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.attributes.read_only
   - kubeguard.hardening.pki.node_dirs

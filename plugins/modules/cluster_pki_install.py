@@ -15,7 +15,7 @@ description:
     root down to the files are created (0755; the etcd key directory 0700).
   - One module call per node instead of one round trip per file.
   - Never returns or diffs file contents.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.pki.node_dirs
 attributes:

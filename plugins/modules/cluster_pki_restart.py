@@ -18,7 +18,7 @@ description:
   - If a component does not become healthy within O(timeout), every file of the pending restart is put back from
     its backup (files that did not exist are removed), the components restarted so far are restarted again, and the
     module fails naming the component. On success the pending restart and its backups are removed.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 attributes:
   check_mode:
     support: full

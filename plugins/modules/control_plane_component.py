@@ -37,7 +37,7 @@ description:
     flag's drain plus 2 s, then SIGKILL.
   - Errors name the role variable to fix (C(control_plane_<option>)).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 options:
   component:
     description: The component to harden.
@@ -189,13 +189,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Validates and computes the flags; writes and restarts nothing.
   diff_mode:
     support: full
-    details: The diff lists the flags before and after, never file contents or key material.
+    description: The diff lists the flags before and after, never file contents or key material.
   idempotent:
     support: full
+    description: A second call with the same input changes and restarts nothing.
   safe_file_operations:
     support: full
+    description: Files are written through a temporary file in the target directory and renamed into place.
 """
 
 EXAMPLES = r"""

@@ -20,7 +20,7 @@ description:
     each must have.
   - Read-only; needs root (use become).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.attributes.read_only
 options:

@@ -16,7 +16,7 @@ description:
     0700 and owned by the C(etcd) system user, which is created when missing).
   - Never widens a mode that is already stricter.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.control_plane_facts) on this node.
@@ -25,12 +25,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the modes and owners it would fix and changes nothing (not even the etcd user).
   diff_mode:
     support: none
+    description: The result lists each file whose mode or owner changes.
   idempotent:
     support: full
+    description: A second call finds nothing to fix.
   safe_file_operations:
     support: full
+    description: Changes modes and owners in place; writes no file content.
 """
 
 EXAMPLES = r"""

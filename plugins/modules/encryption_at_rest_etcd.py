@@ -14,7 +14,7 @@ description:
     (C(k8s:enc:<provider>:v1:<key name>:), or C(plaintext)).
   - Returns counts and the etcd keys (names) of objects not carrying O(expected_prefix); never a value.
   - Run it on a control-plane node (the apiserver's certificate paths are local there).
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.attributes.read_only
 options:

@@ -14,7 +14,7 @@ description:
   - Returns the encrypted resources and, in order, each provider with its key names and a SHA-256 fingerprint of each
     key, never the key bytes, unless O(include_secrets) is set; then the task must be C(no_log).
   - Returns the apiserver's etcd client flags, which the etcd proof of encryption_at_rest_etcd uses.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.attributes.read_only
 options:

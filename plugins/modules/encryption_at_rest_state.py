@@ -20,7 +20,7 @@ description:
   - O(action=begin) returns the EncryptionConfiguration of O(step), only when every earlier step is recorded.
   - O(action=record) records O(step); C(verify) only with O(evidence) from encryption_at_rest_etcd proving that no
     value still needs a retiring key, so C(remove) never comes before that proof.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 attributes:
   check_mode:
     support: full

@@ -23,7 +23,7 @@ description:
     Ready after the restart and every pod that ran on it still runs (asked with the kubelet's own credentials),
     and restores the previous files and restarts it again if not.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -105,13 +105,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Validates and computes the change; writes, sets and restarts nothing.
   diff_mode:
     support: full
     description: The config file before and after, and the flags removed.
   idempotent:
     support: full
+    description: A second call with the same input changes and restarts nothing.
   safe_file_operations:
     support: full
+    description: Files are written through a temporary file in the target directory and renamed into place.
 """
 
 EXAMPLES = r"""

@@ -16,7 +16,7 @@ description:
     (O(client_ca_mode), CIS 4.1.7/4.1.8) and the kubelet config file (0600, CIS 4.1.9/4.1.10).
   - Never widens a mode that is already stricter.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -33,12 +33,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the modes and owners it would fix and changes nothing.
   diff_mode:
     support: none
+    description: The result lists each file whose mode or owner changes.
   idempotent:
     support: full
+    description: A second call finds nothing to fix.
   safe_file_operations:
     support: full
+    description: Changes modes and owners in place; writes no file content.
 """
 
 EXAMPLES = r"""

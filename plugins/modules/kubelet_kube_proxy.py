@@ -17,7 +17,7 @@ description:
   - Skips nodes without kube-proxy; warns when kube-proxy runs without a unit (a DaemonSet's ConfigMap is the
     place to set C(metricsBindAddress)).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -38,12 +38,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Computes the change and writes and restarts nothing.
   diff_mode:
     support: full
+    description: The config file or drop-in before and after.
   idempotent:
     support: full
+    description: A second call with the same input changes and restarts nothing.
   safe_file_operations:
     support: full
+    description: Files are written through a temporary file in the target directory and renamed into place.
 """
 
 EXAMPLES = r"""

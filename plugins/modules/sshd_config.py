@@ -22,7 +22,7 @@ description:
   - When the file changes, keeps a backup, copies the previous file to I(state_dir) and arms a dead-man
     rollback (C(systemd-run --on-active)) that restores it and reloads sshd unless disarmed.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 options:
   path:
     description: Main sshd configuration file.
@@ -102,13 +102,16 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Renders, validates and access-checks; writes and arms nothing.
+    description: Renders, validates and access-checks; writes and arms nothing.
   diff_mode:
     support: full
+    description: The sshd_config before and after.
   idempotent:
     support: full
+    description: A second call with the same input writes nothing and arms no rollback.
   safe_file_operations:
     support: full
+    description: The file is written through a temporary file in its directory and renamed into place.
 """
 
 EXAMPLES = r"""
@@ -175,7 +178,7 @@ ARGUMENT_SPEC = {
     "algorithm_preferences": {"type": "dict", "default": {}},
     "post_quantum_only": {"type": "bool", "default": False},
     "supported_algorithms": {"type": "dict", "required": True},
-    "keywords": {"type": "list", "elements": "str", "default": []},
+    "keywords": {"type": "list", "elements": "str", "default": [], "no_log": False},  # keyword names, not keys
     "include": {"type": "str", "default": config.DROPIN_INCLUDE},
     "match_blocks": {"type": "list", "elements": "dict", "default": []},
     "account": {"type": "dict", "required": True},

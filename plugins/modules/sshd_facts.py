@@ -16,7 +16,7 @@ description:
     the connecting account (groups, authorized key types) and whether root's password is locked.
   - Read-only; needs root (use become).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.attributes.read_only
 options:

@@ -13,7 +13,7 @@ description:
   - Filters the moduli file used by C(diffie-hellman-group-exchange-*) so only primes of at least
     I(min_bits) bits remain. Comments are kept. Refuses when nothing would remain.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 options:
   path:
     description: The moduli file.
@@ -30,13 +30,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Counts what would be removed and writes nothing.
   diff_mode:
     support: full
-    details: The diff shows counts, not the primes.
+    description: The diff shows counts, not the primes.
   idempotent:
     support: full
+    description: A filtered file stays as it is.
   safe_file_operations:
     support: full
+    description: The file is written through a temporary file in its directory and renamed into place.
 """
 
 EXAMPLES = r"""
