@@ -21,6 +21,8 @@ description:
   - Every error names the role variable (C(api_access_<option>)) to fix.
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   config_dir:
     description: Node-side directory the files go to (the control plane's C(control_plane_config_dir)).
@@ -130,12 +132,13 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access import config
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "config_dir": {"type": "path", "default": "/etc/kubernetes/kubeguard"},
             "anonymous": {"type": "str", "choices": ["off", "health"], "default": "off"},
             "jwt_issuers": {"type": "list", "elements": "dict", "default": []},

@@ -17,6 +17,7 @@ description:
   - Never returns or diffs file contents.
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.pki.node_dirs
 attributes:
   check_mode:
@@ -110,13 +111,14 @@ pending_restart:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "files": {"type": "list", "elements": "dict", "required": True},
             "contents": {"type": "list", "elements": "str", "required": True, "no_log": True},
             "planned": {"type": "list", "elements": "dict", "default": []},

@@ -19,6 +19,8 @@ description:
     its backup (files that did not exist are removed), the components restarted so far are restarted again, and the
     module fails naming the component. On success the pending restart and its backups are removed.
 author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 attributes:
   check_mode:
     support: full
@@ -80,13 +82,14 @@ restarted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _restart
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "components": {"type": "list", "elements": "str", "required": True},
             "services": {"type": "dict", "required": True},
             "health_checks": {"type": "dict", "default": {}},

@@ -38,6 +38,8 @@ description:
   - Errors name the role variable to fix (C(control_plane_<option>)).
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   component:
     description: The component to harden.
@@ -260,7 +262,7 @@ layout:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 ARGUMENT_SPEC = {
     "component": {
@@ -307,7 +309,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     run_module(module, node.apply, module.params, module.check_mode)
 
 

@@ -17,6 +17,8 @@ description:
   - Never widens a mode that is already stricter.
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.control_plane_facts) on this node.
@@ -60,11 +62,13 @@ created_etcd_user:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
-    module = AnsibleModule(argument_spec={"facts": {"type": "dict", "required": True}}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={**ROLE_VARS_SPEC, "facts": {"type": "dict", "required": True}}, supports_check_mode=True
+    )
     run_module(module, node.fix_files, module.params, module.check_mode)
 
 

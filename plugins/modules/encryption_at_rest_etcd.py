@@ -16,6 +16,7 @@ description:
   - Run it on a control-plane node (the apiserver's certificate paths are local there).
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
 options:
   etcd_servers:
@@ -84,12 +85,13 @@ resources:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import etcd
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "etcd_servers": {"type": "str", "required": True},
             "etcd_cafile": {"type": "path"},
             "etcd_certfile": {"type": "path"},

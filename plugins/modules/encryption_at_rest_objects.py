@@ -17,6 +17,7 @@ description:
   - Object contents are never returned.
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
 attributes:
   check_mode:

@@ -21,6 +21,7 @@ description:
   - Secret values are never shown in the diff.
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
 attributes:
   check_mode:

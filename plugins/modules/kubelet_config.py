@@ -24,6 +24,8 @@ description:
     and restores the previous files and restarts it again if not.
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -171,13 +173,14 @@ ready_false_seen:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "facts": {"type": "dict", "required": True},
             "current_config": {"type": "dict", "default": {}},
             "node_name": {"type": "str", "required": True},

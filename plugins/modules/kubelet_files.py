@@ -17,6 +17,8 @@ description:
   - Never widens a mode that is already stricter.
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -63,13 +65,14 @@ fixed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "facts": {"type": "dict", "required": True},
             "client_ca_file": {"type": "path", "required": True},
             "client_ca_mode": {"type": "str", "default": "0644"},

@@ -18,6 +18,8 @@ description:
     place to set C(metricsBindAddress)).
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -70,13 +72,14 @@ restarted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "facts": {"type": "dict", "required": True},
             "metrics_bind_address": {"type": "str", "default": "127.0.0.1:10249"},
             "state_dir": {"type": "path", "default": "/var/backups/kubeguard/kubelet"},

@@ -19,6 +19,7 @@ description:
   - Read-only.
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
   - kubeguard.hardening.attributes.read_only
 options:

@@ -25,6 +25,7 @@ description:
     would take away the caller's own access.
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
 attributes:
   check_mode:

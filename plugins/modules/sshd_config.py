@@ -23,6 +23,8 @@ description:
     rollback (C(systemd-run --on-active)) that restores it and reloads sshd unless disarmed.
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   path:
     description: Main sshd configuration file.
@@ -168,7 +170,7 @@ rollback:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import apply, config
 
 ARGUMENT_SPEC = {
@@ -193,7 +195,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     run_module(module, apply.sshd_config, module.params, module.check_mode, module)
 
 

@@ -14,6 +14,8 @@ description:
     I(min_bits) bits remain. Comments are kept. Refuses when nothing would remain.
 author:
   - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   path:
     description: The moduli file.
@@ -69,7 +71,7 @@ backup_file:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import apply, moduli
 
 ARGUMENT_SPEC = {
@@ -80,7 +82,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     run_module(module, apply.sshd_moduli, module.params, module.check_mode, module)
 
 

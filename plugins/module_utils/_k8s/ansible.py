@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import traceback
 
+from .._errors import ROLE_VARS_SPEC, KubeguardError
 from .client import secret_values
 
 try:
@@ -36,7 +37,7 @@ def prepare(module):
     if isinstance(kubeconfig, dict):
         module.no_log_values.update(secret_values(kubeconfig))
     elif kubeconfig is not None and not isinstance(kubeconfig, str):
-        module.fail_json(msg="kubeconfig: must be a path or a kubeconfig dict", option="kubeconfig")
+        raise KubeguardError("kubeconfig", "must be a path or a kubeconfig dict")
 
 
 def main(argument_spec, entry_point):
@@ -46,6 +47,12 @@ def main(argument_spec, entry_point):
 
     from .._errors import run_module
 
-    module = AnsibleModule(argument_spec=dict(CONNECTION_ARGS, **argument_spec), supports_check_mode=True)
-    prepare(module)
-    run_module(module, entry_point, module.params, module.check_mode)
+    module = AnsibleModule(
+        argument_spec={**ROLE_VARS_SPEC, **CONNECTION_ARGS, **argument_spec}, supports_check_mode=True
+    )
+
+    def run(params, check_mode):
+        prepare(module)  # inside run_module, so a bad kubeconfig is named like every other error
+        return entry_point(params, check_mode)
+
+    run_module(module, run, module.params, module.check_mode)
