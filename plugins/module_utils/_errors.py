@@ -33,6 +33,14 @@ class KubeguardError(Exception):
         return f"{self.option}: {self.describe()}" if self.option else self.describe()
 
 
+def require_facts(facts, source, option="facts", **shape):
+    """``facts`` is the registered result of the facts module ``source``: a dict whose keys in ``shape`` have
+    those types. Modules that read another module's result refuse anything else before reading it."""
+    if not isinstance(facts, dict) or any(not isinstance(facts.get(key), kind) for key, kind in shape.items()):
+        raise KubeguardError(option, f"must be the registered result of kubeguard.hardening.{source}")
+    return facts
+
+
 def role_variable(option, role_vars):
     """The role variable behind ``option`` (``leaf_validity_days``, ``rules[2].cidr``), or ``option`` itself.
 

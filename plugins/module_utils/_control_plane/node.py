@@ -24,7 +24,7 @@ import urllib.request
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError, require_facts
 from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_mode, file_state
 
 DROPIN = "50-kubeguard.conf"
@@ -675,7 +675,7 @@ def _admit_probes(params, path, paths):
 
 def apply(params, check_mode):
     component = params["component"]
-    conf = params["facts"]["components"].get(component)
+    conf = require_facts(params["facts"], "control_plane_facts", components=dict)["components"].get(component)
     if conf is None:
         return {"changed": False, "skipped_reason": f"{component} does not run on this node"}
     params = probe_anonymous(params)
@@ -781,6 +781,7 @@ def _flags_of_files(component, conf, files):
 def fix_files(params, check_mode):
     """Bring the CIS 1.1.x files to their modes and owners; create the etcd user if needed."""
     fixed = []
+    require_facts(params["facts"], "control_plane_facts", files=list)
     needs_etcd = any(f["want_owner"] == ETCD_USER for f in params["facts"]["files"])
     created_user = ensure_etcd_user(check_mode) if needs_etcd else False
     for entry in params["facts"]["files"]:

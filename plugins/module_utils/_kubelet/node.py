@@ -548,6 +548,8 @@ def _mode_ok(have, want):
 
 
 def fix_files(params, check_mode):
+    if not re.fullmatch(r"0?[0-7]{3}", str(params["client_ca_mode"])):
+        raise KubeguardError("client_ca_mode", f"{params['client_ca_mode']!r} is not an octal mode like 0644")
     fixed = []
     for path, want_mode, cis in cis_files(params):
         state = file_state(path, follow_symlinks=True)
