@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 
 from .._errors import KubeguardError
+from .._http import http_open
 
 PAGE = 500
 ENC = re.compile(rb"^k8s:enc:([a-z0-9]+):v1:([^:]+):")
@@ -61,7 +62,7 @@ class Etcd:
         )
         self.requests += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310
+            with http_open(request, timeout=self.timeout, context=self.context) as response:
                 return json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise KubeguardError("etcd_servers", f"cannot read etcd at {self.endpoint}: {exc}") from None

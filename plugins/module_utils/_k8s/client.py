@@ -98,7 +98,7 @@ class Client:
             headers["Content-Type"] = content_type
             # the REST client serialises JSON bodies itself; other types (apply-patch+yaml) go as text
             payload = body if content_type == "application/json" else json.dumps(body)
-        method, url, headers, _, _ = self._api.param_serialize(
+        method, url, headers, _unused, _unused = self._api.param_serialize(
             method, path, header_params=headers, auth_settings=["BearerToken"]
         )
         if query:
