@@ -14,9 +14,10 @@ from .._errors import ROLE_VARS_SPEC, KubeguardError
 from .client import secret_values
 
 try:
-    import kubernetes  # noqa: F401
+    import kubernetes
 
     KUBERNETES_IMPORT_ERROR = None
+    KUBERNETES_VERSION = kubernetes.__version__
 except ImportError:
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
