@@ -142,6 +142,9 @@ def _act(service, state, check_mode, key, resource, obj, before, pending_namespa
 
 def run(params, check_mode, service=None):
     state = params.get("state") or "present"
+    # a malformed manifest is refused before the kubeconfig is even read (plan() validates again, cheaply)
+    objs.validate(params.get("objects") or [], "objects")
+    objs.validate_templates(params.get("namespace_objects") or [], "namespace_objects")
     service = service or ApplyService(
         connect(params), params.get("field_manager") or "kubeguard", params.get("force_conflicts", True)
     )
