@@ -74,20 +74,17 @@ def ip_block(block, option, where):
 
 
 def _port(entry, option, where):
+    """Types only: the evaluation needs them; ranges and protocols are left to the API server's own
+    validation (k8s_bulk_apply's check mode is a server-side dry run that reports them per object)."""
     _mapping(entry, option, where)
     port = entry.get("port")
-    if port is not None:
-        if isinstance(port, bool) or not isinstance(port, (int, str)):
-            raise KubeguardError(option, f"{where}.port: {port!r} is neither a number nor a port name")
-        number = port if isinstance(port, int) else int(port) if port.isdigit() else None
-        if number is not None and not 0 < number < 65536:
-            raise KubeguardError(option, f"{where}.port: {port!r} is not a port number (1-65535)")
-    protocol = entry.get("protocol")
-    if protocol is not None and protocol not in ("TCP", "UDP", "SCTP"):
-        raise KubeguardError(option, f"{where}.protocol: {protocol!r} is not TCP, UDP or SCTP")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, (int, str))):
+        raise KubeguardError(option, f"{where}.port: {port!r} is neither a number nor a port name")
+    if entry.get("protocol") is not None and not isinstance(entry["protocol"], str):
+        raise KubeguardError(option, f"{where}.protocol: {entry['protocol']!r} is not TCP, UDP or SCTP")
     end = entry.get("endPort")
-    if end is not None and (not isinstance(end, int) or isinstance(end, bool) or not 0 < end < 65536):
-        raise KubeguardError(option, f"{where}.endPort: {end!r} is not a port number (1-65535)")
+    if end is not None and (isinstance(end, bool) or not isinstance(end, int)):
+        raise KubeguardError(option, f"{where}.endPort: {end!r} is not a port number")
 
 
 def spec(value, option, where="spec"):
