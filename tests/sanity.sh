@@ -9,11 +9,12 @@
 # downloading a pip bootstrap and the packages it pins. Offline, we give it
 # those virtualenvs ready-made (the marker file tells it they are complete):
 # each sees the packages requirements.txt pinned into .venv, except the import
-# test's, which sees only PyYAML, Jinja2 and MarkupSafe, so a module importing
-# a library the target may lack still fails that test.
+# test's, which gets only what ansible-test itself installs there (PyYAML,
+# Jinja2, MarkupSafe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+export PATH="$repo/.venv/bin:$PATH"
 venv_site=$("$repo/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 export HOME="$repo/.cache/ansible-test-home" # ansible-test keeps its virtualenvs under ~/.ansible/test
 mkdir -p "$HOME"
@@ -36,7 +37,7 @@ ansible-test sanity --prime-venvs --explain -v --python 3.11 2>&1 |
     case "$venv" in
       */sanity.import*)
         for pkg in yaml _yaml jinja2 markupsafe; do
-          [ -e "$venv_site/$pkg" ] && ln -sfn "$venv_site/$pkg" "$site/$pkg"
+          if [ -e "$venv_site/$pkg" ]; then ln -sfn "$venv_site/$pkg" "$site/$pkg"; fi
         done ;;
       *) echo "$venv_site" >"$site/kubeguard-venv.pth" ;;
     esac
