@@ -15,8 +15,9 @@ description:
     at a time (O(workers)), so the apiserver stores it again with its current primary key. An object written or deleted
     meanwhile counts as done (the writer re-encrypted it).
   - Object contents are never returned.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
 attributes:
   check_mode:

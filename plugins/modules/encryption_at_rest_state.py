@@ -20,7 +20,9 @@ description:
   - O(action=begin) returns the EncryptionConfiguration of O(step), only when every earlier step is recorded.
   - O(action=record) records O(step); C(verify) only with O(evidence) from encryption_at_rest_etcd proving that no
     value still needs a retiring key, so C(remove) never comes before that proof.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 attributes:
   check_mode:
     support: full
@@ -132,12 +134,13 @@ done:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import machine
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "action": {"type": "str", "choices": ["plan", "begin", "record"], "default": "plan"},
             "key_store": {"type": "path", "required": True},
             "state_file": {"type": "path", "required": True},

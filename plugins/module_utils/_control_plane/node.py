@@ -24,8 +24,9 @@ import urllib.request
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError, require_facts
 from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_mode, file_state
+from ansible_collections.kubeguard.hardening.plugins.module_utils._http import http_open
 
 DROPIN = "50-kubeguard.conf"
 DROPIN_HEADER = "# Managed by kubeguard.hardening.control_plane: the hardened flags of this unit, one a line."
@@ -85,7 +86,7 @@ def process_user(pid):
 
 
 def unit_state(component):
-    rc, out, _ = _run(
+    rc, out, _unused = _run(
         ["systemctl", "show", "--property=LoadState,FragmentPath,DropInPaths,ActiveState", f"{component}.service"]
     )
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
@@ -138,9 +139,9 @@ def binary_path(component, argv, running):
 def binary_facts(component, path):
     if not path:
         return {"version": "", "help_flags": []}
-    _, out, err = _run([path, "--version"])
+    _unused, out, err = _run([path, "--version"])
     version = (out or err).strip().splitlines()[0] if (out or err).strip() else ""
-    _, out, err = _run([path, "--help"])
+    _unused, out, err = _run([path, "--help"])
     text = out + err
     facts = {"path": path, "version": version, "help_flags": flaglib.help_flags(text)}
     if component != "etcd":
@@ -238,8 +239,8 @@ def check_pki(component, flags, params, writing=()):
         cert, key, ca = flags.get(cert_flag), flags.get(key_flag), flags.get(ca_flag)
         if not (cert and key and ca):
             continue
-        _, cert_pub, _ = _openssl("x509", "-noout", "-pubkey", "-in", cert)
-        _, key_pub, _ = _openssl("pkey", "-pubout", "-in", key)
+        _unused, cert_pub, _unused = _openssl("x509", "-noout", "-pubkey", "-in", cert)
+        _unused, key_pub, _unused = _openssl("pkey", "-pubout", "-in", key)
         if not cert_pub or cert_pub != key_pub:
             raise KubeguardError(option, f"{cert} does not match its key {key}")
         rc, out, err = _openssl("verify", "-CAfile", ca, cert)
@@ -252,14 +253,14 @@ def check_pki(component, flags, params, writing=()):
         _require_sans(flags["tls-cert-file"], [desired.service_ip(params["service_cidr"])], desired.var("service_cidr"))
         for pub, priv in ((flags.get("service-account-key-file"), flags.get("service-account-signing-key-file")),):
             if pub and priv:
-                _, want, _ = _openssl("pkey", "-pubout", "-in", priv)
-                _, have, _ = _openssl("pkey", "-pubin", "-pubout", "-in", pub)
+                _unused, want, _unused = _openssl("pkey", "-pubout", "-in", priv)
+                _unused, have, _unused = _openssl("pkey", "-pubin", "-pubout", "-in", pub)
                 if not want or want != have:
                     raise KubeguardError(option, f"{pub} is not the public key of {priv}")
 
 
 def _require_sans(cert, addresses, option):
-    _, out, _ = _openssl("x509", "-noout", "-ext", "subjectAltName", "-in", cert)
+    _unused, out, _unused = _openssl("x509", "-noout", "-ext", "subjectAltName", "-in", cert)
     have = set(re.findall(r"IP Address:([0-9A-Fa-f.:]+)", out))
     missing = [a for a in addresses if a not in have]
     if missing:
@@ -300,7 +301,7 @@ def _request(url, context, body=None, timeout=10):
         raise ValueError(f"{url}: not an http(s) URL")
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
-    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
+    with http_open(request, timeout=timeout, context=context) as response:
         return response.read().decode(errors="replace")
 
 
@@ -675,7 +676,7 @@ def _admit_probes(params, path, paths):
 
 def apply(params, check_mode):
     component = params["component"]
-    conf = params["facts"]["components"].get(component)
+    conf = require_facts(params["facts"], "control_plane_facts", components=dict)["components"].get(component)
     if conf is None:
         return {"changed": False, "skipped_reason": f"{component} does not run on this node"}
     params = probe_anonymous(params)
@@ -685,8 +686,8 @@ def apply(params, check_mode):
     data_dirs = _etcd_data_dirs(new_flags) if user else []
     unowned = _unowned(data_dirs, user) if user else []
     before = {path: _read(path) for path in files}
-    changed_files = sorted(p for p, (content, _) in files.items() if before[p] != content)
-    modes_fixed = sorted(p for p, (_, mode) in files.items() if before[p] is not None and file_mode(p) != mode)
+    changed_files = sorted(p for p, (content, _unused) in files.items() if before[p] != content)
+    modes_fixed = sorted(p for p, (_unused, mode) in files.items() if before[p] is not None and file_mode(p) != mode)
     pending = conf["running_flags"] != new_flags
     result = {
         "changed": bool(changed_files or pending or modes_fixed or unowned),
@@ -718,7 +719,7 @@ def apply(params, check_mode):
     rollback = _load_rollback(params, component)
     if rollback is None:
         # An interrupted earlier run left its "before" here; that one is the last known good.
-        rollback = {p: (before[p], mode) for p, (_, mode) in files.items()}
+        rollback = {p: (before[p], mode) for p, (_unused, mode) in files.items()}
         os.makedirs(params["state_dir"], mode=0o700, exist_ok=True)
         atomic_write(_state_path(params, component), json.dumps(rollback).encode(), 0o600)
     if component == "etcd":
@@ -781,6 +782,7 @@ def _flags_of_files(component, conf, files):
 def fix_files(params, check_mode):
     """Bring the CIS 1.1.x files to their modes and owners; create the etcd user if needed."""
     fixed = []
+    require_facts(params["facts"], "control_plane_facts", files=list)
     needs_etcd = any(f["want_owner"] == ETCD_USER for f in params["facts"]["files"])
     created_user = ensure_etcd_user(check_mode) if needs_etcd else False
     for entry in params["facts"]["files"]:

@@ -88,7 +88,7 @@ def unit_service(texts):
                 words = [w.replace("%%", "%") for w in shlex.split(value.lstrip("-@:+!"))] if value else []
             elif key == "Environment":
                 for assignment in shlex.split(value):
-                    name, _, val = assignment.partition("=")
+                    name, _unused, val = assignment.partition("=")
                     environment[name] = val
             elif key == "EnvironmentFile":
                 env_files.append(value)
@@ -101,7 +101,7 @@ def parse_env_file(text):
     for line in logical_lines(text or ""):
         if not line or line.startswith(("#", ";")) or "=" not in line:
             continue
-        name, _, value = line.partition("=")
+        name, _unused, value = line.partition("=")
         words = shlex.split(value, comments=False, posix=True)
         found[name.strip()] = " ".join(words)
     return found
@@ -153,7 +153,7 @@ def parse_flags(words):
 
 
 def flag_dict(words):
-    return {name: value for name, value, _ in parse_flags(words)}
+    return {name: value for name, value, _unused in parse_flags(words)}
 
 
 def duplicating(flags):
@@ -163,7 +163,7 @@ def duplicating(flags):
 
 def without(words, names):
     """``words`` with every flag in ``names`` (and its separate value word) removed."""
-    drop = {i for name, _, indices in parse_flags(words) if name in names for i in indices}
+    drop = {i for name, _unused, indices in parse_flags(words) if name in names for i in indices}
     return [w for i, w in enumerate(words) if i not in drop]
 
 

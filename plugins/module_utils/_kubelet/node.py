@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write, file_mode, file_state
+from ansible_collections.kubeguard.hardening.plugins.module_utils._http import http_open
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
 
 SYSTEMD_DIR = "/etc/systemd/system"
@@ -72,7 +73,7 @@ def process(name, proc="/proc"):
 
 def unit(name):
     """Where systemd reads ``name``.service from, its effective command line and environment."""
-    rc, out, _ = _run(["systemctl", "show", "--property=LoadState,FragmentPath,DropInPaths", f"{name}.service"])
+    rc, out, _unused = _run(["systemctl", "show", "--property=LoadState,FragmentPath,DropInPaths", f"{name}.service"])
     props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line) if rc == 0 else {}
     if props.get("LoadState") != "loaded" or not props.get("FragmentPath"):
         return None
@@ -94,14 +95,14 @@ def unit(name):
         "exec_start": service["exec_start"],
         "environment": env,
         "env_origin": origin,
-        "words": [w for w, _ in words],
-        "sources": [s for _, s in words],
+        "words": [w for w, _unused in words],
+        "sources": [s for _unused, s in words],
     }
 
 
 def in_container():
     """Whether the node shares its kernel with a host (its global sysctls are the host's)."""
-    rc, out, _ = _run(["systemd-detect-virt", "--container"])
+    rc, out, _unused = _run(["systemd-detect-virt", "--container"])
     if rc == 0 and out.strip() not in ("", "none"):
         return True
     return os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv")
@@ -118,8 +119,8 @@ def sysctls():
 def binary_facts(path):
     if not path or not os.access(path, os.X_OK):
         return {"path": path, "version": "", "cipher_suites": [], "reloads_serving_cert": None}
-    _, out, err = _run([path, "--version"])
-    _, help_out, help_err = _run([path, "--help"])
+    _unused, out, err = _run([path, "--version"])
+    _unused, help_out, help_err = _run([path, "--help"])
     text = help_out + help_err
     entry = re.search(r"--tls-cipher-suites.*?(?=\n\s+--[a-z])", text, re.S)
     gate = re.search(r"ReloadKubeletServerCertificateFile=true\|false \((\w+) - default=(\w+)\)", text)
@@ -171,7 +172,7 @@ def gather(params):
 def _flag_sources(service):
     """``{flag: "unit" | env file path | "unit-env:VAR"}``: where each configured flag is written."""
     found = {}
-    for name, _, indices in cfg.parse_flags(service["words"]):
+    for name, _unused, indices in cfg.parse_flags(service["words"]):
         source = service["sources"][indices[0]]
         if not source:
             found[name] = "unit"
@@ -222,7 +223,7 @@ class NodeAPI:
 
     def get(self, path, timeout=5):
         request = urllib.request.Request(self.server + path, headers={"Accept": "application/json"})  # noqa: S310
-        with urllib.request.urlopen(request, context=self.context, timeout=timeout) as response:  # noqa: S310
+        with http_open(request, context=self.context, timeout=timeout) as response:
             return json.loads(response.read().decode())
 
 
@@ -251,7 +252,7 @@ def running_pods(api, node_name):
 
 def _healthz(url):
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310
+        with http_open(url, timeout=3) as response:
             return response.read().decode().strip() == "ok"
     except (OSError, ValueError):
         return False
@@ -302,14 +303,14 @@ def check_serving_cert(params):
     for opt, path in (("client_ca_file", ca), ("tls_cert_file", cert), ("tls_private_key_file", key)):
         if not os.access(path, os.R_OK):
             raise KubeguardError(cfg.var(opt), f"{path} is missing or unreadable (run cluster_pki first)")
-    _, cert_pub, _ = _openssl("x509", "-noout", "-pubkey", "-in", cert)
-    _, key_pub, _ = _openssl("pkey", "-pubout", "-in", key)
+    _unused, cert_pub, _unused = _openssl("x509", "-noout", "-pubkey", "-in", cert)
+    _unused, key_pub, _unused = _openssl("pkey", "-pubout", "-in", key)
     if not cert_pub or cert_pub != key_pub:
         raise KubeguardError(cfg.var("tls_private_key_file"), f"{key} is not the key of {cert}")
     rc, out, err = _openssl("verify", "-CAfile", ca, "-purpose", "sslserver", cert)
     if rc != 0:
         raise KubeguardError(option, f"{cert} does not chain to the cluster CA {ca}: {(err or out).strip()}")
-    _, sans, _ = _openssl("x509", "-noout", "-ext", "subjectAltName", "-in", cert)
+    _unused, sans, _unused = _openssl("x509", "-noout", "-ext", "subjectAltName", "-in", cert)
     problem = cfg.sans_problem(sans, params["node_ip"])
     if problem:
         raise KubeguardError(
@@ -416,7 +417,7 @@ def _remember(params, name, files):
     text = _read(path)
     if text:
         return {k: tuple(v) for k, v in json.loads(text).items()}
-    before = {p: (_read(p), file_mode(p) or mode) for p, (_, mode) in files.items()}
+    before = {p: (_read(p), file_mode(p) or mode) for p, (_unused, mode) in files.items()}
     os.makedirs(params["state_dir"], mode=0o700, exist_ok=True)
     atomic_write(path, json.dumps(before).encode(), 0o600)
     return before
@@ -460,8 +461,8 @@ def apply_config(params, check_mode):
     files.update(flag_files)
     files.update(sysctl_files)
     before = {p: _read(p) for p in files}
-    changed_files = sorted(p for p, (content, _) in files.items() if before[p] != content)
-    modes_fixed = sorted(p for p, (_, mode) in files.items() if before[p] is not None and file_mode(p) != mode)
+    changed_files = sorted(p for p, (content, _unused) in files.items() if before[p] != content)
+    modes_fixed = sorted(p for p, (_unused, mode) in files.items() if before[p] is not None and file_mode(p) != mode)
     new_flags = {k: v for k, v in kubelet["flags"].items() if k not in removed}
     new_flags.setdefault("config", config_path)
     pending = kubelet["running"] and kubelet["running_flags"] != new_flags
@@ -548,6 +549,8 @@ def _mode_ok(have, want):
 
 
 def fix_files(params, check_mode):
+    if not re.fullmatch(r"0?[0-7]{3}", str(params["client_ca_mode"])):
+        raise KubeguardError("client_ca_mode", f"{params['client_ca_mode']!r} is not an octal mode like 0644")
     fixed = []
     for path, want_mode, cis in cis_files(params):
         state = file_state(path, follow_symlinks=True)
@@ -572,7 +575,7 @@ def fix_files(params, check_mode):
 
 def _metrics_ok(address):
     try:
-        with urllib.request.urlopen(f"http://{address}/metrics", timeout=3) as response:
+        with http_open(f"http://{address}/metrics", timeout=3) as response:
             return response.status == 200
     except (OSError, ValueError):
         return False

@@ -65,6 +65,10 @@ def _load_or_flag(path, unreadable):
         return None
 
 
+# 100 years: beyond it no certificate lasts, and datetime cannot count much further
+MAX_DAYS = 36500
+
+
 def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=None):
     """Return {'certificates': [...], 'certificate_authorities': [...], 'unreadable': [...]}.
 
@@ -95,7 +99,7 @@ def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=
 def run(params, check_mode=False):
     """The cluster_pki_info module: read-only, so check mode changes nothing."""
     del check_mode
-    if params["renew_before_days"] < 0:
-        raise KubeguardError("renew_before_days", "must be a non-negative number of days")
+    if not 0 <= params["renew_before_days"] <= MAX_DAYS:
+        raise KubeguardError("renew_before_days", f"must be a number of days from 0 to {MAX_DAYS}")
     report = check_expiration(params["kubernetes_dir"], params["kubelet_pki_dir"], params["renew_before_days"])
     return {"changed": False, **report}

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._http import http_open
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install, _model
 
 # Dependencies first: etcd before the apiserver before its clients.
@@ -44,7 +45,7 @@ def answers(url, timeout=2.0):
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310 - fixed http(s) URLs
+        with http_open(url, timeout=timeout, context=context) as response:
             return response.status in _ALIVE_STATUSES
     except urllib.error.HTTPError as exc:
         return exc.code in _ALIVE_STATUSES
@@ -78,7 +79,7 @@ class Restarter:
         urls = self.health.get(component) or []
         active_since = None
         while True:
-            _, state = self.command("show", "-p", "ActiveState", "--value", unit)
+            _unused, state = self.command("show", "-p", "ActiveState", "--value", unit)
             if state != "active":
                 reason, active_since = f"the unit is {state or 'unknown'}", None
             elif urls:
@@ -110,7 +111,7 @@ def run(params, check_mode=False, restarter=None):
     plan = [(c, restarter.unit(c)) for c in ORDER if c in wanted and restarter.unit(c)]
     plan = [(c, u) for c, u in plan if restarter.exists(u)]
     if check_mode:
-        return {"changed": bool(plan), "restarted": [c for c, _ in plan]}
+        return {"changed": bool(plan), "restarted": [c for c, _unused in plan]}
     done = []
     for component, unit in plan:
         reason = restarter.restart(unit) or restarter.wait_healthy(component, unit)
@@ -119,7 +120,7 @@ def run(params, check_mode=False, restarter=None):
             _roll_back(backup_dir, restarter, done, component, unit, reason)
     if backup_dir:
         _install.clear(backup_dir)
-    return {"changed": bool(done), "restarted": [c for c, _ in done]}
+    return {"changed": bool(done), "restarted": [c for c, _unused in done]}
 
 
 def _roll_back(backup_dir, restarter, done, component, unit, reason):

@@ -70,9 +70,9 @@ def _time(tag, raw):
 
 def _name(data, start, end):
     parts = []
-    for _, rdn_body, rdn_end in _children(data, start, end):  # SET
-        for _, atv_body, atv_end in _children(data, rdn_body, rdn_end):  # SEQUENCE
-            (_, oid_body, oid_end), (_, val_body, val_end) = list(_children(data, atv_body, atv_end))[:2]
+    for _unused, rdn_body, rdn_end in _children(data, start, end):  # SET
+        for _unused, atv_body, atv_end in _children(data, rdn_body, rdn_end):  # SEQUENCE
+            (_unused, oid_body, oid_end), (_unused, val_body, val_end) = list(_children(data, atv_body, atv_end))[:2]
             key = _OIDS.get(_oid(data[oid_body:oid_end]), _oid(data[oid_body:oid_end]))
             parts.append(f"{key}={data[val_body:val_end].decode('utf-8', 'replace')}")
     return ",".join(reversed(parts))
@@ -85,13 +85,13 @@ def load_pem(data):
         raise ValueError("no PEM certificate")
     der = base64.b64decode(b"".join(match.group(1).split()))
     try:
-        _, cert_body, cert_end = _tlv(der, 0)
-        _, tbs_body, tbs_end = next(_children(der, cert_body, cert_end))
+        _unused, cert_body, cert_end = _tlv(der, 0)
+        _unused, tbs_body, tbs_end = next(_children(der, cert_body, cert_end))
         fields = list(_children(der, tbs_body, tbs_end))
         if fields[0][0] == 0xA0:  # explicit version
             fields = fields[1:]
         # serial, signature, issuer, validity, subject
-        _, val_body, val_end = fields[3]
+        _unused, val_body, val_end = fields[3]
         (t1, b1, e1), (t2, b2, e2) = list(_children(der, val_body, val_end))
         subject = _name(der, fields[4][1], fields[4][2])
         return LiteCert(subject, _time(t1, der[b1:e1]), _time(t2, der[b2:e2]))

@@ -113,7 +113,7 @@ def arm_rollback(node, params, current):
     _files.atomic_write(script, content.encode(), 0o700)
     node.run_command(["systemctl", "stop", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service"])
     node.run_command(["systemctl", "reset-failed", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service"])
-    rc, _, err = node.run_command(
+    rc, _unused, err = node.run_command(
         [
             "systemd-run",
             f"--unit={ROLLBACK_UNIT}",
