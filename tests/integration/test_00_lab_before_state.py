@@ -35,8 +35,10 @@ def test_wrong_password_is_refused(lab):
     # Guards the test above against a client that "succeeds" regardless.
     result = lab.ssh("worker1", "true", password="not-the-password")
     assert result.returncode != 0
-    # The server's own refusal, with the methods it still offers (not a failed connection).
-    assert "Permission denied (publickey,password)" in result.stderr, result.stderr
+    # The server took the password and refused it (not a failed connection); sshpass
+    # stops at that second prompt with its "incorrect password" status.
+    assert "Permission denied, please try again." in result.stderr, result.stderr
+    assert result.returncode == 5, result
 
 
 def test_both_debian_releases_are_present(lab):
