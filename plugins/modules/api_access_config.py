@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: api_access_config
 short_description: Validate and render kube-apiserver authentication and authorization configuration
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runs on the controller. Validates every input and renders the structured
     AuthenticationConfiguration and AuthorizationConfiguration (C(apiserver.config.k8s.io/v1)),

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: audit_cluster
 short_description: Evaluate every CIS Kubernetes Benchmark v1.12 policy check (section 5) through the API in bulk
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - One discovery and one LIST per kind (RBAC objects, service accounts, pods, namespaces, NetworkPolicies, services,
     admission policy objects), then every recommendation of section 5, each with its evidence.
@@ -16,8 +16,9 @@ description:
     M(kubeguard.hardening.network_policy_audit)'s. Pod checks look at pods outside O(exempt_namespaces).
   - Evidence names objects, never a value (a pod's environment may hold a literal secret). Read-only.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
   - kubeguard.hardening.attributes.read_only
 options:

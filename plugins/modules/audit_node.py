@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: audit_node
 short_description: Evaluate every CIS Kubernetes Benchmark v1.12 check of sections 1-4 on a node in one call
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Gathers the node once (the gathering of M(kubeguard.hardening.control_plane_facts) and
     M(kubeguard.hardening.kubelet_facts), plus the structured files the apiserver and the kubelet load) and
@@ -22,7 +22,7 @@ description:
   - Evidence names flags, fields, files, modes and owners, never a key, token or password.
   - Read-only; needs root (use become). Reading YAML files on the node needs python3-yaml (JSON works without).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.attributes.read_only
 options:

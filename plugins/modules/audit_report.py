@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: audit_report
 short_description: Write the CIS audit report (JSON, JUnit XML, HTML and a summary table) on the controller
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Assembles the results of M(kubeguard.hardening.audit_node) (every node) and
     M(kubeguard.hardening.audit_cluster) into one document per cluster and writes C(report.json), C(report.xml)
@@ -17,7 +17,7 @@ description:
   - With O(baseline) (an earlier C(report.json)) the report shows before and after.
   - Runs where the report goes, normally the controller (C(delegate_to=localhost)).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 attributes:
   check_mode:
     support: full

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: encryption_at_rest_etcd
 short_description: Prove in etcd which key every stored object of the encrypted resources is encrypted with
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Reads every value under the etcd prefixes of the encrypted resources through etcd's v3 API (the JSON gateway on the
     client URL), with the apiserver's etcd client certificate, page by page, and counts them by encryption prefix

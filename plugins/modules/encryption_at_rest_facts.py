@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: encryption_at_rest_facts
 short_description: Read which encryption providers and keys a control-plane node's kube-apiserver is configured with
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Finds kube-apiserver's configured flags (systemd unit or kubeadm static-pod manifest; the running process when
     neither exists) and reads the EncryptionConfiguration that C(--encryption-provider-config) names.

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: encryption_at_rest_state
 short_description: The key store and the resumable rotation state machine of encryption at rest
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runs on the controller, next to the key store. Keys are 32 random bytes from the OS CSPRNG, stored base64 in
     O(key_store) (mode 0600, directory 0700); the state file O(state_file) holds no secret.

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_config
 short_description: Write the hardened KubeletConfiguration, take duplicating flags off, restart and wait for Ready
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Sets every field CIS 4.2.x asks for in the kubelet's C(--config) file (kubelet.config.k8s.io/v1beta1),
     keeping the fields it does not own, and removes the command-line flags that duplicate those fields wherever

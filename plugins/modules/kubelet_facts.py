@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_facts
 short_description: Gather everything the kubelet hardening needs from a node in one call
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Finds the kubelet and kube-proxy on the node - the running process (C(/proc/<pid>/cmdline)), the systemd unit
     and its drop-ins, the C(Environment=) and C(EnvironmentFile=) values the command line expands (kubeadm's

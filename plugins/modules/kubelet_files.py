@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_files
 short_description: Give the kubelet's and kube-proxy's files the modes and owners of CIS 4.1.x
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - From the result of M(kubeguard.hardening.kubelet_facts), removes every permission bit beyond the wanted mode
     and makes root the owner of the kubelet unit and its drop-ins (0600, CIS 4.1.1/4.1.2), kube-proxy's

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_kube_proxy
 short_description: Bind kube-proxy's metrics to loopback (CIS 4.3.1)
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - When kube-proxy runs on the node with a C(--config) file, sets C(metricsBindAddress) in it (kube-proxy ignores
     its flags then); when it runs from a systemd unit without one, writes a drop-in whose command line sets

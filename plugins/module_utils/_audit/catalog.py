@@ -36,7 +36,7 @@ def section(check_id):
 
 def result(check_id, node, outcome, evidence, reason=""):
     """One result row: the catalog's fields plus the outcome. ``evidence`` is a list of short strings."""
-    _, level, automated, scope, title, remediation = BY_ID[check_id]
+    _unused, level, automated, scope, title, remediation = BY_ID[check_id]
     return {
         "id": check_id,
         "node": node,

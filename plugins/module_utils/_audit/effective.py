@@ -156,7 +156,7 @@ class Kubelet:
     def feature_gate(self, gate):
         flag = self.flags.get("feature-gates", "")
         for item in list_value(flag):
-            key, _, value = item.partition("=")
+            key, _unused, value = item.partition("=")
             if key == gate:
                 return value.lower(), f"--feature-gates {item} ({self.where_flag})"
         gates = self.config.get("featureGates") if isinstance(self.config.get("featureGates"), dict) else {}

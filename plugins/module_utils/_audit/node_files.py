@@ -150,7 +150,7 @@ def kubelet(facts, settings):
         out.update(pair("4.1.3", "4.1.4", table, "0600", "kube-proxy names no kubeconfig file"))
     kubeconfig = klet.get("kubeconfig")
     out.update(pair("4.1.5", "4.1.6", states([kubeconfig]) if kubeconfig else {}, "0600", "no --kubeconfig"))
-    ca, _ = settings.get("client-ca-file")
+    ca, _unused = settings.get("client-ca-file")
     out.update(pair("4.1.7", "4.1.8", states([ca]) if ca else {}, "0644", "no client CA file configured"))
     path = klet.get("config_path")
     out.update(pair("4.1.9", "4.1.10", states([path]) if path else {}, "0600", "the kubelet uses no config file"))

@@ -127,7 +127,7 @@ def etcd_servers(urls, members=()):
         if (host, port) in seen:
             raise KubeguardError(option, f"{url} and {seen[(host, port)]} name the same member")
         seen[(host, port)] = url
-    hosts = {host for host, _ in seen}
+    hosts = {host for host, _unused in seen}
     missing = [m for m in members if str(m).strip("[]").lower() not in hosts]
     if missing:
         raise KubeguardError(option, f"leaves out the inventory etcd member(s) {', '.join(missing)}")

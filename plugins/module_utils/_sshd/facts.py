@@ -101,7 +101,7 @@ def gather(params, runner, root="/"):
     if params.get("ports") is not None:
         listen["listen_streams"] = validate.listen_streams(params["ports"], params.get("listen_addresses") or [])
     if params.get("listen_addresses"):
-        rc, out, _ = reader.runner.run_command(list(addrlib.IP_ADDR_ARGV))
+        rc, out, _unused = reader.runner.run_command(list(addrlib.IP_ADDR_ARGV))
         local = addrlib.parse_ip_addr(out) if rc == 0 else {}
         # No iproute2 on the node: the kernel's own tables say the same.
         local = local or addrlib.parse_proc(reader.read("/proc/net/fib_trie"), reader.read("/proc/net/if_inet6"))
