@@ -34,6 +34,12 @@ options:
     type: list
     elements: str
     default: []
+  core_dumps_restricted:
+    description:
+      - Restrict core dumps (CIS Debian 12 1.5.3) - systemd-coredump C(Storage=none) and C(ProcessSizeMax=0), a hard and
+        soft core limit of 0 in C(/etc/security/limits.d) and C(ulimit -c 0) in C(/etc/profile.d).
+    type: bool
+    default: true
   sysctl_file:
     description: The persisted settings.
     type: path
@@ -96,6 +102,7 @@ ARGUMENT_SPEC = {
     "sysctls": {"type": "dict", "required": True},
     "modules_blacklist": {"type": "list", "elements": "str", "default": []},
     "modules_in_use": {"type": "list", "elements": "str", "default": []},
+    "core_dumps_restricted": {"type": "bool", "default": True},
     "sysctl_file": {"type": "path", "default": "/etc/sysctl.d/60-kubeguard-node-os.conf"},
     "modprobe_file": {"type": "path", "default": "/etc/modprobe.d/60-kubeguard-node-os.conf"},
     "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},

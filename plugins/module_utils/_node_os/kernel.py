@@ -109,11 +109,28 @@ def plan_modules(blacklist, keep, loaded):
     return blacklisted, kept
 
 
+def _comment(header):
+    return "\n".join(f"# {line}" if line else "#" for line in header.splitlines()) + "\n"
+
+
+def root_path(params, path):
+    """Where ``path`` lives: under ``params["root"]`` in the unit tests, else itself."""
+    return os.path.join(params.get("root") or "/", path.lstrip("/"))
+
+
 def render_modules(blacklisted, header):
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     for name in blacklisted:
         lines += [f"install {name} /bin/false", f"blacklist {name}"]
     return "\n".join(lines) + "\n"
+
+
+# CIS Debian 12 1.5.3 (core dumps restricted), with fs.suid_dumpable = 0 in the table.
+CORE_DUMPS = {
+    "/etc/systemd/coredump.conf.d/60-kubeguard-node-os.conf": "[Coredump]\nStorage=none\nProcessSizeMax=0\n",
+    "/etc/security/limits.d/60-kubeguard-node-os.conf": "* soft core 0\n* hard core 0\n",
+    "/etc/profile.d/60-kubeguard-node-os.sh": "ulimit -c 0\n",
+}
 
 
 def _write_if_changed(path, content, check_mode):
@@ -159,6 +176,11 @@ def run(params, check_mode, root="/proc/sys", container=None):
     if _write_if_changed(params["modprobe_file"], modules_text, check_mode):
         before.append(f"({params['modprobe_file']} differs)")
         result["changed"] = True
+    if params["core_dumps_restricted"]:
+        for path, body in CORE_DUMPS.items():
+            if _write_if_changed(root_path(params, path), _comment(params["header"]) + body, check_mode):
+                before.append(f"({path} differs)")
+                result["changed"] = True
     result["changed"] = result["changed"] or bool(result["applied"])
     result["pending"] = result["changed"]
     result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}

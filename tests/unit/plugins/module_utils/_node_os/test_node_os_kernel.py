@@ -21,8 +21,16 @@ def procsys(tmp_path):
 
 
 def params(tmp_path, sysctls, **over):
-    p = {"sysctls": sysctls, "modules_blacklist": [], "modules_in_use": [], "header": "test",
-         "sysctl_file": str(tmp_path / "sysctl.conf"), "modprobe_file": str(tmp_path / "modprobe.conf")}  # fmt: skip
+    p = {
+        "sysctls": sysctls,
+        "modules_blacklist": [],
+        "modules_in_use": [],
+        "header": "test",
+        "sysctl_file": str(tmp_path / "sysctl.conf"),
+        "modprobe_file": str(tmp_path / "modprobe.conf"),
+        "core_dumps_restricted": False,
+        "root": str(tmp_path / "root"),
+    }
     p.update(over)
     return p
 
@@ -93,3 +101,15 @@ def test_a_bad_module_name_is_refused(tmp_path, procsys):
     with pytest.raises(KubeguardError) as err:
         kernel.run(params(tmp_path, {}, modules_blacklist=["cramfs; rm -rf /"]), True, str(procsys), False)
     assert err.value.option == "node_os_kernel_modules_blacklist"
+
+
+def test_core_dumps_are_restricted_in_three_places(tmp_path, procsys):
+    p = params(tmp_path, {}, core_dumps_restricted=True)
+    assert kernel.run(p, False, str(procsys), container=True)["changed"]
+    root = tmp_path / "root"
+    assert (
+        "Storage=none\nProcessSizeMax=0" in (root / "etc/systemd/coredump.conf.d/60-kubeguard-node-os.conf").read_text()
+    )
+    assert "* hard core 0" in (root / "etc/security/limits.d/60-kubeguard-node-os.conf").read_text()
+    assert "ulimit -c 0" in (root / "etc/profile.d/60-kubeguard-node-os.sh").read_text()
+    assert not kernel.run(p, False, str(procsys), container=True)["changed"]
