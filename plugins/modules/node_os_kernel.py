@@ -21,9 +21,15 @@ author:
   - kubeguard maintainers
 options:
   sysctls:
-    description: Wanted values by sysctl name.
+    description: Wanted values by sysctl name; a name the kernel does not have is refused.
     type: dict
     required: true
+  sysctls_optional:
+    description:
+      - Wanted values of a curated table; a name the kernel was built without is reported not applicable instead of
+        refused. I(sysctls) wins where both name a setting.
+    type: dict
+    default: {}
   modules_blacklist:
     description: Kernel modules to keep from loading.
     type: list
@@ -100,6 +106,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os impor
 
 ARGUMENT_SPEC = {
     "sysctls": {"type": "dict", "required": True},
+    "sysctls_optional": {"type": "dict", "default": {}},
     "modules_blacklist": {"type": "list", "elements": "str", "default": []},
     "modules_in_use": {"type": "list", "elements": "str", "default": []},
     "core_dumps_restricted": {"type": "bool", "default": True},

@@ -54,13 +54,17 @@ def normalize(value):
     return " ".join(str(value).split())
 
 
-def plan(sysctls, container, root="/proc/sys"):
+def plan(sysctls, container, root="/proc/sys", optional=None):
     """Split the wanted settings into ``apply`` ({name: value}) and ``not_applicable`` (with reasons).
 
-    Refuses a name the kernel does not have (unless its module is simply not loaded).
+    Refuses a name the kernel does not have, unless its module is simply not
+    loaded or it comes from ``optional`` (the curated table: e.g. kernel.sysrq
+    or Yama exist only when the kernel was built with them).
     """
     apply, skipped = {}, []
-    for name, value in sorted(sysctls.items()):
+    optional = optional or {}
+    wanted = {**optional, **sysctls}
+    for name, value in sorted(wanted.items()):
         if not _NAME.match(str(name)):
             raise KubeguardError("node_os_kernel_sysctls", f"{name!r} is not a sysctl name")
         if "\n" in str(value) or str(value).strip() == "":
@@ -68,9 +72,9 @@ def plan(sysctls, container, root="/proc/sys"):
         current = _read(proc_path(name, root))
         if current is None:
             module = next((m for prefix, m in NEEDS_MODULE.items() if name.startswith(prefix)), None)
-            if module:
-                skipped.append({"name": name, "value": normalize(value), "current": None,
-                                "reason": f"{module} is not loaded on this node"})  # fmt: skip
+            if module or (name in optional and name not in sysctls):
+                reason = f"{module} is not loaded on this node" if module else "this kernel was built without it"
+                skipped.append({"name": name, "value": normalize(value), "current": None, "reason": reason})
                 continue
             raise KubeguardError("node_os_kernel_sysctls", f"{name}: this kernel has no such setting")
         entry = {"name": name, "value": normalize(value), "current": normalize(current)}
@@ -145,7 +149,7 @@ def _write_if_changed(path, content, check_mode):
 def run(params, check_mode, root="/proc/sys", container=None):
     """Entry point of ``node_os_kernel``."""
     container = in_container() if container is None else container
-    apply, skipped = plan(params["sysctls"], container, root)
+    apply, skipped = plan(params["sysctls"], container, root, params.get("sysctls_optional"))
     blacklisted, kept = plan_modules(params["modules_blacklist"], set(params["modules_in_use"]), loaded_modules())
     result = {"changed": False, "container": container, "applied": {}, "not_applicable": skipped,
               "modules": {"blacklisted": blacklisted, "kept": kept}}  # fmt: skip

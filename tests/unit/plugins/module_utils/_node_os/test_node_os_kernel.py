@@ -113,3 +113,13 @@ def test_core_dumps_are_restricted_in_three_places(tmp_path, procsys):
     assert "* hard core 0" in (root / "etc/security/limits.d/60-kubeguard-node-os.conf").read_text()
     assert "ulimit -c 0" in (root / "etc/profile.d/60-kubeguard-node-os.sh").read_text()
     assert not kernel.run(p, False, str(procsys), container=True)["changed"]
+
+
+def test_a_table_entry_this_kernel_lacks_is_not_applicable_but_yours_is_refused(tmp_path, procsys):
+    table = {"kernel.sysrq": 0, "kernel.kptr_restrict": 2}
+    result = kernel.run(params(tmp_path, {}, sysctls_optional=table), True, str(procsys), container=False)
+    assert result["not_applicable"][0] == {
+        "name": "kernel.sysrq", "value": "0", "current": None, "reason": "this kernel was built without it"
+    }  # fmt: skip
+    with pytest.raises(KubeguardError):
+        kernel.run(params(tmp_path, {"kernel.sysrq": 0}, sysctls_optional=table), True, str(procsys), False)
