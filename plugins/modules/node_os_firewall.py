@@ -80,6 +80,12 @@ options:
     type: list
     elements: str
     default: []
+  reject_sources:
+    description: Networks whose packets to a closed port are refused (TCP reset, ICMP port unreachable) instead of
+      dropped in silence - the operator's own hosts.
+    type: list
+    elements: str
+    default: []
   pod_cidrs:
     description: The cluster's pod CIDRs.
     type: list
@@ -192,6 +198,7 @@ ARGUMENT_SPEC = {
     "api_port": {"type": "str", "default": "6443"},
     "etcd_client_sources": {**LIST, "default": []},
     "kubelet_sources": {**LIST, "default": []},
+    "reject_sources": {**LIST, "default": []},
     "pod_cidrs": {**LIST, "required": True},
     "service_cidrs": {**LIST, "required": True},
     "cni": {"type": "str", "default": "bridge", "choices": ["bridge", "flannel", "calico", "cilium", "kube-router"]},

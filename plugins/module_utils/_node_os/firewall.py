@@ -164,6 +164,7 @@ def plan(params, connection=None):
         "nodeport_range": ports(p["nodeport_range"], "node_os_firewall_nodeport_range"),
         "nodeport_sources": _anywhere(cidrs(p["nodeport_sources"], "node_os_firewall_nodeport_sources")),
         "localhost_only": [] if "control_plane" not in roles else [(10257, 10257), (10259, 10259)],
+        "reject_sources": _unique(cidrs(p.get("reject_sources") or [], "node_os_firewall_reject_sources")),
     }
 
 
@@ -229,6 +230,11 @@ def render(planned, header):
         lines.append(f'    tcp dport {_port_text(span)} counter drop comment "localhost only"')
     for rule in planned["rules"]:
         lines += ["    " + line for line in render_rule(rule)]
+    # The operator's own hosts learn at once that a port is closed; everyone else gets silence.
+    for fam, addrs in _family_sets(planned["reject_sources"]):
+        joined = ", ".join(addrs)
+        lines.append(f'    {fam} saddr {{ {joined} }} meta l4proto tcp counter reject with tcp reset comment "refused"')
+        lines.append(f'    {fam} saddr {{ {joined} }} counter reject with icmpx port-unreachable comment "refused"')
     lines += ['    counter drop comment "everything else"', "  }"]
     lines += _prerouting(planned)
     lines += ["  chain forward {", "    type filter hook forward priority filter + 10; policy drop;"]

@@ -240,3 +240,16 @@ def test_check_mode_validates_but_writes_nothing(tmp_path, with_nft):
     assert result["changed"] and result["pending"]
     assert node.calls[-1][:3] == ["nft", "-c", "-f"]
     assert not (tmp_path / "etc").exists() and not (tmp_path / "state").exists()
+
+
+def test_the_operators_hosts_are_refused_where_others_meet_silence():
+    text = rendered(reject_sources=["10.140.0.1", "2001:db8::1"])
+    lines = text[: text.index("chain prerouting")].splitlines()
+    end = lines.index('    counter drop comment "everything else"')
+    assert lines[end - 4 : end] == [
+        '    ip saddr { 10.140.0.1/32 } meta l4proto tcp counter reject with tcp reset comment "refused"',
+        '    ip saddr { 10.140.0.1/32 } counter reject with icmpx port-unreachable comment "refused"',
+        '    ip6 saddr { 2001:db8::1/128 } meta l4proto tcp counter reject with tcp reset comment "refused"',
+        '    ip6 saddr { 2001:db8::1/128 } counter reject with icmpx port-unreachable comment "refused"',
+    ]
+    assert "reject with icmpx" not in rendered()
