@@ -152,7 +152,8 @@ def test_a_failed_kubelet_proof_rolls_the_firewall_back(firewalled):
         "-c",
         "printf 'clusters:\\n- cluster:\\n    server: https://127.0.0.1:1\\n' > /tmp/kg-unreachable.conf",
     )
-    before = live(lab, host)
+    rules = f"sha256sum {RULES}"
+    before = (live(lab, host), lab.podman_exec(host, "sh", "-c", rules).stdout)
     extra = {
         "node_os_firewall_extra_ports": [{"port": 9999, "name": "rollback proof"}],
         "node_os_firewall_probe_kubeconfig": "/tmp/kg-unreachable.conf",
@@ -162,7 +163,8 @@ def test_a_failed_kubelet_proof_rolls_the_firewall_back(firewalled):
     run, _ = ansible_playbook(lab.inventory, "node_os.yml", *tags, "-e", json.dumps(extra), timeout=300)
     assert run.returncode != 0
     assert "was rolled back" in run.stdout, run.stdout[-3000:]
-    assert "9999" not in live(lab, host) and live(lab, host) == before
+    assert "9999" not in live(lab, host)
+    assert (live(lab, host), lab.podman_exec(host, "sh", "-c", rules).stdout) == before
     assert (
         "restored the previous node firewall"
         in lab.podman_exec(host, "cat", "/var/lib/kubeguard/node_os/rollback.log").stdout

@@ -234,7 +234,9 @@ def render(planned, header):
     for fam, addrs in _family_sets(planned["reject_sources"]):
         joined = ", ".join(addrs)
         lines.append(f'    {fam} saddr {{ {joined} }} meta l4proto tcp counter reject with tcp reset comment "refused"')
-        lines.append(f'    {fam} saddr {{ {joined} }} counter reject with icmpx port-unreachable comment "refused"')
+        # Per-family ICMP: nft lists icmpx back as a bare "reject", and the rollback reloads that listing.
+        icmp = "icmp" if fam == "ip" else "icmpv6"
+        lines.append(f'    {fam} saddr {{ {joined} }} counter reject with {icmp} port-unreachable comment "refused"')
     lines += ['    counter drop comment "everything else"', "  }"]
     lines += _prerouting(planned)
     lines += ["  chain forward {", "    type filter hook forward priority filter + 10; policy drop;"]

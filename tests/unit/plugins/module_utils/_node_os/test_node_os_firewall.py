@@ -248,8 +248,8 @@ def test_the_operators_hosts_are_refused_where_others_meet_silence():
     end = lines.index('    counter drop comment "everything else"')
     assert lines[end - 4 : end] == [
         '    ip saddr { 10.140.0.1/32 } meta l4proto tcp counter reject with tcp reset comment "refused"',
-        '    ip saddr { 10.140.0.1/32 } counter reject with icmpx port-unreachable comment "refused"',
+        '    ip saddr { 10.140.0.1/32 } counter reject with icmp port-unreachable comment "refused"',
         '    ip6 saddr { 2001:db8::1/128 } meta l4proto tcp counter reject with tcp reset comment "refused"',
-        '    ip6 saddr { 2001:db8::1/128 } counter reject with icmpx port-unreachable comment "refused"',
+        '    ip6 saddr { 2001:db8::1/128 } counter reject with icmpv6 port-unreachable comment "refused"',
     ]
-    assert "reject with icmpx" not in rendered()
+    assert "port-unreachable" not in rendered()
