@@ -85,3 +85,14 @@ def process_user(pid):
             except KeyError:
                 return str(uid)
     return None
+
+
+def systemctl_with(run_command):
+    """systemctl for ``restart.Engine`` through another runner (an AnsibleModule's
+    ``run_command(argv) -> (rc, out, err)``, or a unit test's fake)."""
+
+    def command(*args):
+        rc, out, err = run_command(["systemctl", *args])
+        return rc, (out if rc == 0 else (err or out)).strip()
+
+    return command
