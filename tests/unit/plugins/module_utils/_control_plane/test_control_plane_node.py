@@ -2,10 +2,9 @@
 
 import json
 import os
-
-import pytest
 import pwd
 
+import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import cis, gather, health, plan
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
@@ -73,7 +72,9 @@ def test_an_apiserver_whose_etcd_does_not_answer_is_cut_off():
     assert not health.etcd_reachable(["kube-apiserver", "--etcd-servers=http://127.0.0.1:9"])
     assert not health.etcd_reachable(["kube-apiserver"])
     # https:// without readable client files: unknown, so the graceful stop is kept.
-    assert health.etcd_reachable(["kube-apiserver", "--etcd-servers=https://127.0.0.1:9", "--etcd-certfile=/nonexistent"])
+    assert health.etcd_reachable(
+        ["kube-apiserver", "--etcd-servers=https://127.0.0.1:9", "--etcd-certfile=/nonexistent"]
+    )
 
 
 def test_a_contributed_authn_config_on_kubeadm_still_admits_the_probes(tmp_path):

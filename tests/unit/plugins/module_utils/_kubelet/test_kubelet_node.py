@@ -5,9 +5,9 @@ import json
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
-from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import api, gather, plan
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
 from ansible_collections.kubeguard.hardening.plugins.modules import kubelet_config, kubelet_kube_proxy
 
 
