@@ -5,7 +5,9 @@ ends, prints how many requests were made, how many failed, and the longest
 gap between two successful answers (the start and end of the run count as
 edges, so an API that never answered shows the whole run as its gap).
 
-A request succeeds when it gets HTTP 200. With ``--kubeconfig`` it presents
+A request succeeds when it gets HTTP 200 (or one of ``--accept``: an
+anonymous poll of a hardened apiserver gets 401, which still proves it
+serves). With ``--kubeconfig`` it presents
 that kubeconfig's client certificate (re-read whenever the file changes, since
 a hardening run may rewrite it); without, it asks anonymously. The server's
 certificate is not verified: this measures liveness, not trust. The loop is
@@ -67,19 +69,21 @@ class Client:
                 context.load_cert_chain(_field(text, "client-certificate"), _field(text, "client-key") or None)
         self.context, self.stamp = context, stamp
 
-    def ok(self, url, timeout):
+    def ok(self, url, timeout, accept=(200,)):
         try:
             self.refresh()
             with urllib.request.urlopen(url, timeout=timeout, context=self.context) as response:  # noqa: S310
-                return response.status == 200
+                return response.status in accept
+        except urllib.error.HTTPError as exc:
+            return exc.code in accept
         except (OSError, ValueError, ssl.SSLError, urllib.error.URLError):
             return False
 
 
-def poll(client, url, interval, timeout, stop, deadline, record):
+def poll(client, url, interval, timeout, stop, deadline, record, accept):
     while not stop.is_set() and time.monotonic() < deadline:
         started = time.monotonic()
-        record.append((started, client.ok(url, timeout)))
+        record.append((started, client.ok(url, timeout, accept)))
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
@@ -94,6 +98,8 @@ def summary(record, start, end):
         "longest_gap_seconds": round(longest, 1),
         "longest_gap_starts_after_seconds": round(at - start, 1),
         "seconds": round(end - start, 1),
+        # Every gap of 2 s or more: (seconds into the run, length), to match against the run's log.
+        "gaps_over_2s": [(round(at - start, 1), round(gap, 1)) for gap, at in gaps if gap >= 2],
     }
 
 
@@ -104,6 +110,7 @@ def main():
     parser.add_argument("--interval", type=float, default=0.2)
     parser.add_argument("--timeout", type=float, default=1.0, help="per request, seconds")
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop polling (and the command) after this")
+    parser.add_argument("--accept", default="200", help="HTTP statuses that count as up, comma-separated")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run while polling")
     opts = parser.parse_args()
@@ -111,11 +118,14 @@ def main():
     if not command:
         parser.error("give the command to run after --")
     client = Client(opts.kubeconfig)
+    accept = tuple(int(code) for code in opts.accept.split(","))
     record, stop = [], threading.Event()
     start = time.monotonic()
     deadline = start + opts.max_seconds
     thread = threading.Thread(
-        target=poll, args=(client, opts.url, opts.interval, opts.timeout, stop, deadline, record), daemon=True
+        target=poll,
+        args=(client, opts.url, opts.interval, opts.timeout, stop, deadline, record, accept),
+        daemon=True,
     )
     thread.start()
     proc = subprocess.Popen(command)
@@ -136,6 +146,7 @@ def main():
             f"longest_gap={result['longest_gap_seconds']}s (starting {result['longest_gap_starts_after_seconds']}s "
             f"into the run) run={result['seconds']}s rc={rc}"
         )
+        print("gaps >= 2 s (start, seconds):", result["gaps_over_2s"])
     return rc
 
 
