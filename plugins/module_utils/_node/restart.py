@@ -30,6 +30,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._node import s
 # the drain an apiserver that does not bound its own gets, plus 2 s for in-flight requests.
 WATCH_GRACE_SECONDS = 5
 IN_FLIGHT_SECONDS = 2
+DRAIN_POLL_SECONDS = 0.2  # how often a draining old apiserver is looked at
 
 
 def listening(port, host="127.0.0.1"):
@@ -78,21 +79,25 @@ class DrainBound:
         return cls(running["pid"], argv, port, grace)
 
     def __call__(self):
+        """One look at the old process; True while it is draining (the caller then looks
+        again sooner: every second of the drain is API outage)."""
         if self.pid is None:
-            return
+            return False
         argv = system.cmdline(self.pid)
         if argv == []:
-            return  # a zombie, or a process between fork and exec: look again next round
+            return False  # a zombie, or a process between fork and exec: look again next round
         if argv != self.argv:
             self.pid = None  # gone (or the pid was reused): nothing to bound
-            return
+            return False
         if listening(self.port):
-            return  # not told to stop yet
+            return False  # not told to stop yet
         self.since = self.since or self.clock()
         if self.clock() - self.since >= self.grace:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
             self.killed_after, self.pid = round(self.clock() - self.since, 1), None
+            return False
+        return True
 
 
 class Engine:
@@ -138,8 +143,7 @@ class Engine:
         deadline = self.clock() + timeout
         detail, streak = "not checked", 0
         while self.clock() < deadline:
-            if tick:
-                tick()
+            draining = bool(tick and tick())
             pid = current_pid()
             if pid is None or pid == replaced_pid:
                 detail, streak = f"{name} has not been restarted yet", 0
@@ -148,7 +152,7 @@ class Engine:
                 streak = streak + 1 if ok else 0
                 if streak >= passes:
                     return True, detail
-            self.sleep(2 if streak else interval)
+            self.sleep(2 if streak else (DRAIN_POLL_SECONDS if draining else interval))
         return False, detail
 
 

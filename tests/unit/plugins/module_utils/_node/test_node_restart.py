@@ -133,11 +133,20 @@ def test_drain_bound_kills_the_old_process_once_it_stopped_listening():
     proc = subprocess.Popen(["sleep", "60"])
     try:
         bound = restart.DrainBound(proc.pid, ["sleep", "60"], port, grace=0)
-        bound()
+        assert bound() is False  # still listening: not told to stop
         assert proc.poll() is None and bound.killed_after is None
         listener.close()
-        bound()
+        assert bound() is False  # killed at once (grace 0): nothing left to watch
         assert proc.wait(timeout=5) == -9 and bound.killed_after is not None
     finally:
         proc.kill()
         listener.close()
+
+
+def test_a_draining_old_process_is_looked_at_more_often():
+    fake = FakeSystemd()
+    looks = iter([True, True, False])
+    ok, _ = fake.engine().wait_new(
+        "x", lambda: 100, lambda pid: (True, "ok"), 1.6, 100, tick=lambda: next(looks, False)
+    )
+    assert not ok and fake.now == pytest.approx(0.2 + 0.2 + 1 + 1)
