@@ -3,6 +3,7 @@
 import json
 import os
 import pwd
+import time
 
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import cis, gather, health, plan
@@ -173,6 +174,8 @@ def test_an_old_apiserver_that_stopped_listening_is_killed_after_the_drain_bound
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     proc = subprocess.Popen(["sleep", "60"])
+    while system.cmdline(proc.pid) != ["sleep", "60"]:
+        time.sleep(0.01)  # still the forked python until exec: not yet the process to bound
     try:
         bound = restart.DrainBound(proc.pid, ["sleep", "60"], port, grace=0)
         bound()

@@ -5,10 +5,11 @@ import json
 import os
 import socket
 import subprocess
+import time
 
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node import restart, state
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import restart, state, system
 
 
 class FakeSystemd:
@@ -131,6 +132,8 @@ def test_drain_bound_kills_the_old_process_once_it_stopped_listening():
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     proc = subprocess.Popen(["sleep", "60"])
+    while system.cmdline(proc.pid) != ["sleep", "60"]:
+        time.sleep(0.01)  # still the forked python until exec: not yet the process to bound
     try:
         bound = restart.DrainBound(proc.pid, ["sleep", "60"], port, grace=0)
         assert bound() is False  # still listening: not told to stop
