@@ -16,8 +16,8 @@ import json
 import os
 
 from .._control_plane import node as control_plane_node
-from .._files import file_state
 from .._kubelet import node as kubelet_node
+from .._node.files import file_state
 
 # apiserver flags naming a structured file, and what the audit keeps of each.
 STRUCTURED = (

@@ -14,7 +14,7 @@ import os
 from datetime import datetime, timezone
 
 from .._errors import KubeguardError
-from .._files import atomic_write
+from .._node.files import atomic_write
 from . import catalog, html, junit
 
 FORMAT = "kubeguard.hardening/cis-audit/v1"

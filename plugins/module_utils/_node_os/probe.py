@@ -20,7 +20,7 @@ import urllib.error
 from datetime import datetime, timezone
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet.node import NodeAPI
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet.api import NodeAPI
 
 
 def _epoch(stamp):

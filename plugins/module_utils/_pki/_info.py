@@ -3,8 +3,8 @@
 """Private to kubeguard.hardening: expiry report of a node's certificates and
 kubeconfigs, the structured equivalent of ``kubeadm certs check-expiration``.
 
-Needs no ``cryptography``: certificates are read with the DER reader in
-_x509lite, so the report runs on nodes without that library.
+Certificates are read with the collection's one reader (_node/x509.py), so
+the node needs python3-cryptography.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import datetime
 import os
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _model, _x509lite
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import x509
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _model
 
 
 def _file(layout):
@@ -53,7 +54,7 @@ def _load_cert(path):
         if parsed is None:
             raise ValueError(f"{path} is not a kubeconfig with embedded client certificate")
         data = parsed["cert"]
-    return _x509lite.load_pem(data)
+    return x509.load_pem(data)
 
 
 def _load_or_flag(path, unreadable):

@@ -19,8 +19,8 @@ import os
 import pwd
 import stat
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._files import PRIVATE_DIR_MODE, PUBLIC_DIR_MODE
 
 
