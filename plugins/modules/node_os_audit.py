@@ -16,8 +16,9 @@ description:
   - Watches whose path and parent directory are both missing on the node are left out and reported in C(absent).
   - On a container node the kernel refuses audit configuration (only the initial PID and user namespaces may
     configure it); C(kernel.detail) carries auditctl's own message and the file is still written.
-author:
-  - kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   watches:
     description: Watches, each a dict with C(path), C(perms) (default C(wa)) and C(key).
@@ -70,10 +71,11 @@ kernel:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import audit
 
 ARGUMENT_SPEC = {
+    **ROLE_VARS_SPEC,
     "watches": {"type": "list", "elements": "dict", "required": True},
     "rules_file": {"type": "path", "default": "/etc/audit/rules.d/60-kubeguard-node-os.rules"},
     "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},

@@ -46,7 +46,7 @@ def _read(path):
 
 def live_table(node):
     """Our live table as ``nft -s list`` prints it (no counter values), or None when absent."""
-    rc, out, _ = node.run_command(["nft", "-s", "list", "table", "inet", firewall.TABLE])
+    rc, out, _unused = node.run_command(["nft", "-s", "list", "table", "inet", firewall.TABLE])
     return out if rc == 0 else None
 
 
