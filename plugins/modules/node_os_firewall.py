@@ -138,13 +138,17 @@ options:
     default: /var/lib/kubeguard/node_os
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
     details: The candidate is still validated with C(nft -c).
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: full
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
   safe_file_operations:
+    description: Writes files atomically with their final mode.
     support: full
 """
 

@@ -44,13 +44,17 @@ options:
     default: Managed by kubeguard.hardening node_os.
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: partial
     details: The diff names the files that change.
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
   safe_file_operations:
+    description: Writes files atomically with their final mode.
     support: full
 """
 

@@ -40,10 +40,13 @@ options:
     default: 60
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: none
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
 """
 

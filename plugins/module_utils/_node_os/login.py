@@ -84,7 +84,10 @@ def run(params, check_mode):
     """Entry point of ``node_os_login``."""
     profile_file = _profile_path(params["profile_file"])
     root = params.get("root") or "/"
-    at = lambda path: os.path.join(root, path.lstrip("/"))  # noqa: E731
+
+    def at(path):
+        return os.path.join(root, path.lstrip("/"))
+
     defs_path = at("/etc/login.defs")
     current = _read(defs_path)
     if current is None:
