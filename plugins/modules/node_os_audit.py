@@ -16,8 +16,9 @@ description:
   - Watches whose path and parent directory are both missing on the node are left out and reported in C(absent).
   - On a container node the kernel refuses audit configuration (only the initial PID and user namespaces may
     configure it); C(kernel.detail) carries auditctl's own message and the file is still written.
-author:
-  - kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   watches:
     description: Watches, each a dict with C(path), C(perms) (default C(wa)) and C(key).
@@ -34,12 +35,16 @@ options:
     default: Managed by kubeguard.hardening node_os.
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: full
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
   safe_file_operations:
+    description: Writes files atomically with their final mode.
     support: full
 """
 
@@ -70,10 +75,11 @@ kernel:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import audit
 
 ARGUMENT_SPEC = {
+    **ROLE_VARS_SPEC,
     "watches": {"type": "list", "elements": "dict", "required": True},
     "rules_file": {"type": "path", "default": "/etc/audit/rules.d/60-kubeguard-node-os.rules"},
     "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},

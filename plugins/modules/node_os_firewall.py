@@ -23,8 +23,9 @@ description:
     and file after I(rollback_timeout) seconds, writes the file atomically and loads it with one C(nft -f)
     transaction that names only this table. The caller proves access and disarms the timer.
   - Errors name the C(node_os) role variable to fix.
-author:
-  - kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   roles:
     description: The node's Kubernetes roles.
@@ -137,13 +138,17 @@ options:
     default: /var/lib/kubeguard/node_os
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
     details: The candidate is still validated with C(nft -c).
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: full
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
   safe_file_operations:
+    description: Writes files atomically with their final mode.
     support: full
 """
 
@@ -182,11 +187,12 @@ rollback:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import nft
 
 LIST = {"type": "list", "elements": "str"}
 ARGUMENT_SPEC = {
+    **ROLE_VARS_SPEC,
     "roles": {**LIST, "required": True, "choices": ["control_plane", "etcd", "worker"]},
     "control_plane_ips": {**LIST, "default": []},
     "etcd_ips": {**LIST, "default": []},

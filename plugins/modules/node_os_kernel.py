@@ -17,8 +17,9 @@ description:
     kernel - they are reported in C(not_applicable) with the reason and never written, nor persisted.
   - Blacklists the unused modules in I(modprobe_file) (C(install <module> /bin/false) and C(blacklist)), except
     those in I(modules_in_use) and those loaded right now, which are reported in C(modules.kept) with the reason.
-author:
-  - kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   sysctls:
     description: Wanted values by sysctl name; a name the kernel does not have is refused.
@@ -60,12 +61,16 @@ options:
     default: Managed by kubeguard.hardening node_os.
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: full
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
   safe_file_operations:
+    description: Writes files atomically with their final mode.
     support: full
 """
 
@@ -101,10 +106,11 @@ modules:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import kernel
 
 ARGUMENT_SPEC = {
+    **ROLE_VARS_SPEC,
     "sysctls": {"type": "dict", "required": True},
     "sysctls_optional": {"type": "dict", "default": {}},
     "modules_blacklist": {"type": "list", "elements": "str", "default": []},

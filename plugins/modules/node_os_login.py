@@ -14,8 +14,9 @@ description:
     other lines are kept).
   - Writes I(profile_file) with C(umask) and a read-only C(TMOUT) for login shells.
   - Writes I(banner) to C(/etc/issue) and C(/etc/issue.net) when it is not empty.
-author:
-  - kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   login_defs:
     description: login.defs keys and values.
@@ -43,13 +44,17 @@ options:
     default: Managed by kubeguard.hardening node_os.
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: partial
     details: The diff names the files that change.
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
   safe_file_operations:
+    description: Writes files atomically with their final mode.
     support: full
 """
 
@@ -69,10 +74,11 @@ files:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import login
 
 ARGUMENT_SPEC = {
+    **ROLE_VARS_SPEC,
     "login_defs": {"type": "dict", "default": {}},
     "umask": {"type": "str", "default": "027"},
     "tmout": {"type": "int", "default": 900},

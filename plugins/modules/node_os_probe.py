@@ -14,8 +14,9 @@ description:
     after the probe started (the kubelet got through to the apiserver) and the Node is Ready.
   - Sends a DNS A query for I(dns_name) to I(dns_server) (the cluster DNS Service) and waits for an answer with
     records. Read-only; never changes anything.
-author:
-  - kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   kubeconfig:
     description: The kubelet's kubeconfig on the node; empty skips the kubelet proof.
@@ -39,10 +40,13 @@ options:
     default: 60
 attributes:
   check_mode:
+    description: Can run in check mode and report what would change without changing the node.
     support: full
   diff_mode:
+    description: Returns details on what changed (or would change) in diff mode.
     support: none
   idempotent:
+    description: A second run with the same options changes nothing.
     support: full
 """
 
@@ -68,10 +72,11 @@ dns:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import probe
 
 ARGUMENT_SPEC = {
+    **ROLE_VARS_SPEC,
     "kubeconfig": {"type": "path", "default": "/etc/kubernetes/kubelet.conf"},
     "node_name": {"type": "str", "required": True},
     "dns_server": {"type": "str", "default": ""},

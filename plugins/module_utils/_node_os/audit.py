@@ -98,7 +98,7 @@ def run(params, check_mode, node):
         os.makedirs(os.path.dirname(params["rules_file"]), exist_ok=True)
         _files.atomic_write(params["rules_file"], content.encode(), 0o640, replace=node.atomic_move)
     if result["kernel"]["available"]:
-        rc, _, err = node.run_command(["augenrules", "--load"])
+        rc, _unused, err = node.run_command(["augenrules", "--load"])
         if rc != 0:
             raise KubeguardError("node_os_audit_watches", f"augenrules --load failed: {' '.join(err.split())}")
     return result

@@ -66,18 +66,38 @@ def _write_if_changed(path, content, mode, check_mode, changes):
         _files.atomic_write(path, content.encode(), mode)
 
 
+def _profile_path(path):
+    """``path`` when it names a file by its absolute path (an empty or directory path would end in an OSError)."""
+    path = path or ""
+    if not path.startswith("/") or path.endswith("/") or os.path.basename(path) in ("", ".", ".."):
+        raise KubeguardError("profile_file", f"{path!r} is not the absolute path of a file")
+    return path
+
+
+def _not_a_directory(path, option):
+    if os.path.isdir(path):
+        raise KubeguardError(option, f"{path} is a directory")
+    return path
+
+
 def run(params, check_mode):
     """Entry point of ``node_os_login``."""
+    profile_file = _profile_path(params["profile_file"])
     root = params.get("root") or "/"
-    at = lambda path: os.path.join(root, path.lstrip("/"))  # noqa: E731
+
+    def at(path):
+        return os.path.join(root, path.lstrip("/"))
+
     defs_path = at("/etc/login.defs")
     current = _read(defs_path)
     if current is None:
         raise KubeguardError("node_os_login_defs", "/etc/login.defs does not exist on this node")
     changes = []
     _write_if_changed(defs_path, edit_login_defs(current, params["login_defs"]), 0o644, check_mode, changes)
-    _write_if_changed(at(params["profile_file"]), profile(params["umask"], params["tmout"], params["header"]), 0o644,
-                      check_mode, changes)  # fmt: skip
+    profile_path = _not_a_directory(at(profile_file), "profile_file")
+    _write_if_changed(
+        profile_path, profile(params["umask"], params["tmout"], params["header"]), 0o644, check_mode, changes
+    )
     banner = params["banner"].strip()
     if banner:
         for path in ("/etc/issue", "/etc/issue.net"):

@@ -46,7 +46,7 @@ def _read(path):
 
 def live_table(node):
     """Our live table as ``nft -s list`` prints it (no counter values), or None when absent."""
-    rc, out, _ = node.run_command(["nft", "-s", "list", "table", "inet", firewall.TABLE])
+    rc, out, _unused = node.run_command(["nft", "-s", "list", "table", "inet", firewall.TABLE])
     return out if rc == 0 else None
 
 
@@ -60,7 +60,7 @@ def check_candidate(node, content):
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(content)
-        rc, _, err = node.run_command(["nft", "-c", "-f", tmp])
+        rc, _unused, err = node.run_command(["nft", "-c", "-f", tmp])
     finally:
         os.unlink(tmp)
     if rc != 0:
@@ -83,7 +83,7 @@ def arm_rollback(node, params, live, previous_file):
     _files.atomic_write(script, body.encode(), 0o700)
     node.run_command(["systemctl", "stop", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service"])
     node.run_command(["systemctl", "reset-failed", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service"])
-    rc, _, err = node.run_command([
+    rc, _unused, err = node.run_command([
         "systemd-run", f"--unit={ROLLBACK_UNIT}", "--description=kubeguard node_os firewall dead-man rollback",
         f"--on-active={params['rollback_timeout']}s", "--timer-property=AccuracySec=1s", "/bin/sh", script,
     ])  # fmt: skip
@@ -128,7 +128,7 @@ def apply(params, check_mode, node, connection=None):
         result["rollback"] = arm_rollback(node, params, live, current)
     os.makedirs(os.path.dirname(params["path"]), mode=0o755, exist_ok=True)
     _files.atomic_write(params["path"], content.encode(), 0o600, replace=node.atomic_move)
-    rc, _, err = node.run_command(["nft", "-f", params["path"]])
+    rc, _unused, err = node.run_command(["nft", "-f", params["path"]])
     if rc != 0:
         if result["rollback"]["armed"]:
             node.run_command(["/bin/sh", result["rollback"]["script"]])

@@ -51,7 +51,7 @@ def dns_answers(reply, ident):
     """``(rcode, answer count)`` of a reply to query ``ident``."""
     if len(reply) < 12:
         raise ValueError("short DNS reply")
-    rid, flags, _, ancount, _, _ = struct.unpack("!HHHHHH", reply[:12])
+    rid, flags, _qdcount, ancount, _nscount, _arcount = struct.unpack("!HHHHHH", reply[:12])
     if rid != ident or not flags & 0x8000:
         raise ValueError("not a reply to our query")
     return flags & 0x000F, ancount
@@ -63,7 +63,7 @@ def resolve(server, name, timeout=3):
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         sock.sendto(packet, (server, 53))
-        reply, _ = sock.recvfrom(4096)
+        reply, _unused = sock.recvfrom(4096)
     return dns_answers(reply, ident)
 
 
