@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 
 KEY = re.compile(r"^[A-Za-z0-9_\-]{1,31}$")
 PERMS = re.compile(r"^[rwxa]{1,4}$")

@@ -18,8 +18,8 @@ import os
 import re
 import subprocess
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 
 PER_NETNS = ("net.ipv4.", "net.ipv6.", "net.bridge.", "net.netfilter.", "net.unix.")
 # Settings that exist only once their module is loaded: not applicable without it.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _VALUE = re.compile(r"^[A-Za-z0-9_./-]+$")

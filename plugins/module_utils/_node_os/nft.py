@@ -18,8 +18,8 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd.node import find_connection
 
 from . import firewall
