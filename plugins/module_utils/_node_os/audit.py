@@ -66,18 +66,10 @@ def plan(watches):
     return kept, absent
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def run(params, check_mode, node):
     kept, absent = plan(params["watches"])
     content = render(kept, params["header"])
-    current = _read(params["rules_file"])
+    current = _files.read(params["rules_file"])
     result = {"changed": content != current, "watches": kept, "absent": absent,
               "diff": {"before": current or "", "after": content, "before_header": params["rules_file"],
                        "after_header": params["rules_file"]}}  # fmt: skip

@@ -42,14 +42,6 @@ def proc_path(name, root="/proc/sys"):
     return os.path.join(root, *name.split("."))
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
 def normalize(value):
     return " ".join(str(value).split())
 
@@ -69,7 +61,7 @@ def plan(sysctls, container, root="/proc/sys", optional=None):
             raise KubeguardError("node_os_kernel_sysctls", f"{name!r} is not a sysctl name")
         if "\n" in str(value) or str(value).strip() == "":
             raise KubeguardError("node_os_kernel_sysctls", f"{name}: {value!r} is not a value")
-        current = _read(proc_path(name, root))
+        current = _files.read(proc_path(name, root))
         if current is None:
             module = next((m for prefix, m in NEEDS_MODULE.items() if name.startswith(prefix)), None)
             if module or (name in optional and name not in sysctls):
@@ -94,7 +86,7 @@ def render_sysctl(apply, skipped, header):
 
 
 def loaded_modules(path="/proc/modules"):
-    text = _read(path) or ""
+    text = _files.read(path) or ""
     return {line.split()[0] for line in text.splitlines() if line.strip()}
 
 
@@ -138,7 +130,7 @@ CORE_DUMPS = {
 
 
 def _write_if_changed(path, content, check_mode):
-    if _read(path) == content:
+    if _files.read(path) == content:
         return False
     if not check_mode:
         os.makedirs(os.path.dirname(path), exist_ok=True)

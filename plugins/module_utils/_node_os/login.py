@@ -20,14 +20,6 @@ _KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _VALUE = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def edit_login_defs(text, settings):
     """``text`` with each ``KEY value`` of ``settings`` set once (refuses malformed keys and values)."""
     lines = (text or "").splitlines()
@@ -58,7 +50,7 @@ def profile(umask, tmout, header):
 
 
 def _write_if_changed(path, content, mode, check_mode, changes):
-    if _read(path) == content:
+    if _files.read(path) == content:
         return
     changes.append(path)
     if not check_mode:
@@ -89,7 +81,7 @@ def run(params, check_mode):
         return os.path.join(root, path.lstrip("/"))
 
     defs_path = at("/etc/login.defs")
-    current = _read(defs_path)
+    current = _files.read(defs_path)
     if current is None:
         raise KubeguardError("node_os_login_defs", "/etc/login.defs does not exist on this node")
     changes = []

@@ -36,14 +36,6 @@ logger -t {unit} "restored the previous node firewall" || true
 """
 
 
-def _read(path):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
 def live_table(node):
     """Our live table as ``nft -s list`` prints it (no counter values), or None when absent."""
     rc, out, _unused = node.run_command(["nft", "-s", "list", "table", "inet", firewall.TABLE])
@@ -100,9 +92,9 @@ def apply(params, check_mode, node, connection=None):
         connection = find_connection()
     planned = firewall.plan(params, connection if params["lockout_check"] else None)
     content = firewall.render(planned, params["header"])
-    current = _read(params["path"])
+    current = _files.read(params["path"])
     live = live_table(node)
-    recorded = _read(os.path.join(params["state_dir"], "live.sha256"))
+    recorded = _files.read(os.path.join(params["state_dir"], "live.sha256"))
     # Changed when the file differs or the live table drifted from what the last apply left.
     drifted = live is None or recorded is None or recorded.strip() != _digest(live)
     result = {
