@@ -104,9 +104,6 @@ def apply(params, check_mode):
         return result
     check_known_flags(component, new_flags, conf["binary"], params)
     check_pki(component, {k: sources.get(v, v) for k, v in new_flags.items()}, params, writing=files)
-    if component == "kube-apiserver":
-        # The installed apiserver judges CEL and structured configs before any restart.
-        preflight.check(
             conf["binary"].get("path"), new_flags, {p: c for p, (c, _unused) in files.items()}, params["config_dir"]
         )
     if check_mode:
