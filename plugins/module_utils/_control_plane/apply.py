@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, preflight
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.checks import (
     check_known_flags,
@@ -104,8 +104,6 @@ def apply(params, check_mode):
         return result
     check_known_flags(component, new_flags, conf["binary"], params)
     check_pki(component, {k: sources.get(v, v) for k, v in new_flags.items()}, params, writing=files)
-            conf["binary"].get("path"), new_flags, {p: c for p, (c, _unused) in files.items()}, params["config_dir"]
-        )
     if check_mode:
         return result
     rollback = state.remember(
