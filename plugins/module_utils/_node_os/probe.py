@@ -57,6 +57,10 @@ def dns_answers(reply, ident):
     return flags & 0x000F, ancount
 
 
+# An hour: a proof that has not passed by then will not pass.
+MAX_TIMEOUT = 3600
+
+
 def resolve(server, name, timeout=3):
     ident, packet = dns_query(name)
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
@@ -67,8 +71,15 @@ def resolve(server, name, timeout=3):
     return dns_answers(reply, ident)
 
 
-def run(params, clock=time.time, sleep=time.sleep):
+def run(params, clock=None, sleep=None, wall=None):
     """Entry point of ``node_os_probe``: wait until both proofs pass, or fail naming the one that did not."""
+    # Looked up per call, not bound at import. The deadline runs on the monotonic
+    # clock; the Lease's renewTime is wall-clock time, so it is compared with ``wall``.
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    wall = wall or time.time
+    if not 0 < params["timeout"] <= MAX_TIMEOUT:
+        raise KubeguardError("timeout", f"must be between 1 and {MAX_TIMEOUT} seconds, got {params['timeout']}")
     result = {"changed": False}
     deadline = clock() + params["timeout"]
     kubeconfig = params["kubeconfig"]
@@ -78,7 +89,7 @@ def run(params, clock=time.time, sleep=time.sleep):
         kubeconfig = ""
     if kubeconfig:
         api = NodeAPI(kubeconfig)
-        started, last = clock(), "no answer yet"
+        started, last = wall(), "no answer yet"
         while True:
             try:
                 renewed, ready = kubelet_state(api, params["node_name"])

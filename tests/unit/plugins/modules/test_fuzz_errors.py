@@ -140,6 +140,7 @@ def sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, *a, **k: (1, "", "fuzz: no command runs"))
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "sendto", refuse)  # no datagram leaves the sandbox either
     monkeypatch.setattr("time.sleep", lambda seconds: None)
     return tmp_path
 
