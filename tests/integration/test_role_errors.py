@@ -20,6 +20,7 @@ def inventory(base):
                 "ansible_connection": "local",
                 "ansible_python_interpreter": str(REPO / ".venv/bin/python"),
                 "ansible_become": False,
+                "kubeguard_node_ip_check_enabled": False,  # hosts stand in for nodes: their addresses are not these
                 "kubeguard_cluster_name": "kubeguard-lab",
                 "kubeguard_control_plane_endpoint": "10.123.0.10:6443",
                 "kubeguard_api_extra_sans": ["127.0.0.1", "localhost"],
