@@ -5,6 +5,7 @@ and two workers; kube-proxy and CoreDNS are kubeadm's; the workloads run.
 Marked `ha`: selected only when the layout is kubeadm-ha (conftest.py), e.g.
 `LAB_ID=23 LAYOUT=kubeadm-ha make lab && LAB_ID=23 LAYOUT=kubeadm-ha pytest -q -m ha tests/integration`."""
 
+import csv
 import json
 import ssl
 import time
@@ -54,6 +55,15 @@ def readyz(host, port=6443):
         return 0
 
 
+def lb_servers(lab):
+    """{apiserver: HAProxy's CSV status row} from the load balancer's stats page."""
+    lb_ip = lab.vars["kubeguard_control_plane_endpoint"].split(":")[0]
+    with urllib.request.urlopen(f"http://{lb_ip}:8404/stats;csv", timeout=5) as answer:
+        text = answer.read().decode().lstrip("# ")
+    rows = csv.DictReader(text.splitlines())
+    return {r["svname"]: r for r in rows if r["pxname"] == "apiservers" and r["svname"] not in ("FRONTEND", "BACKEND")}
+
+
 def test_the_inventory_has_the_ha_shape(lab):
     assert lab.groups["control_plane"] == ["cp1", "cp2", "cp3"]
     assert lab.groups["etcd"] == ["cp1", "cp2", "cp3"]
@@ -82,11 +92,15 @@ def test_kubeadm_made_the_cluster_behind_the_load_balancer(lab):
     )
     assert config.returncode == 0, config.stderr
     assert f"controlPlaneEndpoint: {lab.vars['kubeguard_control_plane_endpoint']}" in config.stdout
-    # Every node got its kubelet identity from kubeadm (TLS bootstrap or init), none by hand.
+    # kubeadm's kubelet.conf: the workers reach the API through the load
+    # balancer, each control plane's kubelet its own apiserver (kubeadm's local mode).
     for host in lab.hosts:
-        conf = lab.podman_exec(host, "cat", "/etc/kubernetes/kubelet.conf")
+        conf = lab.podman_exec(host, "grep", "server:", "/etc/kubernetes/kubelet.conf")
         assert conf.returncode == 0, (host, conf.stderr)
-        assert "/var/lib/kubelet/pki/kubelet-client-current.pem" in conf.stdout, host
+        expected = lab.vars["kubeguard_control_plane_endpoint"]
+        if host in lab.groups["control_plane"]:
+            expected = f"{lab.hostvars[host]['kubeguard_node_ip']}:6443"
+        assert conf.stdout.split() == ["server:", f"https://{expected}"], host
 
 
 def test_three_etcd_members_are_healthy_over_tls(lab):
@@ -125,6 +139,10 @@ def test_three_apiservers_ready_behind_the_load_balancer(lab, kube):
     for host in lab.groups["control_plane"]:
         assert readyz(lab.hostvars[host]["kubeguard_node_ip"]) == 200, host
     assert readyz("127.0.0.1", API_PORT) == 200
+    # The load balancer's own view: every apiserver up, its last check an HTTP 200 (GET /readyz).
+    servers = lb_servers(lab)
+    assert sorted(servers) == lab.groups["control_plane"]
+    assert {(s["status"], s["check_status"], s["check_code"]) for s in servers.values()} == {("UP", "L7OK", "200")}
     # Each apiserver registers itself in the default/kubernetes Service.
     addresses = {
         address
@@ -144,6 +162,7 @@ def test_the_load_balancer_keeps_answering_without_one_apiserver(lab, kube):
     assert lab.podman_exec(host, "mv", manifest, aside).returncode == 0
     try:
         assert wait_for(lambda: readyz(ip) == 0), "cp2's apiserver did not stop"
+        assert wait_for(lambda: lb_servers(lab)[host]["status"] == "DOWN", timeout=30)
         answers = [readyz("127.0.0.1", API_PORT) for _ in range(30)]
         assert answers == [200] * 30
         nodes = kube("get", "nodes", "-o", "name")
@@ -151,6 +170,7 @@ def test_the_load_balancer_keeps_answering_without_one_apiserver(lab, kube):
     finally:
         assert lab.podman_exec(host, "mv", aside, manifest).returncode == 0
     assert wait_for(lambda: readyz(ip) == 200, timeout=180), "cp2's apiserver did not come back"
+    assert wait_for(lambda: lb_servers(lab)[host]["status"] == "UP", timeout=30)
     assert readyz("127.0.0.1", API_PORT) == 200
 
 
@@ -175,7 +195,10 @@ def test_kube_proxy_and_coredns_run_as_kubeadm_installs_them(lab, kube):
     config = kube.get("-n", "kube-system", "configmap", "kube-proxy")["data"]["config.conf"]
     assert "mode: nftables" in config
     coredns = kube.get("-n", "kube-system", "deployment", "coredns")
-    assert coredns["status"].get("readyReplicas") == coredns["spec"]["replicas"] >= 1
+    assert coredns["status"].get("readyReplicas") == coredns["spec"]["replicas"] == 2
+    # Spread over two nodes, as kubeadm's anti-affinity asks once there are several.
+    pods = kube.get("-n", "kube-system", "pods", "-l", "k8s-app=kube-dns")["items"]
+    assert len({p["spec"]["nodeName"] for p in pods if p["status"]["phase"] == "Running"}) == 2
     assert kube.get("-n", "kube-system", "service", "kube-dns")["spec"]["clusterIP"] == "10.96.0.10"
 
 
