@@ -143,7 +143,7 @@ summary:
   description: What was rendered, without any secret.
   returned: success
   type: dict
-  sample: {"anonymous": "off", "anonymous_paths": [], "authorizers": ["Node/node", "RBAC/rbac"], "static_token_users": []}
+  sample: {"anonymous": "off", "anonymous_paths": [], "authorizers": ["Node/node", "RBAC/rbac"]}
 """
 
 from ansible.module_utils.basic import AnsibleModule

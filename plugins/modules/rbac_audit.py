@@ -72,7 +72,7 @@ options:
       - Accept kubeadm's grant for C(kubeadm join) token discovery, RoleBinding and Role
         C(kube-public/kubeadm:bootstrap-signer-clusterinfo) giving system:anonymous C(get) on the cluster-info
         ConfigMap (the cluster CA and API endpoint; no secret), as an allowlisted C(anonymous_access) finding that
-        remediation keeps. Only that exact grant: a Role of that name allowing anything more is still a finding.
+        remediation keeps. Only that exact grant; a Role of that name allowing anything more is still a finding.
     type: bool
     default: false
   remediate:
