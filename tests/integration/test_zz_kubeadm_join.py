@@ -88,9 +88,11 @@ def discover(lab, join, timeout="20s"):
         # preflight's node checks fail on a node that already runs a kubelet: only discovery matters here
         "nodeRegistration": {"name": worker, "ignorePreflightErrors": ["all"]},
     }
-    write = lab.podman_exec(worker, "sh", "-c", f"echo {shlex.quote(json.dumps(config))} > /tmp/kg19-join.json")
+    path = "/root/kg19-join.json"  # holds the token: root-only, removed after
+    write = lab.podman_exec(worker, "sh", "-c", f"umask 077; echo {shlex.quote(json.dumps(config))} > {path}")
     assert write.returncode == 0, write.stderr
-    run = lab.podman_exec(worker, "kubeadm", "join", "phase", "preflight", "--config", "/tmp/kg19-join.json", "-v1")
+    run = lab.podman_exec(worker, "kubeadm", "join", "phase", "preflight", "--config", path, "-v1")
+    lab.podman_exec(worker, "rm", "-f", path)
     return run.returncode, run.stdout + run.stderr
 
 
