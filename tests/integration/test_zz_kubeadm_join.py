@@ -169,7 +169,10 @@ def test_with_the_exception_off_discovery_fails_and_back_on_it_works(hardened, j
     kubelet's probe paths (control_plane keeps those), cluster-info answers 401 and discovery fails."""
     join = join_command(join_lab)
     off, _ = ansible_playbook(
-        join_lab.inventory, "api_access.yml", "-e", "api_access_anonymous_kubeadm_discovery_enabled=false"
+        join_lab.inventory,
+        "api_access.yml",
+        "-e",
+        json.dumps({"api_access_anonymous_kubeadm_discovery_enabled": False}),
     )
     try:
         assert off.returncode == 0, off.stdout[-4000:]
