@@ -3,16 +3,10 @@
 
 from __future__ import annotations
 
-import pathlib
-import re
-
-import yaml
-from ansible.errors import AnsibleLookupError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: serial
-author: kubeguard maintainers
+author:
+  - Kubeguard maintainers (@kubeguard)
 short_description: A play's batch size (serial) from a kubeguard_serial_* knob, validated
 version_added: 0.3.0
 description:
@@ -49,6 +43,13 @@ _raw:
   type: list
   elements: raw
 """
+
+import pathlib  # noqa: E402 (after the documentation, as validate-modules requires)
+import re  # noqa: E402
+
+import yaml  # noqa: E402
+from ansible.errors import AnsibleLookupError  # noqa: E402
+from ansible.plugins.lookup import LookupBase  # noqa: E402
 
 KNOBS = ("kubeguard_serial_control_plane", "kubeguard_serial_workers", "kubeguard_serial_ssh")
 _DEFAULTS = pathlib.Path(__file__).resolve().parents[2] / "roles" / "kubeguard" / "defaults" / "main.yml"
