@@ -16,6 +16,8 @@ description:
   - Ansible templates C(serial) once per play, before any host is chosen, so only extra vars (C(-e)), play vars and the
     defaults of the play's roles are visible then, not the inventory. Without one of those, the value is the default of
     the kubeguard role (roles/kubeguard/defaults/main.yml).
+  - Called from a task (the kubeguard role validates every knob on every host), it also refuses a value that differs
+    from the one a play of the same run used, which is what a value set in the inventory does.
 options:
   _terms:
     description:
@@ -55,6 +57,11 @@ KNOBS = ("kubeguard_serial_control_plane", "kubeguard_serial_workers", "kubeguar
 _DEFAULTS = pathlib.Path(__file__).resolve().parents[2] / "roles" / "kubeguard" / "defaults" / "main.yml"
 _PERCENT = re.compile(r"^([1-9][0-9]?|100)%$")
 _COUNT = re.compile(r"^[1-9][0-9]*$")
+# What each knob gave the play keyword serial in this run. Ansible templates serial
+# once per play in the main process, before the inventory; a task's call (in a
+# worker forked after that) sees the inventory's value. A difference means a value
+# set in the inventory was ignored: refuse it rather than run other batches than asked.
+PLAYED = {}
 
 
 def batches(name, value):
@@ -94,6 +101,15 @@ class LookupModule(LookupBase):
         # Extra vars, play vars or the play's role defaults; else the contract role's default.
         value = self._templar.template(variables[name]) if name in variables else defaults().get(name)
         try:
-            return batches(name, value)
+            found = batches(name, value)
         except ValueError as exc:
             raise AnsibleLookupError(str(exc)) from None
+        host = variables.get("inventory_hostname")
+        if host is None:  # the play keyword
+            PLAYED[name] = found
+        elif PLAYED.get(name, found) != found:
+            raise AnsibleLookupError(
+                f"{name}: {value!r} (for {host}) is ignored: plays read it before the inventory and used "
+                f"{PLAYED[name]!r}; give it as an extra var instead (-e {name}=...)"
+            )
+        return found

@@ -238,3 +238,25 @@ def test_a_bad_batch_size_is_refused_naming_the_variable(tmp_path, playbook, kno
     assert f"{named} is not a batch size" in out, out
     assert "Traceback" not in out, out
     assert not any(r.get("changed") for r in recap.values()), out
+
+
+def test_a_batch_size_set_in_the_inventory_is_refused_not_ignored(tmp_path):
+    data = yaml.safe_load((EXAMPLES / "kubeadm-ha.yml").read_text())
+    data["all"]["vars"]["kubeguard_serial_workers"] = 2
+    write(tmp_path, **{"inventory.yml": data, "local.json": LOCAL})
+    common = ("--check", "--tags", "kubeguard_batches_only", "-e", f"@{tmp_path / 'local.json'}")
+    run, recap = ansible_playbook(tmp_path / "inventory.yml", "kubelet.yml", *common)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert (
+        "kubeguard_serial_workers: 2 (for worker1) is ignored: plays read it before the inventory and used [1]; "
+        "give it as an extra var instead (-e kubeguard_serial_workers=...)"
+    ) in out
+    # Refused at the first worker, before any worker's role task; the control planes passed their checks.
+    assert recap["worker1"]["failed"] == 1 and "worker2" not in recap, out
+    # The same value as an extra var is what the play uses: accepted.
+    run, _ = ansible_playbook(
+        tmp_path / "inventory.yml", "kubelet.yml", *common, "-e", '{"kubeguard_serial_workers": 2}'
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert [hosts for _, hosts in batches(run.stdout)][-2:] == [["worker1", "worker2"], ["worker3"]], run.stdout

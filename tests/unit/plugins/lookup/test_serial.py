@@ -60,3 +60,17 @@ def test_run_prefers_the_play_value_and_falls_back_to_the_role_default():
     assert lookup({}).run(["kubeguard_serial_workers"], variables={"kubeguard_serial_workers": "10%"}) == ["10%"]
     with pytest.raises(AnsibleLookupError, match=r"^kubeguard_serial_workers: 'ten' is not a batch size"):
         lookup({}).run(["kubeguard_serial_workers"], variables={"kubeguard_serial_workers": "ten"})
+
+
+def test_a_task_value_other_than_the_plays_is_refused_as_ignored(monkeypatch):
+    monkeypatch.setattr("ansible_collections.kubeguard.hardening.plugins.lookup.serial.PLAYED", {})
+    # The play keyword: no host yet, the extra var or the default.
+    assert lookup({}).run(["kubeguard_serial_workers"], variables={}) == [1]
+    # A task of the same run: the same value passes, an inventory value that the play could not see does not.
+    task = {"inventory_hostname": "worker1"}
+    assert lookup({}).run(["kubeguard_serial_workers"], variables={**task, "kubeguard_serial_workers": 1}) == [1]
+    ignored = r"^kubeguard_serial_workers: '10%' \(for worker1\) is ignored: .*\(-e kubeguard_serial_workers="
+    with pytest.raises(AnsibleLookupError, match=ignored):
+        lookup({}).run(["kubeguard_serial_workers"], variables={**task, "kubeguard_serial_workers": "10%"})
+    # A knob no play has used yet is only checked for its form.
+    assert lookup({}).run(["kubeguard_serial_ssh"], variables={**task, "kubeguard_serial_ssh": 3}) == [3]
