@@ -14,9 +14,10 @@ from conftest import CONTAINERS_CONF, LAB_STATE, REPO
 pytestmark = pytest.mark.lab
 
 PLAYBOOK = "kubeguard.hardening.site"
-# What the test does to one node before the first run through the EE: a
-# setting sshd takes first (before every Include and the hardened values).
-WEAKENING = "PasswordAuthentication yes"
+# What the test does to one node before the first run through the EE: sshd
+# takes the first value of a keyword, so these lines, put before everything
+# the role wrote, let passwords in again.
+WEAKENING = ("PasswordAuthentication yes", "AuthenticationMethods any")
 
 
 def _env(**extra):
@@ -88,24 +89,21 @@ def test_the_image_carries_the_collection_and_its_requirements(ee_image):
 
 
 @pytest.fixture(scope="module")
-def weakened(lab):
+def weakened(lab, request):
     """One node's sshd takes password logins again, proven by a real password login."""
     host = lab.groups["workers"][0]
-    weaken = lab.podman_exec(
-        host, "sh", "-c", f"sed -i '1i {WEAKENING}' /etc/ssh/sshd_config && sshd -t && systemctl reload ssh"
+    config = "/etc/ssh/sshd_config"
+    # Whatever happens below: the lab stays hardened for the tests after this file.
+    restore = "; ".join(f"/^{line}$/d" for line in WEAKENING)
+    request.addfinalizer(
+        lambda: lab.podman_exec(host, "sh", "-c", f"sed -i '{restore}' {config} && systemctl reload ssh")
     )
+    insert = "\\n".join(WEAKENING)
+    weaken = lab.podman_exec(host, "sh", "-c", f"sed -i '1i {insert}' {config} && sshd -t && systemctl reload ssh")
     assert weaken.returncode == 0, weaken.stderr
     login = lab.ssh(host, "true", user="operator", password="operator")
     assert login.returncode == 0, login.stderr
-    yield host
-    # Only if the run through the EE failed to repair it: the lab stays hardened for the tests after this one.
-    lab.podman_exec(
-        host,
-        "sh",
-        "-c",
-        f"grep -qx '{WEAKENING}' /etc/ssh/sshd_config && sed -i '1d' /etc/ssh/sshd_config "
-        "&& systemctl reload ssh || true",
-    )
+    return host
 
 
 @pytest.fixture(scope="module")
