@@ -60,6 +60,15 @@ options:
     type: list
     elements: str
     default: []
+  rotation:
+    description:
+      - Host CA rotation with dual trust, one step per run.
+      - C(none) signs with the CA (a pending next CA is still trusted); C(add) creates the next CA
+        (C(ssh_host_ca.next)) and trusts both; C(resign) signs with the next CA, both trusted; C(finish) makes the
+        next CA the CA (the old one is kept as C(ssh_host_ca.retired)) and trusts only it.
+    type: str
+    choices: [none, add, resign, finish]
+    default: none
   known_hosts_merge:
     description: Keep the host patterns the file already lists for this CA and add I(known_hosts_patterns), so a run
       limited to some nodes keeps trusting the CA for the others.
@@ -92,7 +101,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 public_key:
-  description: The CA's public key (empty in check mode when it would be created).
+  description: The public key of the CA that signs (empty in check mode when it would be created).
   returned: success
   type: str
   sample: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...
@@ -107,7 +116,7 @@ ca_created:
   type: bool
   sample: false
 path:
-  description: The CA's private key file (its path only).
+  description: The signing CA's private key file (its path only).
   returned: success
   type: str
   sample: /root/.kubeguard/pki/kubernetes/ssh/ssh_host_ca
@@ -118,6 +127,17 @@ certificates:
   elements: dict
   sample: [{"path": "/etc/ssh/ssh_host_ed25519_key-cert.pub", "certificate": "ssh-ed25519-cert-v01@openssh.com AAAA...",
             "summary": "host:cp1:ssh-ed25519 by SHA256:26M0... for cp1,10.123.0.10 until 2027-12-05T07:00:00Z"}]
+trusted:
+  description: Public keys of the CAs the C(@cert-authority) lines trust (two during a rotation).
+  returned: success
+  type: list
+  elements: str
+  sample: [ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI...]
+ca_promoted:
+  description: Whether the C(finish) rotation step made the next CA the CA (in check mode, would).
+  returned: success
+  type: bool
+  sample: false
 known_hosts_changed:
   description: Whether the ssh_known_hosts file was (or would be) written.
   returned: success
@@ -139,6 +159,7 @@ ARGUMENT_SPEC = {
     "known_hosts_path": {"type": "path"},
     "known_hosts_patterns": {"type": "list", "elements": "str", "default": []},
     "known_hosts_merge": {"type": "bool", "default": False},
+    "rotation": {"type": "str", "default": "none", "choices": ["none", "add", "resign", "finish"]},
 }
 
 

@@ -199,3 +199,42 @@ def test_a_certificate_close_to_its_end_is_renewed(lab, store, converged, tmp_pa
     assert_verified_by_ca(login(lab, host, store / "ssh_known_hosts", tmp_path, "ip"))
     _run, recap = play(lab, store)
     assert all(counts["changed"] == 0 for counts in recap.values())
+
+
+def ca_lines(path):
+    return [line for line in path.read_text().splitlines() if line.startswith("@cert-authority ")]
+
+
+def test_host_ca_rotation_with_dual_trust(lab, store, converged, tmp_path):
+    known = store / "ssh_known_hosts"
+    old_only = tmp_path / "old_only"
+    old_only.write_text(known.read_text())
+    old_fp = {host: node_cert(lab, host)["ca_fingerprint"] for host in lab.hosts}
+
+    play(lab, store, ssh_hardening_host_certificate_ca_rotation="add")
+    lines = ca_lines(known)
+    assert len(lines) == 2 and lines[0] == ca_lines(old_only)[0]
+    new_only = tmp_path / "new_only"
+    new_only.write_text(lines[1] + "\n")
+    new_fp = hostcert.fingerprint(" ".join(lines[1].split()[2:4]))
+    for host in lab.hosts:
+        assert node_cert(lab, host)["ca_fingerprint"] == old_fp[host]  # nothing re-signed yet
+        assert_verified_by_ca(login(lab, host, known, tmp_path, "ip"))
+        assert_verified_by_ca(login(lab, host, old_only, tmp_path, "ip"))
+        assert_refused(login(lab, host, new_only, tmp_path, "ip"))
+
+    _run, recap = play(lab, store, ssh_hardening_host_certificate_ca_rotation="resign")
+    assert all(counts["changed"] > 0 for counts in recap.values())
+    for host in lab.hosts:
+        assert node_cert(lab, host)["ca_fingerprint"] == new_fp
+        assert_verified_by_ca(login(lab, host, known, tmp_path, "ip"))
+        assert_verified_by_ca(login(lab, host, new_only, tmp_path, "port"))
+        assert_refused(login(lab, host, old_only, tmp_path, "ip"))
+
+    play(lab, store, ssh_hardening_host_certificate_ca_rotation="finish")
+    assert ca_lines(known) == [lines[1]]
+    assert (store / "ssh" / "ssh_host_ca.retired").exists() and not (store / "ssh" / "ssh_host_ca.next").exists()
+    for host in lab.hosts:
+        assert_verified_by_ca(login(lab, host, known, tmp_path, "ip"))
+    _run, recap = play(lab, store)
+    assert all(counts["changed"] == 0 for counts in recap.values())

@@ -22,6 +22,8 @@ from . import hostcert
 
 CA_NAME = "ssh_host_ca"
 CA_COMMENT = "kubeguard ssh host CA"
+# Host CA rotation with dual trust, one step per run (docs/ssh_hardening.md).
+ROTATION = ("none", "add", "resign", "finish")
 # Backdated start: a node clock slightly behind the controller still accepts a fresh certificate.
 BACKDATE = "-5m"
 
@@ -41,19 +43,20 @@ def _store(ca_dir):
     return os.path.join(ca_dir, CA_NAME)
 
 
-def ensure_ca(ca_dir, check_mode, runner):
+def ensure_ca(ca_dir, check_mode, runner, name=CA_NAME):
     """``(public_key_line, created)``; the public key is '' in check mode when the CA would be created."""
-    key = _store(ca_dir)
+    key = os.path.join(os.path.dirname(_store(ca_dir)), name)
     if os.path.exists(key):
         if _files.file_mode(key) & 0o077:
             raise KubeguardError(
                 "ca_dir", f"{key} is readable by others (mode {_files.file_mode(key):04o}): chmod 0600"
             )
-        public = _files.read(key + ".pub")
-        if not public:
-            # Derived from the private key by ssh-keygen, which prints only the public half.
-            public = _keygen(runner, ["-y", "-f", key], "ca_dir")
-        return " ".join(public.split()[:2]), False
+        # Derived from the private key (ssh-keygen prints only the public half): a .pub left
+        # behind by an interrupted rotation cannot disagree with the key that signs.
+        public = " ".join(_keygen(runner, ["-y", "-f", key], "ca_dir").split()[:2])
+        if " ".join((_files.read(key + ".pub") or "").split()[:2]) != public and not check_mode:
+            _files.atomic_write(key + ".pub", f"{public} {CA_COMMENT}\n".encode(), 0o644)
+        return public, False
     if check_mode:
         return "", True
     try:
@@ -73,6 +76,45 @@ def ensure_ca(ca_dir, check_mode, runner):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return " ".join(_files.read(key + ".pub").split()[:2]), True
+
+
+def promote(key):
+    """Finish a rotation: keep the old CA as ``.retired``, then the next CA becomes the CA (one rename each)."""
+    for suffix in ("", ".pub"):
+        if os.path.exists(key + suffix):
+            shutil.copy2(key + suffix, key + ".retired" + suffix)
+    os.replace(key + ".next", key)
+    os.replace(key + ".next.pub", key + ".pub")
+
+
+def cas(params, check_mode, runner):
+    """The CA that signs and the CAs clients trust, after the rotation step in ``params['rotation']``.
+
+    none: the CA signs (and a pending next CA is trusted too); add: create the next CA and trust both;
+    resign: the next CA signs, both trusted; finish: the next CA replaces the CA, only it is trusted.
+    """
+    rotation = params.get("rotation") or "none"
+    if rotation not in ROTATION:
+        raise KubeguardError("rotation", f"{rotation!r} is not one of {', '.join(ROTATION)}")
+    key = _store(params["ca_dir"])
+    current, created = ensure_ca(params["ca_dir"], check_mode, runner)
+    state = {"created": created, "promoted": False, "signing_key": key}
+    nxt, next_created = "", False
+    if rotation == "add" or os.path.exists(key + ".next"):
+        nxt, next_created = ensure_ca(params["ca_dir"], check_mode, runner, CA_NAME + ".next")
+    elif rotation == "resign":
+        raise KubeguardError("rotation", "there is no next CA to sign with: run the 'add' step first")
+    state["created"] = created or next_created
+    if rotation == "resign":
+        state["signing_key"], state["signing"], state["trusted"] = key + ".next", nxt, [current, nxt]
+    elif rotation == "finish" and nxt:
+        if not check_mode:
+            promote(key)
+        state["signing_key"] = key if not check_mode else key + ".next"
+        state.update(promoted=True, signing=nxt, trusted=[nxt])
+    else:
+        state["signing"], state["trusted"] = current, [current] + ([nxt] if nxt or next_created else [])
+    return state
 
 
 def sign(ca_key, requests, identity, principals, validity_days, runner):
@@ -134,20 +176,23 @@ def run(params, check_mode, runner):
         if not os.path.isabs(str(p["known_hosts_path"])) or os.path.isdir(p["known_hosts_path"]):
             raise KubeguardError("known_hosts_path", f"{p['known_hosts_path']!r} must be an absolute file path")
         hostcert.known_hosts([("ssh-ed25519 AAAA", "")], p["known_hosts_patterns"])
-    public_key, created = ensure_ca(p["ca_dir"], check_mode, runner)
-    key = _store(p["ca_dir"])
+    state = cas(p, check_mode, runner)
+    public_key = state["signing"]
     result = {
-        "changed": created,
-        "ca_created": created,
+        "changed": state["created"] or state["promoted"],
+        "ca_created": state["created"],
+        "ca_promoted": state["promoted"],
         "public_key": public_key,
         "fingerprint": hostcert.fingerprint(public_key, "ca_dir") if public_key else "",
-        "path": key,
+        "trusted": state["trusted"],
+        "path": state["signing_key"],
         "certificates": [],
         "known_hosts_changed": False,
     }
     if p["sign"]:
         if public_key:
-            result["certificates"] = sign(key, p["sign"], p["identity"], wanted, p["validity_days"], runner)
+            result["certificates"] = sign(state["signing_key"], p["sign"], p["identity"], wanted, p["validity_days"],
+                                          runner)  # fmt: skip
         else:
             # Check mode, CA not created yet: the nodes report what they would receive.
             result["certificates"] = [{"path": r.get("certificate_path"), "certificate": "",
@@ -155,11 +200,12 @@ def run(params, check_mode, runner):
     if p["known_hosts_path"]:
         before = _files.read(p["known_hosts_path"]) or ""
         patterns = p["known_hosts_patterns"]
-        if p["known_hosts_merge"] and public_key:
+        if p["known_hosts_merge"]:
             # A run limited to some nodes (--limit) keeps trusting the CA for the others.
-            patterns = list(dict.fromkeys(hostcert.known_patterns(before, public_key) + patterns))
-        content = hostcert.known_hosts([(public_key or "ssh-ed25519 (created-in-this-run)", CA_COMMENT)],
-                                       patterns)  # fmt: skip
+            known = [pattern for ca in state["trusted"] if ca for pattern in hostcert.known_patterns(before, ca)]
+            patterns = list(dict.fromkeys(known + patterns))
+        trusted = [(ca or "ssh-ed25519 (created-in-this-run)", CA_COMMENT) for ca in state["trusted"]]
+        content = hostcert.known_hosts(trusted, patterns)
         result["known_hosts_changed"] = write_known_hosts(p["known_hosts_path"], content, check_mode)
         result["changed"] = result["changed"] or result["known_hosts_changed"]
         result["diff"] = {"before": before, "after": content,

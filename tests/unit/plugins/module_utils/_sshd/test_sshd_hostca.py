@@ -186,3 +186,36 @@ def test_known_hosts_merge_keeps_the_nodes_of_earlier_runs(tmp_path):
     params.update(known_hosts_merge=False)
     hostca.run(params, False, Runner())
     assert hostcert.known_patterns((tmp_path / "ssh_known_hosts").read_text(), result["public_key"]) == ["w2", "cp1"]
+
+
+def test_rotation_with_dual_trust(tmp_path):
+    kh = tmp_path / "ssh_known_hosts"
+    params = ca_params(tmp_path, known_hosts_path=str(kh), known_hosts_patterns=["cp1"])
+    old = hostca.run(params, False, Runner())["public_key"]
+    with pytest.raises(KubeguardError) as err:
+        hostca.run(dict(params, rotation="resign"), False, Runner())
+    assert err.value.option == "rotation"
+    assert hostca.run(dict(params, rotation="add"), True, Runner())["trusted"] == [old, ""]
+    assert not (tmp_path / "store" / "ssh" / "ssh_host_ca.next").exists()
+    added = hostca.run(dict(params, rotation="add"), False, Runner())
+    new = added["trusted"][1]
+    assert added["changed"] and added["public_key"] == old and new != old
+    assert [line.split()[2:4] for line in kh.read_text().splitlines()[1:]] == [old.split(), new.split()]
+    assert not hostca.run(dict(params, rotation="add"), False, Runner())["changed"]
+    assert hostca.run(params, False, Runner())["trusted"] == [old, new]  # "none" keeps the pending next CA
+    resign = hostca.run(dict(params, rotation="resign"), False, Runner())
+    assert resign["public_key"] == new and resign["path"].endswith("ssh_host_ca.next")
+    assert not resign["changed"]
+    finish = hostca.run(dict(params, rotation="finish"), False, Runner())
+    assert finish["ca_promoted"] and finish["trusted"] == [new] and finish["path"].endswith("ssh_host_ca")
+    assert [line.split()[2:4] for line in kh.read_text().splitlines()[1:]] == [new.split()]
+    store = tmp_path / "store" / "ssh"
+    assert sorted(os.listdir(store)) == [
+        "ssh_host_ca",
+        "ssh_host_ca.pub",
+        "ssh_host_ca.retired",
+        "ssh_host_ca.retired.pub",
+    ]
+    assert stat.S_IMODE((store / "ssh_host_ca").stat().st_mode) == 0o600
+    again = hostca.run(dict(params, rotation="finish"), False, Runner())
+    assert not again["changed"] and again["public_key"] == new
