@@ -139,6 +139,14 @@ def test_every_node_is_verified_by_the_ca_line_alone(lab, store, converged, tmp_
 def test_rerun_changes_nothing_and_reloads_nothing(lab, store, converged):
     run, recap = play(lab, store)
     assert all(counts["changed"] == 0 for counts in recap.values()), run.stdout[-3000:]
+    # The tag alone, and a run limited to one node: nothing changes, known_hosts keeps every node.
+    known = (store / "ssh_known_hosts").read_text()
+    run, recap = play(lab, store, "--tags", "ssh_hardening_host_certificate")
+    assert "Sign the host keys that need it" in run.stdout
+    assert all(counts["changed"] == 0 for counts in recap.values()), run.stdout[-3000:]
+    run, recap = play(lab, store, "--limit", lab.hosts[-1])
+    assert list(recap) == [lab.hosts[-1]] and recap[lab.hosts[-1]]["changed"] == 0, run.stdout[-3000:]
+    assert (store / "ssh_known_hosts").read_text() == known
 
 
 def test_regenerated_host_keys_are_re_signed(lab, store, converged, tmp_path):
