@@ -60,7 +60,8 @@ def principals(names, addresses, extra=(), option="extra_principals"):
         name = str(name or "").strip().rstrip(".").lower()
         if _is_host_name(name) and name != "localhost" and not name.startswith("localhost."):
             found.append(name)
-    for value in addresses:
+    # An inventory name may itself be an address (no ansible_host then): kept as one.
+    for value in [n for n in names if n and _address(n)] + list(addresses):
         addr = _address(value) if value else None
         if addr is not None and not (addr.is_loopback or addr.is_unspecified or addr.is_link_local):
             found.append(str(addr))

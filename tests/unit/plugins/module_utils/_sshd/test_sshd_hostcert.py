@@ -55,6 +55,8 @@ def test_fingerprint_refuses_what_is_no_key(line):
         (["Node-A."], ["node-a.example.org", "::1", "0.0.0.0", "fe80::1", "fd00::5"], [], ["node-a", "fd00::5"]),  # noqa: S104
         (["localhost", "localhost.localdomain", "w1"], [""], ["ssh.example.org"], ["w1", "ssh.example.org"]),
         (["w1"], ["[2001:db8::1]"], ["10.0.0.9", "w1"], ["w1", "2001:db8::1", "10.0.0.9"]),
+        # an inventory name that is an address, without ansible_host
+        (["10.0.0.5", "node5", "node5"], [""], [], ["node5", "10.0.0.5"]),
     ],
 )
 def test_principals(names, addresses, extra, expected):
