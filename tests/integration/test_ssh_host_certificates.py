@@ -101,6 +101,28 @@ def sign_elsewhere(tmp_path, ca, host_pub, principals, validity):
     return (tmp_path / "host-cert.pub").read_text()
 
 
+@pytest.mark.parametrize(
+    "bad,variable",
+    [
+        ({"ssh_hardening_host_certificate_renew_before_days": 400}, "ssh_hardening_host_certificate_renew_before_days"),
+        ({"ssh_hardening_host_certificate_extra_principals": ["*.example.org"]},
+         "ssh_hardening_host_certificate_extra_principals[0]"),
+        ({"ssh_hardening_host_certificate_ca_rotation": "resign"}, "ssh_hardening_host_certificate_ca_rotation"),
+    ],
+)  # fmt: skip
+def test_bad_settings_fail_naming_the_variable_and_write_nothing(lab, tmp_path, bad, variable):
+    before = {host: podman(lab, host, "sha256sum", "/etc/ssh/sshd_config", "/etc/ssh/ssh_host_ed25519_key.pub")
+              for host in lab.hosts}  # fmt: skip
+    run, _ = ansible_playbook(lab.inventory, "ssh_hardening.yml", "-e", json.dumps(role_vars(tmp_path, **bad)))
+    assert run.returncode != 0
+    assert f"msg: '{variable}: " in run.stdout or f'msg: "{variable}: ' in run.stdout, run.stdout[-3000:]
+    assert not (tmp_path / "ssh").exists() and not (tmp_path / "ssh_known_hosts").exists()
+    for host in lab.hosts:
+        assert (
+            podman(lab, host, "sha256sum", "/etc/ssh/sshd_config", "/etc/ssh/ssh_host_ed25519_key.pub") == before[host]
+        )
+
+
 @pytest.fixture(scope="module")
 def converged(lab, store):
     """Check mode on an empty store writes nothing; then the real run."""

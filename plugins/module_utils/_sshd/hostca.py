@@ -169,7 +169,7 @@ def run(params, check_mode, runner):
     """Entry point of ``sshd_host_ca``: ensure the CA, sign what is asked, write known_hosts."""
     p = params
     hostcert.check_windows(p["validity_days"], p["renew_before_days"])
-    if p["sign"]:
+    if p["sign"] or p["principals"]:
         wanted = hostcert.principals([], [], p["principals"], "principals")
     if p["known_hosts_path"]:
         # Checked before the CA is created: nothing is written on bad input.
