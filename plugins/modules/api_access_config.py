@@ -23,6 +23,7 @@ author:
   - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.role_vars
+  - kubeguard.hardening.store_vault
 options:
   config_dir:
     description: Node-side directory the files go to (the control plane's C(control_plane_config_dir)).
@@ -132,6 +133,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access import config
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
@@ -139,6 +141,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             **ROLE_VARS_SPEC,
+            **vault.ARGUMENT_SPEC,
             "config_dir": {"type": "path", "default": "/etc/kubernetes/kubeguard"},
             "anonymous": {"type": "str", "choices": ["off", "health"], "default": "off"},
             "jwt_issuers": {"type": "list", "elements": "dict", "default": []},
@@ -158,7 +161,8 @@ def main():
         },
         supports_check_mode=True,
     )
-    run_module(module, config.run, module.params, check_mode=module.check_mode)
+    with vault.using(module.params.pop(vault.OPTION, None)):
+        run_module(module, config.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

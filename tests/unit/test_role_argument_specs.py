@@ -47,6 +47,8 @@ CONTRACT = {
     "kubeguard_control_plane_endpoint",
     "kubeguard_api_extra_sans",
     "kubeguard_kubeconfig",
+    "kubeguard_store_vault_password_file",
+    "kubeguard_store_vault_id",
 }
 
 
