@@ -41,7 +41,7 @@ _raw:
 
 import base64
 
-from ansible.errors import AnsibleLookupError
+from ansible.errors import AnsibleError, AnsibleLookupError
 from ansible.module_utils.common.text.converters import to_text
 from ansible.parsing.vault import VaultLib, is_encrypted
 from ansible.plugins.lookup import LookupBase
@@ -73,6 +73,9 @@ class LookupModule(LookupBase):
                     raise AnsibleLookupError(
                         f"{where} is ansible-vault encrypted, but neither {PASSWORD_FILE} nor {VAULT_ID} is set"
                     )
-                data = vault.decrypt(data, filename=where)
+                try:
+                    data = vault.decrypt(data)
+                except AnsibleError as exc:
+                    raise AnsibleLookupError(f"{where} does not open with the store's vault secret: {exc}") from None
             out.append(to_text(data, errors="surrogate_or_strict"))
         return out
