@@ -173,3 +173,51 @@ def test_backup_then_loss_then_restore_gives_every_file_back_byte_identical(clus
     # the restored store is the cluster's: the role has nothing to do
     rerun, recap = play(base, *with_vault(base))
     assert {h: r["changed"] for h, r in recap.items()} == {"cp1": 0, "worker1": 0}, rerun.stdout[-3000:]
+
+
+STORES_PLAY = """
+- name: The encryption key store and the static token store through the action plugins
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars:
+    ansible_python_interpreter: {python}
+  tasks:
+    - name: Plan encryption at rest for one plain-text apiserver (a new key is stored)
+      kubeguard.hardening.encryption_at_rest_state:
+        action: plan
+        key_store: "{base}/store/encryption-keys.json"
+        state_file: "{base}/store/encryption-state.json"
+        nodes: {{cp1: {{resources: [], slots: [], other_keys: [], unsupported: []}}}}
+    - name: Static tokens for one user (a new token is stored)
+      kubeguard.hardening.api_access_config:
+        config_dir: /etc/kubernetes/kubeguard
+        static_tokens_enabled: true
+        static_tokens: [{{user: ci-bot, groups: [ci]}}]
+        static_token_store: "{base}/store/api_access/static-tokens.json"
+"""
+
+
+def test_the_encryption_and_token_stores_are_vault_encrypted_through_the_action_plugins(tmp_path):
+    (tmp_path / "vault-password").write_text(PASSWORD)
+    (tmp_path / "inventory.ini").write_text("localhost\n")
+    book = tmp_path / "stores.yml"
+    book.write_text(STORES_PLAY.format(base=tmp_path, python=REPO / ".venv/bin/python"))
+    run, _ = ansible_playbook(tmp_path / "inventory.ini", str(book), *with_vault(tmp_path))
+    assert run.returncode == 0, run.stdout[-3000:]
+    keys, tokens = tmp_path / "store/encryption-keys.json", tmp_path / "store/api_access/static-tokens.json"
+    for path in (keys, tokens):
+        assert path.read_bytes().startswith(b"$ANSIBLE_VAULT;1.1;AES256\n"), path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "aescbc" in json.dumps(json.loads(vault_view(tmp_path, keys))["keys"])
+    token = json.loads(vault_view(tmp_path, tokens))["ci-bot"]
+    assert token not in run.stdout
+    assert json.loads((tmp_path / "store/encryption-state.json").read_text())["transition"]  # no secret: plain
+    # the second run reads both back through the vault: the same key and token, nothing new stored
+    before = (keys.read_bytes(), tokens.read_bytes())
+    again, _ = ansible_playbook(tmp_path / "inventory.ini", str(book), *with_vault(tmp_path))
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert (keys.read_bytes(), tokens.read_bytes()) == before
+    # without the password both are refused, naming the variable
+    bare, _ = ansible_playbook(tmp_path / "inventory.ini", str(book))
+    assert bare.returncode != 0 and "kubeguard_store_vault_password_file" in bare.stdout + bare.stderr
