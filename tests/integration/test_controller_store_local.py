@@ -221,3 +221,12 @@ def test_the_encryption_and_token_stores_are_vault_encrypted_through_the_action_
     # without the password both are refused, naming the variable
     bare, _ = ansible_playbook(tmp_path / "inventory.ini", str(book))
     assert bare.returncode != 0 and "kubeguard_store_vault_password_file" in bare.stdout + bare.stderr
+    # AWX/AAP: the secret comes as the run's --vault-id (a vault credential), named by kubeguard_store_vault_id
+    by_id = ("--vault-id", f"store@{tmp_path / 'vault-password'}", "-e", "kubeguard_store_vault_id=store")
+    awx, _ = ansible_playbook(tmp_path / "inventory.ini", str(book), *by_id)
+    assert awx.returncode == 0, awx.stdout[-3000:]
+    assert (keys.read_bytes(), tokens.read_bytes()) == before
+    other = ("--vault-id", f"store@{tmp_path / 'vault-password'}", "-e", "kubeguard_store_vault_id=prod")
+    missing, _ = ansible_playbook(tmp_path / "inventory.ini", str(book), *other)
+    assert missing.returncode != 0
+    assert "kubeguard_store_vault_id: this run was given no vault secret with id 'prod'" in missing.stdout
