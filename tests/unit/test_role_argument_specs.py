@@ -50,6 +50,8 @@ CONTRACT = {
     "kubeguard_serial_control_plane",
     "kubeguard_serial_workers",
     "kubeguard_serial_ssh",
+    "kubeguard_store_vault_password_file",
+    "kubeguard_store_vault_id",
 }
 
 
