@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -659,11 +660,12 @@ class ControlPlaneSafety:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # killed as a whole: its forked workers too, as an operator's kill -9 of the job
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and play.poll() is None:
             if cp_lab.podman_exec(host, "grep", "-q", "request-timeout=61s", source).returncode == 0:
-                play.kill()
+                os.killpg(play.pid, signal.SIGKILL)
                 break
             time.sleep(0.3)
         play.wait(timeout=60)
