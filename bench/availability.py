@@ -14,7 +14,7 @@ certificate is not verified: this measures liveness, not trust. The loop is
 bounded by ``--max-seconds`` and stops by itself when the command ends.
 
 With ``--write-interval`` a second thread creates one small ConfigMap per
-interval (no retry) in ``--write-namespace`` and, after the command, lists
+interval (no retry) in ``--write-namespace`` (an existing one) and, after the command, lists
 them: every write the API acknowledged (201) must still be there (lost writes).
 With ``--kubectl`` the lab's shop/batch client logs over the run are counted
 (lines that are not ``200 OK`` are failed requests).
@@ -108,6 +108,11 @@ def poll(client, url, interval, timeout, stop, deadline, record, accept):
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
+# This run's label: its ConfigMaps are listed and deleted by it.
+RUN = f"{os.getpid()}-{int(time.time())}"
+SELECTOR = f"labelSelector=kubeguard-bench%3D{RUN}"
+
+
 def write(client, api, namespace, interval, timeout, stop, deadline, acked, tried):
     """One small ConfigMap created per ``interval`` (no retry); ``acked`` keeps the
     numbers the API answered 201 for: each must still exist after the run."""
@@ -115,7 +120,8 @@ def write(client, api, namespace, interval, timeout, stop, deadline, acked, trie
     while not stop.is_set() and time.monotonic() < deadline:
         started = time.monotonic()
         n += 1
-        body = {"metadata": {"name": f"w-{n}", "namespace": namespace}, "data": {"n": str(n)}}
+        meta = {"name": f"kubeguard-bench-{RUN}-{n}", "namespace": namespace, "labels": {"kubeguard-bench": RUN}}
+        body = {"metadata": meta, "data": {"n": str(n)}}
         status, _unused = client.call("POST", f"{api}/api/v1/namespaces/{namespace}/configmaps", timeout, body)
         tried.append((started, status == 201))
         if status == 201:
@@ -125,7 +131,7 @@ def write(client, api, namespace, interval, timeout, stop, deadline, acked, trie
 
 def lost_writes(client, api, namespace, acked):
     """Acknowledged writes missing after the run (None: the list itself failed)."""
-    status, body = client.call("GET", f"{api}/api/v1/namespaces/{namespace}/configmaps", 30)
+    status, body = client.call("GET", f"{api}/api/v1/namespaces/{namespace}/configmaps?{SELECTOR}", 30)
     if status != 200:
         return None
     present = {int(item["data"]["n"]) for item in body.get("items", []) if (item.get("data") or {}).get("n")}
@@ -178,7 +184,12 @@ def main():
         help="also create a ConfigMap per this many seconds through the URL's server (needs --kubeconfig) "
         "and count acknowledged ones missing afterwards (0: no writer)",
     )
-    parser.add_argument("--write-namespace", default="kubeguard-bench", help="created for the writer, then deleted")
+    parser.add_argument(
+        "--write-namespace",
+        default="default",
+        help="an existing namespace (a new one would be a change for the hardening run); "
+        "the writer's ConfigMaps are deleted afterwards",
+    )
     parser.add_argument("--kubectl", help="read the shop/batch clients' logs over the run with this kubectl")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run while polling")
     opts = parser.parse_args()
@@ -199,7 +210,6 @@ def main():
     api = "/".join(opts.url.split("/")[:3])
     acked, tried, writer = [], [], None
     if opts.write_interval:
-        client.call("POST", f"{api}/api/v1/namespaces", 10, {"metadata": {"name": opts.write_namespace}})
         args = (Client(opts.kubeconfig), api, opts.write_namespace, opts.write_interval, opts.timeout)
         writer = threading.Thread(target=write, args=(*args, stop, deadline, acked, tried), daemon=True)
         writer.start()
@@ -225,7 +235,7 @@ def main():
             "gaps_over_2s": written["gaps_over_2s"],
         }
         if lost is not None:
-            client.call("DELETE", f"{api}/api/v1/namespaces/{opts.write_namespace}", 30)
+            client.call("DELETE", f"{api}/api/v1/namespaces/{opts.write_namespace}/configmaps?{SELECTOR}", 60)
     if opts.kubectl:
         result["clients"] = client_failures(opts.kubectl, opts.kubeconfig, int(end - start) + 5)
     if opts.json:
