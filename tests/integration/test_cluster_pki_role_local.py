@@ -77,19 +77,24 @@ def digest(root):
     }
 
 
-@pytest.fixture
-def kubeadm_cluster(tmp_path, lab_binaries):
-    """cp1 made by kubeadm (certs and kubeconfigs), worker1 empty."""
-    kdir = tmp_path / "nodes/cp1/etc/kubernetes"
+def kubeadm_tree(base, lab_binaries):
+    """cp1 made by kubeadm (certs and kubeconfigs) under ``base``, worker1 empty, and the inventory."""
+    kdir = base / "nodes/cp1/etc/kubernetes"
     kdir.mkdir(parents=True)
-    config = tmp_path / "kubeadm.yaml"
+    config = base / "kubeadm.yaml"
     config.write_text(KUBEADM_CONFIG.format(pki=kdir / "pki"))
     kubeadm = str(lab_binaries / "kubeadm")
     subprocess.run([kubeadm, "init", "phase", "certs", "all", "--config", str(config)], check=True, capture_output=True)
     cmd = [kubeadm, "init", "phase", "kubeconfig", "all", "--config", str(config), "--kubeconfig-dir", str(kdir)]
     subprocess.run(cmd, check=True, capture_output=True)
-    inventory(tmp_path)
-    return tmp_path
+    inventory(base)
+    return base
+
+
+@pytest.fixture
+def kubeadm_cluster(tmp_path, lab_binaries):
+    """cp1 made by kubeadm (certs and kubeconfigs), worker1 empty."""
+    return kubeadm_tree(tmp_path, lab_binaries)
 
 
 ADOPT = ("-e", json.dumps({"cluster_pki_adopt_enabled": True}))

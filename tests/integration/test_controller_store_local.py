@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 from conftest import ansible_playbook
-from test_cluster_pki_role_local import KUBEADM_CONFIG, digest, inventory, play
+from test_cluster_pki_role_local import digest, kubeadm_tree, play
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PASSWORD = "store password for the loopback test\n"
@@ -27,15 +27,7 @@ ADOPT = ("-e", json.dumps({"cluster_pki_adopt_enabled": True}))
 @pytest.fixture
 def cluster(tmp_path, lab_binaries):
     """cp1 made by kubeadm, worker1 empty, and a vault password file for the store."""
-    kdir = tmp_path / "nodes/cp1/etc/kubernetes"
-    kdir.mkdir(parents=True)
-    config = tmp_path / "kubeadm.yaml"
-    config.write_text(KUBEADM_CONFIG.format(pki=kdir / "pki"))
-    kubeadm = str(lab_binaries / "kubeadm")
-    subprocess.run([kubeadm, "init", "phase", "certs", "all", "--config", str(config)], check=True, capture_output=True)
-    cmd = [kubeadm, "init", "phase", "kubeconfig", "all", "--config", str(config), "--kubeconfig-dir", str(kdir)]
-    subprocess.run(cmd, check=True, capture_output=True)
-    inventory(tmp_path)
+    kubeadm_tree(tmp_path, lab_binaries)
     password = tmp_path / "vault-password"
     password.write_text(PASSWORD)
     password.chmod(0o600)
