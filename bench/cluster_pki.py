@@ -31,7 +31,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / ".collections"))
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _engine, _model  # noqa: E402
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _engine, _inputs, _model  # noqa: E402
 from rerun_ratio import playbook_seconds  # noqa: E402  (bench/ is the script's directory)
 
 
@@ -118,7 +118,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         params = cluster_params(pathlib.Path(tmp, "pki"), opts.control_plane, opts.workers, opts.algorithm)
-        n_keys = len(_model.catalogue(_model.parse_cluster(params)))
+        n_keys = len(_model.catalogue(_inputs.parse_cluster(params)))
 
         start = time.perf_counter()
         for _ in range(n_keys):

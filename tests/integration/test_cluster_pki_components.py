@@ -21,6 +21,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import ( 
     _crypto,
     _engine,
     _info,
+    _inputs,
     _kubeconfig,
     _model,
 )
@@ -118,7 +119,7 @@ def _cert_of(path):
 
 def test_openssl_verifies_every_chain(tree, tmp_path):
     out, _ = tree
-    cluster = _model.parse_cluster(params(out))
+    cluster = _inputs.parse_cluster(params(out))
     checked = 0
     for item in _model.catalogue(cluster):
         if item.kind in ("ca", "sa"):

@@ -17,6 +17,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _crypto,
     _files,
+    _inputs,
     _kubeconfig,
     _model,
     _plan,
@@ -225,7 +226,7 @@ def run(params, check_mode=False, now=None):
     Raises KubeguardError on bad input or a CA that must not be replaced.
     """
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    cluster = _model.parse_cluster(params)
+    cluster = _inputs.parse_cluster(params)
     out = os.path.abspath(str(params.get("output_dir") or ""))
     if not params.get("output_dir"):
         raise KubeguardError("output_dir", "is required")

@@ -15,6 +15,7 @@ import os
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import x509
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _model
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._inputs import MAX_DAYS
 
 
 def _file(layout):
@@ -64,10 +65,6 @@ def _load_or_flag(path, unreadable):
     except ValueError:
         unreadable.append(path)
         return None
-
-
-# 100 years: beyond it no certificate lasts, and datetime cannot count much further
-MAX_DAYS = 36500
 
 
 def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=None):

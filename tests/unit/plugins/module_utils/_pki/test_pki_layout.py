@@ -2,7 +2,7 @@
 expiry report derive from it."""
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine, _info, _model
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine, _info, _inputs, _model
 
 PARAMS = {
     "cluster_name": "unit",
@@ -36,7 +36,7 @@ KUBEADM_REPORT = [
 
 
 def test_every_catalogue_item_comes_from_the_layout():
-    items = _model.catalogue(_model.parse_cluster(PARAMS))
+    items = _model.catalogue(_inputs.parse_cluster(PARAMS))
     assert {i.layout.name for i in items} == {e.name for e in _model.LAYOUT}
     for item in items:
         assert item.kind == item.layout.kind
@@ -51,7 +51,7 @@ def test_the_expiry_report_tables_derive_from_the_layout():
 
 def test_distribution_follows_the_receivers_of_the_layout(tmp_path):
     result = _engine.run(dict(PARAMS, output_dir=str(tmp_path)), check_mode=True)
-    nodes = {n.name: n for n in _model.parse_cluster(PARAMS).nodes}
+    nodes = {n.name: n for n in _inputs.parse_cluster(PARAMS).nodes}
     for node_name, entries in result["distribution"].items():
         groups = _model.receivers(nodes[node_name])
         for entry in entries:

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _model
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _inputs, _model
 
 GOOD = {
     "output_dir": "/tmp/unused",
@@ -67,7 +67,7 @@ def with_(path, value):
 )
 def test_bad_input_names_the_option(params, option, message):
     with pytest.raises(KubeguardError) as err:
-        _model.parse_cluster(params)
+        _inputs.parse_cluster(params)
     assert err.value.option == option
     assert str(err.value).startswith(f"{option}: ")
     assert message in str(err.value)
@@ -84,12 +84,12 @@ def test_bad_input_names_the_option(params, option, message):
     ],
 )
 def test_endpoint(endpoint, host, port):
-    cluster = _model.parse_cluster(with_("control_plane_endpoint", endpoint))
+    cluster = _inputs.parse_cluster(with_("control_plane_endpoint", endpoint))
     assert (cluster.endpoint_host, cluster.endpoint_port) == (host, port)
 
 
 def by_path(params=GOOD):
-    return {item.path: item for item in _model.catalogue(_model.parse_cluster(params))}
+    return {item.path: item for item in _model.catalogue(_inputs.parse_cluster(params))}
 
 
 # kubeadm's profiles (anchors.md §2), plus the kubelet serving certificate
@@ -166,6 +166,6 @@ def test_catalogue_size_scales_per_node():
     params = copy.deepcopy(GOOD)
     params["worker_nodes"] = [{"name": f"w{i}", "ips": [f"10.1.0.{i}"]} for i in range(1, 101)]
     params["control_plane_nodes"] = [{"name": f"cp{i}", "ips": [f"10.0.0.{i}"]} for i in range(1, 4)]
-    items = _model.catalogue(_model.parse_cluster(params))
+    items = _model.catalogue(_inputs.parse_cluster(params))
     # 3 CAs + sa + 4 shared leaves + 2 admin kubeconfigs + per control-plane node 5 + per node 2
     assert len(items) == 3 + 1 + 4 + 2 + 3 * 5 + 103 * 2
