@@ -92,6 +92,29 @@ options:
         type: list
         elements: str
         default: []
+  etcd_nodes:
+    description:
+      - External etcd members, hosts that run etcd but no control plane. Each gets the etcd CA certificate, its own
+        etcd server and peer certificates and the etcd health-check client, and no kubelet material.
+      - Stacked members are control-plane nodes with O(control_plane_nodes[].etcd=true) instead.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: Node name (lowercase DNS-1123).
+        type: str
+        required: true
+      ips:
+        description: Node IP addresses, the peer and client address first.
+        type: list
+        elements: str
+        required: true
+      dns_names:
+        description: Extra DNS names of the node (added to its etcd server and peer certificates).
+        type: list
+        elements: str
+        default: []
   service_cidr:
     description: Service network; its first IP goes into the apiserver SANs.
     type: str
@@ -285,6 +308,7 @@ def argument_spec():
             "options": dict(NODE_OPTIONS, etcd={"type": "bool", "default": True}),
         },
         "worker_nodes": {"type": "list", "elements": "dict", "default": [], "options": NODE_OPTIONS},
+        "etcd_nodes": {"type": "list", "elements": "dict", "default": [], "options": NODE_OPTIONS},
         "service_cidr": {"type": "str", "default": "10.96.0.0/12"},
         "dns_domain": {"type": "str", "default": "cluster.local"},
         "control_plane_endpoint": {"type": "str"},

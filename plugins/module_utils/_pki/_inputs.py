@@ -50,7 +50,16 @@ def _positive(params, option):
     return value
 
 
-def _nodes(raw, option, control_plane, seen):
+# What each node list is: (control plane, etcd member by default, runs a kubelet).
+_KINDS = {
+    "control_plane_nodes": (True, True, True),
+    "worker_nodes": (False, False, True),
+    "etcd_nodes": (False, True, False),
+}
+
+
+def _nodes(raw, option, seen):
+    control_plane, etcd_default, kubelet = _KINDS[option]
     nodes = []
     for index, entry in enumerate(raw or []):
         where = f"{option}[{index}]"
@@ -69,8 +78,8 @@ def _nodes(raw, option, control_plane, seen):
             raise KubeguardError(f"{where}.ips", f"node {name!r} needs at least one IP address")
         ips = tuple(_ip(ip, f"{where}.ips") for ip in ips)
         dns = tuple(_dns(d, f"{where}.dns_names") for d in entry.get("dns_names") or [])
-        etcd = bool(entry.get("etcd", True)) if control_plane else False
-        nodes.append(Node(name, ips, dns, control_plane, etcd))
+        etcd = bool(entry.get("etcd", True)) if control_plane else etcd_default
+        nodes.append(Node(name, ips, dns, control_plane, etcd, kubelet))
     return nodes
 
 
@@ -85,10 +94,11 @@ def parse_cluster(params):
             "key_algorithm", f"unsupported algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}"
         )
     seen = set()
-    cps = _nodes(params.get("control_plane_nodes"), "control_plane_nodes", True, seen)
+    cps = _nodes(params.get("control_plane_nodes"), "control_plane_nodes", seen)
     if not cps:
         raise KubeguardError("control_plane_nodes", "at least one control-plane node is required")
-    workers = _nodes(params.get("worker_nodes"), "worker_nodes", False, seen)
+    workers = _nodes(params.get("worker_nodes"), "worker_nodes", seen)
+    etcd_only = _nodes(params.get("etcd_nodes"), "etcd_nodes", seen)
     cidr = str(params.get("service_cidr") or "")
     try:
         net = ipaddress.ip_network(cidr, strict=True)
@@ -115,7 +125,18 @@ def parse_cluster(params):
     if renew >= leaf_days:
         raise KubeguardError("renew_before_days", f"{renew} d must be shorter than leaf_validity_days={leaf_days} d")
     return Cluster(
-        name, tuple(cps + workers), str(net), domain, host, port, api_port, extra, algorithm, ca_days, leaf_days, renew
+        name,
+        tuple(cps + workers + etcd_only),
+        str(net),
+        domain,
+        host,
+        port,
+        api_port,
+        extra,
+        algorithm,
+        ca_days,
+        leaf_days,
+        renew,
     )
 
 

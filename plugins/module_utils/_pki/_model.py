@@ -33,6 +33,7 @@ class Node:
     dns_names: tuple = ()
     control_plane: bool = False
     etcd: bool = False
+    kubelet: bool = True  # an external etcd member runs no kubelet of the cluster
 
     @property
     def advertise_ip(self):
@@ -75,7 +76,7 @@ def _url(host, port):
 
 
 # Who receives a file on the nodes.
-ALL = "all"  # every node
+ALL = "all"  # every node that runs a kubelet (all but external etcd members)
 CONTROL_PLANE = "control_plane"
 ETCD = "etcd"  # etcd members
 ETCD_CLIENTS = "etcd_clients"  # etcd members and control-plane nodes (the apiserver is an etcd client)
@@ -173,7 +174,8 @@ CA_NAMES = tuple(entry.name for entry in LAYOUT if entry.kind == "ca")
 
 def receivers(node):
     """The receiver groups a node belongs to (OWN_NODE material is matched by node name)."""
-    groups = {ALL}
+    # An external etcd member takes only etcd material: no kubelet reads the cluster CA there.
+    groups = {ALL} if node.kubelet else set()
     if node.control_plane:
         groups |= {CONTROL_PLANE, ETCD_CLIENTS}
     if node.etcd:
@@ -274,6 +276,13 @@ def catalogue(cluster):
     endpoint_dns, endpoint_ips = _split_sans([_classify(cluster.endpoint_host)])
     for node in cluster.nodes:
         local_url = _url(node.advertise_ip, cluster.api_port)
+        if node.etcd:
+            etcd_dns = _uniq([node.name, "localhost", *node.dns_names])
+            etcd_ips = _uniq([node.advertise_ip, "127.0.0.1", "::1", *node.ips[1:]])
+            for name in ("etcd-server", "etcd-peer"):
+                items.append(
+                    _item(name, node.name, cn=node.name, eku=(SERVER_AUTH, CLIENT_AUTH), dns=etcd_dns, ips=etcd_ips)
+                )
         if node.control_plane:
             dns = [node.name, "kubernetes", "kubernetes.default", "kubernetes.default.svc"]
             dns += [f"kubernetes.default.svc.{cluster.dns_domain}", *endpoint_dns, *node.dns_names, *extra_dns]
@@ -281,19 +290,14 @@ def catalogue(cluster):
             items.append(
                 _item("apiserver", node.name, cn="kube-apiserver", eku=(SERVER_AUTH,), dns=_uniq(dns), ips=_uniq(ips))
             )
-            if node.etcd:
-                etcd_dns = _uniq([node.name, "localhost", *node.dns_names])
-                etcd_ips = _uniq([node.advertise_ip, "127.0.0.1", "::1", *node.ips[1:]])
-                for name in ("etcd-server", "etcd-peer"):
-                    items.append(
-                        _item(name, node.name, cn=node.name, eku=(SERVER_AUTH, CLIENT_AUTH), dns=etcd_dns, ips=etcd_ips)
-                    )
             items.append(
                 _kubeconfig(
                     "controller-manager.conf", "system:kube-controller-manager", (), local_url, node.name, "api_port"
                 )
             )
             items.append(_kubeconfig("scheduler.conf", "system:kube-scheduler", (), local_url, node.name, "api_port"))
+        if not node.kubelet:
+            continue
         # kubeadm >= 1.33 (ControlPlaneKubeletLocalMode): control-plane kubelets use the local API server.
         if node.control_plane:
             kubelet_url, kubelet_option = local_url, "api_port"

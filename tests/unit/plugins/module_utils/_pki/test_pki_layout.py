@@ -2,6 +2,7 @@
 expiry report derive from it."""
 
 import pytest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _engine, _info, _inputs, _model
 
 PARAMS = {
@@ -78,3 +79,39 @@ def test_kubeconfig_entries_name_where_their_server_comes_from(tmp_path, dest, n
     result = _engine.run(dict(PARAMS, output_dir=str(tmp_path)), check_mode=True)
     entry = next(e for e in result["distribution"][node] if e["dest"] == dest)
     assert (entry["server"], entry["server_option"]) == (server, option)
+
+
+def test_an_external_etcd_member_gets_its_etcd_share_and_nothing_else(tmp_path):
+    """A host only in the etcd group: the etcd CA, its own server and peer pairs and the health-check
+    client; no cluster CA, kubelet or apiserver material."""
+    params = dict(
+        PARAMS,
+        control_plane_nodes=[{"name": "cp1", "ips": ["10.0.0.10"], "etcd": False}],
+        etcd_nodes=[{"name": "etcd1", "ips": ["10.0.0.31"], "dns_names": ["etcd1.unit.test"]}],
+    )
+    result = _engine.run(dict(params, output_dir=str(tmp_path)), check_mode=True)
+    share = sorted(e["dest"] for e in result["distribution"]["etcd1"])
+    assert share == [
+        "pki/etcd/ca.crt",
+        "pki/etcd/ca.key",
+        "pki/etcd/healthcheck-client.crt",
+        "pki/etcd/healthcheck-client.key",
+        "pki/etcd/peer.crt",
+        "pki/etcd/peer.key",
+        "pki/etcd/server.crt",
+        "pki/etcd/server.key",
+    ]
+    # The control plane is an etcd client only: the CA certificate and its apiserver client pair.
+    cp1 = {e["dest"] for e in result["distribution"]["cp1"]}
+    assert "pki/etcd/ca.crt" in cp1 and "pki/apiserver-etcd-client.key" in cp1
+    assert not cp1 & {"pki/etcd/ca.key", "pki/etcd/server.crt", "pki/etcd/peer.crt"}
+    server = next(i for i in _model.catalogue(_inputs.parse_cluster(params)) if i.path == "nodes/etcd1/pki/etcd/server")
+    assert set(server.dns) == {"etcd1", "localhost", "etcd1.unit.test"}
+    assert "10.0.0.31" in server.ips
+
+
+def test_an_etcd_node_also_listed_as_a_worker_is_refused_by_its_list_and_index():
+    params = dict(PARAMS, etcd_nodes=[{"name": "w1", "ips": ["10.0.0.31"]}])
+    with pytest.raises(KubeguardError) as error:
+        _inputs.parse_cluster(params)
+    assert error.value.option == "etcd_nodes[0].name"
