@@ -47,7 +47,10 @@ def playbook(inventory, path, forks):
     )
     seconds = time.perf_counter() - started
     if run.returncode != 0:
-        raise SystemExit(f"{path.name} failed (forks {forks}):\n{run.stdout[-3000:]}\n{run.stderr[-2000:]}")
+        # The hosts' errors, not the recap's tail: at 30 nodes the recap alone fills a screen.
+        errors = [line for line in run.stdout.splitlines() if line.startswith(("fatal:", "UNREACHABLE", "ERROR"))]
+        details = "\n".join(errors[:20]) or run.stdout[-3000:]
+        raise SystemExit(f"{path.name} failed (forks {forks}):\n{details}\n{run.stderr[-2000:]}")
     return seconds, sum(int(n) for n in re.findall(r"changed=(\d+)", run.stdout))
 
 

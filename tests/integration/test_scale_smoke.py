@@ -32,14 +32,6 @@ def measured(fleet):
     return _bench().measure(fleet, FORKS, PLAYBOOKS)
 
 
-def _ssh(fleet, port, *command):
-    return subprocess.run(
-        ["ssh", "-i", str(fleet.key), "-p", str(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-         "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "operator@127.0.0.1", *command],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
 def test_every_playbook_converges_and_its_rerun_changes_nothing(measured):
     for name in PLAYBOOKS:
         assert measured[name]["first"][1] > 0, name  # the fresh nodes needed hardening
@@ -48,11 +40,11 @@ def test_every_playbook_converges_and_its_rerun_changes_nothing(measured):
 
 def test_every_node_is_hardened_and_takes_the_operators_key(fleet, measured):
     for _name, _container, _ip, port in fleet.nodes():
-        login = _ssh(fleet, port, "sudo", "sshd", "-T")
+        login = fleet.ssh(port, "sudo", "sshd", "-T")
         assert login.returncode == 0, login.stderr
         effective = login.stdout.lower().splitlines()
         assert "passwordauthentication no" in effective and "permitrootlogin no" in effective
-        umask = _ssh(fleet, port, "grep", "-E", "^UMASK", "/etc/login.defs")
+        umask = fleet.ssh(port, "grep", "-E", "^UMASK", "/etc/login.defs")
         assert umask.stdout.split() == ["UMASK", "027"], umask.stdout
 
 

@@ -104,8 +104,30 @@ class Fleet:
         # Few at a time: every start runs a systemd boot on the same two cores.
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(start, enumerate(self.nodes())))
+            # Up means an operator's login works on every node, not a started container.
+            list(pool.map(self.wait_for_login, self.nodes()))
         self.inventory.write_text(self._inventory())
         return time.monotonic() - started
+
+    def ssh(self, port, *command, timeout=60):
+        """The operator's key login on one node (as Ansible makes it), running ``command``."""
+        return subprocess.run(
+            ["ssh", "-i", str(self.key), "-p", str(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10", "operator@127.0.0.1", *command],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+
+    def wait_for_login(self, node, seconds=180):
+        name, _container, _ip, port = node
+        deadline = time.monotonic() + seconds
+        while True:
+            login = self.ssh(port, "true")
+            if login.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                why = login.stderr.strip()
+                raise RuntimeError(f"{name}: no SSH login on 127.0.0.1:{port} after {seconds} s: {why}")
+            time.sleep(2)
 
     def _inventory(self):
         hosts = "\n".join(
