@@ -17,16 +17,14 @@ Needs root (podman) and about 60 MiB of memory per node.
 
 import argparse
 import json
-import os
 import pathlib
-import re
-import subprocess
 import sys
-import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "lib"))
+# The fleet is the smoke test's too; the smoke test loads this file by path, so bench/ is named here.
+sys.path[:0] = [str(REPO / "tests" / "lib"), str(REPO / "bench")]
 from kubeguard_test.fleet import Fleet  # noqa: E402
+from rerun_ratio import playbook_seconds  # noqa: E402
 
 # Names, network and ports of the benchmark's fleet (the smoke test uses others).
 FLEET = {"name": "scale", "subnet": "10.240.0.0/24", "port_base": 34000}
@@ -36,22 +34,7 @@ STATE = REPO / ".lab-scale"
 
 def playbook(inventory, path, forks):
     """Wall time of one ansible-playbook run and its changed total; a failed run stops the benchmark."""
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    started = time.perf_counter()
-    run = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), "-f", str(forks), str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if run.returncode != 0:
-        # The hosts' errors, not the recap's tail: at 30 nodes the recap alone fills a screen.
-        errors = [line for line in run.stdout.splitlines() if line.startswith(("fatal:", "UNREACHABLE", "ERROR"))]
-        details = "\n".join(errors[:20]) or run.stdout[-3000:]
-        raise SystemExit(f"{path.name} failed (forks {forks}):\n{details}\n{run.stderr[-2000:]}")
-    return seconds, sum(int(n) for n in re.findall(r"changed=(\d+)", run.stdout))
+    return playbook_seconds(inventory, path, "-f", str(forks))
 
 
 def floor_play(directory):
