@@ -279,7 +279,7 @@ def test_a_renewal_through_cluster_pki_is_picked_up_with_no_csr(pods, lab, kubec
     renews it from the controller, installs it, and the kubelet serves it."""
     host = lab.groups["workers"][0]
     ip = lab.hostvars[host]["kubeguard_node_ip"]
-    tree = pathlib.Path(lab.vars["cluster_pki_output_dir"])
+    tree = pathlib.Path(lab.vars["kubeguard_pki_output_dir"])
     crt_path = tree / f"nodes/{host}/kubelet/kubelet.crt"
     ca_key = serialization.load_pem_private_key((tree / "pki/ca.key").read_bytes(), None)
     ca = x509.load_pem_x509_certificate((tree / "pki/ca.crt").read_bytes())

@@ -113,8 +113,16 @@ KEY_PAIRS = {
 }
 
 
+# The shared layout lives in the contract role (roles/kubeguard), not in this role.
+LAYOUT = {
+    "kubernetes_dir": "kubeguard_kubernetes_dir",
+    "pki_dir": "kubeguard_pki_dir",
+    "config_dir": "kubeguard_config_dir",
+}
+
+
 def var(name):
-    return f"control_plane_{name}"
+    return LAYOUT.get(name) or f"control_plane_{name}"
 
 
 def _https(url):
