@@ -60,7 +60,7 @@ FILE_FLAGS = (
     "cluster-signing-key-file",
     "audit-policy-file",
     "admission-control-config-file",
-    # Written by the roles that contribute to kube-apiserver (api_access, encryption_at_rest).
+    # kube-apiserver's structured configuration files, whichever role contributes them.
     "authentication-config",
     "authorization-config",
     "authorization-policy-file",
@@ -218,7 +218,8 @@ def apiserver_flags(current, params):
         "client-ca-file": pki(params, "ca.crt"),  # CIS 1.2.25
         "service-cluster-ip-range": params["service_cidr"],
     }
-    # A structured config file owns what these flags said; the apiserver refuses both at once.
+    # kube-apiserver's own rule: a structured config file owns what these flags said, and
+    # the binary refuses both at once (a contribution that adds the file removes the flag).
     if current.get("authentication-config"):
         del flags["anonymous-auth"]
     if current.get("authorization-config"):
@@ -292,7 +293,9 @@ def validate(component, params, binary):
 
 
 def _validate_contributions(component, params, binary):
-    """What another role (api_access, encryption_at_rest) adds to kube-apiserver."""
+    """What the contributions of this run (merged by the role) add to kube-apiserver:
+    flags the binary knows, files under the config dir. Who contributed them is not
+    this module's business."""
     flags = params.get("contributed_flags") or {}
     files = params.get("contributed_files") or {}
     if (flags or files) and component != "kube-apiserver":
@@ -421,8 +424,8 @@ def desired_flags(component, current, params, binary):
 
 
 def _contributed_file(value, params):
-    """A file under the config dir was written by a contributing role on purpose
-    (the opt-in static token file of api_access), not left over: keep its flag."""
+    """A file under the config dir was written by a contribution on purpose (an
+    opt-in static token file, say), not left over: keep its flag."""
     return in_config_dir(value, params)
 
 
