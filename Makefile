@@ -41,12 +41,14 @@ lab-down: ## Remove this lab instance's containers, volumes, network and state
 demo: lab ## Set up everything, harden the lab with site.yml, show the result
 	lab/bin/demo
 
-lint: venv ## yamllint, ansible-lint (production), ruff, galaxy build
+lint: venv ## yamllint, ansible-lint (production), ruff, galaxy build, ansible-test sanity, changelog lint
 	yamllint --strict .
 	ruff check .
 	ruff format --check .
 	ansible-lint --offline
 	tests/check-build.sh
+	tests/sanity.sh
+	antsibull-changelog lint
 
 unit: venv ## Unit tests (pure logic, no lab)
 	pytest -q tests/unit

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: api_access_config
 short_description: Validate and render kube-apiserver authentication and authorization configuration
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runs on the controller. Validates every input and renders the structured
     AuthenticationConfiguration and AuthorizationConfiguration (C(apiserver.config.k8s.io/v1)),
@@ -20,7 +20,9 @@ description:
   - The C(files) return value holds the static tokens; register it under C(no_log).
   - Every error names the role variable (C(api_access_<option>)) to fix.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   config_dir:
     description: Node-side directory the files go to (the control plane's C(kubeguard_config_dir)).
@@ -85,12 +87,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Validates and renders everything and writes nothing, not even the token store.
   diff_mode:
     support: full
+    description: Lists the rendered files that change; the token store shows user names, never tokens.
   idempotent:
     support: full
+    description: The same input renders the same files; a token once generated is kept.
   safe_file_operations:
     support: full
+    description: The token store is written through a temporary file in its directory and renamed into place.
 """
 
 EXAMPLES = r"""
@@ -126,12 +132,13 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access import config
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "config_dir": {"type": "path", "default": "/etc/kubernetes/kubeguard"},
             "anonymous": {"type": "str", "choices": ["off", "health"], "default": "off"},
             "jwt_issuers": {"type": "list", "elements": "dict", "default": []},
@@ -144,9 +151,10 @@ def main():
             # Not no_log: masking user and group names would corrupt the returned files; the role task is no_log.
             "static_tokens": {"type": "list", "elements": "dict", "default": [], "no_log": False},
             "static_token_store": {"type": "path", "no_log": False},
-            "webhook_token_authn": {"type": "dict"},
+            # a server URL and a CA, no credential: the webhook authenticates itself by its CA
+            "webhook_token_authn": {"type": "dict", "no_log": False},
             "api_audiences": {"type": "list", "elements": "str", "default": []},
-            "service_account_max_token_expiration": {"type": "str", "default": ""},
+            "service_account_max_token_expiration": {"type": "str", "default": "", "no_log": False},  # a duration
         },
         supports_check_mode=True,
     )

@@ -19,10 +19,11 @@ description:
   - CAs and the service-account key are created when absent and never replaced. A CA certificate without its key
     puts the leaves it signs in external-CA mode, they are only verified and reported.
   - Private keys are generated in a process pool, one process per CPU.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 requirements:
   - cryptography >= 42.0 (on the host where the module runs; keep in sync with _pki/_crypto.py MIN_CRYPTOGRAPHY_VERSION)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.pki
 attributes:
   check_mode:
@@ -261,7 +262,7 @@ except ImportError:
 else:
     CRYPTOGRAPHY_ERROR = None
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import ALGORITHMS
 
 NODE_OPTIONS = {
@@ -300,7 +301,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **argument_spec()}, supports_check_mode=True)
     if CRYPTOGRAPHY_ERROR:
         module.fail_json(
             msg=missing_required_lib(f"cryptography >= {MIN_CRYPTOGRAPHY_VERSION}"), exception=CRYPTOGRAPHY_ERROR

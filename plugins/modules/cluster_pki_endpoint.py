@@ -17,8 +17,9 @@ description:
   - A kubeconfig that does not exist yet is not checked (nothing uses it). The host name is not matched against the
     served certificate, because the role adds a new endpoint to the apiserver certificate in the same run.
   - Standard library only; runs on nodes without C(cryptography).
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
   - kubeguard.hardening.pki.node_dirs
 options:
@@ -63,13 +64,14 @@ checked:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _endpoint
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "files": {"type": "list", "elements": "dict", "required": True},
             "ca_certificate": {"type": "str", "default": ""},
             "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},

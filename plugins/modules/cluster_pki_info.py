@@ -14,8 +14,9 @@ description:
     its CA is externally managed (CA key absent). Only files present on the node are listed.
   - Never returns key material.
   - Needs no Python library beyond the standard library, so it runs on nodes without C(cryptography).
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
   - kubeguard.hardening.pki.node_dirs
   - kubeguard.hardening.pki
@@ -74,13 +75,14 @@ unreadable:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _info
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
             "kubelet_pki_dir": {"type": "path", "default": "/var/lib/kubelet/pki"},
             "renew_before_days": {"type": "int", "default": 30},

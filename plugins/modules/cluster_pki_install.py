@@ -15,8 +15,9 @@ description:
     root down to the files are created (0755; the etcd key directory 0700).
   - One module call per node instead of one round trip per file.
   - Never returns or diffs file contents.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.pki.node_dirs
 attributes:
   check_mode:
@@ -110,13 +111,14 @@ pending_restart:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "files": {"type": "list", "elements": "dict", "required": True},
             "contents": {"type": "list", "elements": "str", "required": True, "no_log": True},
             "planned": {"type": "list", "elements": "dict", "default": []},

@@ -18,7 +18,9 @@ description:
   - If a component does not become healthy within O(timeout), every file of the pending restart is put back from
     its backup (files that did not exist are removed), the components restarted so far are restarted again, and the
     module fails naming the component. On success the pending restart and its backups are removed.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 attributes:
   check_mode:
     support: full
@@ -80,13 +82,14 @@ restarted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _restart
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "components": {"type": "list", "elements": "str", "required": True},
             "services": {"type": "dict", "required": True},
             "health_checks": {"type": "dict", "default": {}},

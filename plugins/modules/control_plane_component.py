@@ -37,7 +37,9 @@ description:
     flag's drain plus 2 s, then SIGKILL.
   - Errors name the role variable to fix (C(control_plane_<option>)).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   component:
     description: The component to harden.
@@ -189,13 +191,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Validates and computes the flags; writes and restarts nothing.
   diff_mode:
     support: full
-    details: The diff lists the flags before and after, never file contents or key material.
+    description: The diff lists the flags before and after, never file contents or key material.
   idempotent:
     support: full
+    description: A second call with the same input changes and restarts nothing.
   safe_file_operations:
     support: full
+    description: Files are written through a temporary file in the target directory and renamed into place.
 """
 
 EXAMPLES = r"""
@@ -257,7 +262,7 @@ layout:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 ARGUMENT_SPEC = {
     "component": {
@@ -304,7 +309,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     run_module(module, node.apply, module.params, module.check_mode)
 
 

@@ -20,8 +20,9 @@ description:
     each must have.
   - Read-only; needs root (use become).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
 options:
   kubernetes_dir:
@@ -72,12 +73,12 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={"kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"}},
+        argument_spec={**ROLE_VARS_SPEC, "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"}},
         supports_check_mode=True,
     )
     run_module(module, node.gather, module.params)

@@ -16,7 +16,9 @@ description:
     0700 and owned by the C(etcd) system user, which is created when missing).
   - Never widens a mode that is already stricter.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.control_plane_facts) on this node.
@@ -25,12 +27,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the modes and owners it would fix and changes nothing (not even the etcd user).
   diff_mode:
     support: none
+    description: The result lists each file whose mode or owner changes.
   idempotent:
     support: full
+    description: A second call finds nothing to fix.
   safe_file_operations:
     support: full
+    description: Changes modes and owners in place; writes no file content.
 """
 
 EXAMPLES = r"""
@@ -56,11 +62,13 @@ created_etcd_user:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
-    module = AnsibleModule(argument_spec={"facts": {"type": "dict", "required": True}}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={**ROLE_VARS_SPEC, "facts": {"type": "dict", "required": True}}, supports_check_mode=True
+    )
     run_module(module, node.fix_files, module.params, module.check_mode)
 
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: encryption_at_rest_etcd
 short_description: Prove in etcd which key every stored object of the encrypted resources is encrypted with
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Reads every value under the etcd prefixes of the encrypted resources through etcd's v3 API (the JSON gateway on the
     client URL), with the apiserver's etcd client certificate, page by page, and counts them by encryption prefix
     (C(k8s:enc:<provider>:v1:<key name>:), or C(plaintext)).
   - Returns counts and the etcd keys (names) of objects not carrying O(expected_prefix); never a value.
   - Run it on a control-plane node (the apiserver's certificate paths are local there).
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
 options:
   etcd_servers:
@@ -84,12 +85,13 @@ resources:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import etcd
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "etcd_servers": {"type": "str", "required": True},
             "etcd_cafile": {"type": "path"},
             "etcd_certfile": {"type": "path"},

@@ -7,15 +7,16 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: encryption_at_rest_facts
 short_description: Read which encryption providers and keys a control-plane node's kube-apiserver is configured with
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Finds kube-apiserver's configured flags (systemd unit or kubeadm static-pod manifest; the running process when
     neither exists) and reads the EncryptionConfiguration that C(--encryption-provider-config) names.
   - Returns the encrypted resources and, in order, each provider with its key names and a SHA-256 fingerprint of each
     key, never the key bytes, unless O(include_secrets) is set; then the task must be C(no_log).
   - Returns the apiserver's etcd client flags, which the etcd proof of encryption_at_rest_etcd uses.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
 options:
   kubernetes_dir:
@@ -53,12 +54,13 @@ encryption:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import facts
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
             "include_secrets": {"type": "bool", "default": False},
         },

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: encryption_at_rest_objects
 short_description: Validate the encrypted resources against the API server, and rewrite every object in bulk
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - O(action=validate) checks every resource of O(resources) against one discovery (the core list, the group list and
     only the groups named) and returns where each lives in etcd.
@@ -15,8 +15,9 @@ description:
     at a time (O(workers)), so the apiserver stores it again with its current primary key. An object written or deleted
     meanwhile counts as done (the writer re-encrypted it).
   - Object contents are never returned.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
 attributes:
   check_mode:

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: encryption_at_rest_state
 short_description: The key store and the resumable rotation state machine of encryption at rest
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runs on the controller, next to the key store. Keys are 32 random bytes from the OS CSPRNG, stored base64 in
     O(key_store) (mode 0600, directory 0700); the state file O(state_file) holds no secret.
@@ -20,7 +20,9 @@ description:
   - O(action=begin) returns the EncryptionConfiguration of O(step), only when every earlier step is recorded.
   - O(action=record) records O(step); C(verify) only with O(evidence) from encryption_at_rest_etcd proving that no
     value still needs a retiring key, so C(remove) never comes before that proof.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 attributes:
   check_mode:
     support: full
@@ -132,12 +134,13 @@ done:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import machine
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "action": {"type": "str", "choices": ["plan", "begin", "record"], "default": "plan"},
             "key_store": {"type": "path", "required": True},
             "state_file": {"type": "path", "required": True},

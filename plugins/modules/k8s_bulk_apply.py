@@ -19,8 +19,9 @@ description:
   - In check mode every apply and delete is a server-side dry-run, so the API server validates and admission runs, and
     nothing is persisted. Objects in a namespace that this call would create are predicted instead.
   - Secret values are never shown in the diff.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
 attributes:
   check_mode:

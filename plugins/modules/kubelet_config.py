@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_config
 short_description: Write the hardened KubeletConfiguration, take duplicating flags off, restart and wait for Ready
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Sets every field CIS 4.2.x asks for in the kubelet's C(--config) file (kubelet.config.k8s.io/v1beta1),
     keeping the fields it does not own, and removes the command-line flags that duplicate those fields wherever
@@ -23,7 +23,9 @@ description:
     Ready after the restart and every pod that ran on it still runs (asked with the kubelet's own credentials),
     and restores the previous files and restarts it again if not.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -105,13 +107,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Validates and computes the change; writes, sets and restarts nothing.
   diff_mode:
     support: full
     description: The config file before and after, and the flags removed.
   idempotent:
     support: full
+    description: A second call with the same input changes and restarts nothing.
   safe_file_operations:
     support: full
+    description: Files are written through a temporary file in the target directory and renamed into place.
 """
 
 EXAMPLES = r"""
@@ -168,13 +173,14 @@ ready_false_seen:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "facts": {"type": "dict", "required": True},
             "current_config": {"type": "dict", "default": {}},
             "node_name": {"type": "str", "required": True},

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_facts
 short_description: Gather everything the kubelet hardening needs from a node in one call
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Finds the kubelet and kube-proxy on the node - the running process (C(/proc/<pid>/cmdline)), the systemd unit
     and its drop-ins, the C(Environment=) and C(EnvironmentFile=) values the command line expands (kubeadm's
@@ -20,8 +20,9 @@ description:
     sysctls are its host's).
   - Read-only; needs root (use become).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
 options: {}
 """
@@ -62,12 +63,17 @@ sysctls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 
 
 def main():
-    module = AnsibleModule(argument_spec={}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={
+            **ROLE_VARS_SPEC,
+        },
+        supports_check_mode=True,
+    )
     run_module(module, node.gather, module.params)
 
 

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_files
 short_description: Give the kubelet's and kube-proxy's files the modes and owners of CIS 4.1.x
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - From the result of M(kubeguard.hardening.kubelet_facts), removes every permission bit beyond the wanted mode
     and makes root the owner of the kubelet unit and its drop-ins (0600, CIS 4.1.1/4.1.2), kube-proxy's
@@ -16,7 +16,9 @@ description:
     (O(client_ca_mode), CIS 4.1.7/4.1.8) and the kubelet config file (0600, CIS 4.1.9/4.1.10).
   - Never widens a mode that is already stricter.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -33,12 +35,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports the modes and owners it would fix and changes nothing.
   diff_mode:
     support: none
+    description: The result lists each file whose mode or owner changes.
   idempotent:
     support: full
+    description: A second call finds nothing to fix.
   safe_file_operations:
     support: full
+    description: Changes modes and owners in place; writes no file content.
 """
 
 EXAMPLES = r"""
@@ -59,13 +65,14 @@ fixed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "facts": {"type": "dict", "required": True},
             "client_ca_file": {"type": "path", "required": True},
             "client_ca_mode": {"type": "str", "default": "0644"},

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: kubelet_kube_proxy
 short_description: Bind kube-proxy's metrics to loopback (CIS 4.3.1)
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - When kube-proxy runs on the node with a C(--config) file, sets C(metricsBindAddress) in it (kube-proxy ignores
     its flags then); when it runs from a systemd unit without one, writes a drop-in whose command line sets
@@ -17,7 +17,9 @@ description:
   - Skips nodes without kube-proxy; warns when kube-proxy runs without a unit (a DaemonSet's ConfigMap is the
     place to set C(metricsBindAddress)).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   facts:
     description: The registered result of M(kubeguard.hardening.kubelet_facts) on this node.
@@ -38,12 +40,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Computes the change and writes and restarts nothing.
   diff_mode:
     support: full
+    description: The config file or drop-in before and after.
   idempotent:
     support: full
+    description: A second call with the same input changes and restarts nothing.
   safe_file_operations:
     support: full
+    description: Files are written through a temporary file in the target directory and renamed into place.
 """
 
 EXAMPLES = r"""
@@ -66,13 +72,14 @@ restarted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
+            **ROLE_VARS_SPEC,
             "facts": {"type": "dict", "required": True},
             "metrics_bind_address": {"type": "str", "default": "127.0.0.1:10249"},
             "state_dir": {"type": "path", "default": "/var/backups/kubeguard/kubelet"},

@@ -14,8 +14,9 @@ description:
     empty C(podSelector) listing that direction).
   - A namespace created after the baseline ran shows up in RV(uncovered) until the baseline runs again.
   - Read-only.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
   - kubeguard.hardening.attributes.read_only
 options:

@@ -17,8 +17,9 @@ description:
   - Returns the table as JSON and as Cyclonus-style matrices (rows are sources, columns destinations, C(.) allowed,
     C(X) blocked).
   - Read-only.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
   - kubeguard.hardening.attributes.read_only
 options:

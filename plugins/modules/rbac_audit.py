@@ -23,8 +23,9 @@ description:
     subjects (an anonymous subject next to a real group loses only its own entry) and is deleted only when none remain;
     a binding to a risky role offends through every subject, so it is deleted. It refuses, changing nothing, when this
     would take away the caller's own access.
-author: kubeguard maintainers
+author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.k8s_api
 attributes:
   check_mode:
@@ -103,6 +104,13 @@ findings:
   returned: always
   type: list
   elements: dict
+  contains:
+    cis:
+      description: The CIS Kubernetes Benchmark ID.
+      type: str
+    check:
+      description: The name of the check, as O(checks) takes it.
+      type: str
   sample:
     - cis: "5.1.1"
       check: cluster_admin

@@ -22,7 +22,9 @@ description:
   - When the file changes, keeps a backup, copies the previous file to I(state_dir) and arms a dead-man
     rollback (C(systemd-run --on-active)) that restores it and reloads sshd unless disarmed.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   path:
     description: Main sshd configuration file.
@@ -102,13 +104,16 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Renders, validates and access-checks; writes and arms nothing.
+    description: Renders, validates and access-checks; writes and arms nothing.
   diff_mode:
     support: full
+    description: The sshd_config before and after.
   idempotent:
     support: full
+    description: A second call with the same input writes nothing and arms no rollback.
   safe_file_operations:
     support: full
+    description: The file is written through a temporary file in its directory and renamed into place.
 """
 
 EXAMPLES = r"""
@@ -165,7 +170,7 @@ rollback:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import apply, config
 
 ARGUMENT_SPEC = {
@@ -175,7 +180,7 @@ ARGUMENT_SPEC = {
     "algorithm_preferences": {"type": "dict", "default": {}},
     "post_quantum_only": {"type": "bool", "default": False},
     "supported_algorithms": {"type": "dict", "required": True},
-    "keywords": {"type": "list", "elements": "str", "default": []},
+    "keywords": {"type": "list", "elements": "str", "default": [], "no_log": False},  # keyword names, not keys
     "include": {"type": "str", "default": config.DROPIN_INCLUDE},
     "match_blocks": {"type": "list", "elements": "dict", "default": []},
     "account": {"type": "dict", "required": True},
@@ -190,7 +195,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     run_module(module, apply.sshd_config, module.params, module.check_mode, module)
 
 

@@ -16,8 +16,9 @@ description:
     the connecting account (groups, authorized key types) and whether root's password is locked.
   - Read-only; needs root (use become).
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
   - kubeguard.hardening.attributes.read_only
 options:
   user:
@@ -145,7 +146,7 @@ root_password_locked:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import config, facts
 
 ARGUMENT_SPEC = {
@@ -160,7 +161,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     run_module(module, lambda: {"changed": False, **facts.gather(module.params, module)})
 
 

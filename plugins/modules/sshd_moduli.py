@@ -13,7 +13,9 @@ description:
   - Filters the moduli file used by C(diffie-hellman-group-exchange-*) so only primes of at least
     I(min_bits) bits remain. Comments are kept. Refuses when nothing would remain.
 author:
-  - kubeguard maintainers
+  - Kubeguard maintainers (@kubeguard)
+extends_documentation_fragment:
+  - kubeguard.hardening.role_vars
 options:
   path:
     description: The moduli file.
@@ -30,13 +32,16 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Counts what would be removed and writes nothing.
   diff_mode:
     support: full
-    details: The diff shows counts, not the primes.
+    description: The diff shows counts, not the primes.
   idempotent:
     support: full
+    description: A filtered file stays as it is.
   safe_file_operations:
     support: full
+    description: The file is written through a temporary file in its directory and renamed into place.
 """
 
 EXAMPLES = r"""
@@ -66,7 +71,7 @@ backup_file:
 
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import apply, moduli
 
 ARGUMENT_SPEC = {
@@ -77,7 +82,7 @@ ARGUMENT_SPEC = {
 
 
 def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **ARGUMENT_SPEC}, supports_check_mode=True)
     run_module(module, apply.sshd_moduli, module.params, module.check_mode, module)
 
 

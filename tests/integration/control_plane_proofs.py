@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 from conftest import ansible_playbook
-from kubeguard_test.api import Identity, https
+from kubeguard_test.api import Identity, https, request
 from kubeguard_test.api import api_port as kube_api_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -133,18 +133,66 @@ def run_failing_restart(lab, concern, extra_flags):
     return run
 
 
+def post_event(hardened, namespace, n):
+    """POST one core/v1 Event (the kind EventRateLimit limits) as the new admin."""
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": "cp8-burst-", "namespace": namespace},
+        "involvedObject": {"kind": "ConfigMap", "name": "cm1", "namespace": namespace, "apiVersion": "v1"},
+        "reason": "Cp8Burst",
+        "message": f"event {n} of a burst",
+        "type": "Normal",
+    }
+    path = f"/api/v1/namespaces/{namespace}/events"
+    return request(hardened["port"], "POST", path, hardened["identity"], body=event)
+
+
+def whoami(port, token):
+    """(status, body) of a SelfSubjectReview sent with a bearer token: who the apiserver says it is."""
+    review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+    return request(port, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", token=token, body=review)
+
+
+def wait_for_value(func, seconds, what):
+    """The first truthy value of ``func()`` within ``seconds``; fails naming ``what``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = func()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(1)
+
+
 def config_sources(lab, host):
     """sha256 of every file that configures a component: manifests, units and drop-ins."""
     listing = "/etc/kubernetes/manifests/* /etc/systemd/system/etcd.service* /etc/systemd/system/kube-*"
     return lab.podman_exec(host, "sh", "-c", f"find {listing} -type f | sort | xargs sha256sum").stdout
 
 
+def lab_is_fresh(lab, lab_binaries):
+    """Whether the lab's own admin may still create namespaces (a weak lab) or the API
+    positively refuses it (a lab this test already hardened: the before-state, and its
+    check-mode proof, is gone). Any other outcome (no answer, a TLS or kubeconfig error)
+    fails here instead of turning the proofs that need a fresh lab into skips."""
+    probe = kubectl(lab_binaries, lab.kubeconfig, "auth", "can-i", "create", "namespaces", check=False)
+    answer = probe.stdout.strip()
+    if answer in ("yes", "no"):
+        return answer == "yes"
+    # A hardened apiserver no longer trusts the lab's original client certificate.
+    assert probe.returncode != 0 and "(Unauthorized)" in probe.stderr, (
+        f"kubectl auth can-i gave no answer (rc {probe.returncode}): {probe.stdout} {probe.stderr}"
+    )
+    return False
+
+
 def harden(lab, lab_binaries):
     """Objects before, the PKI, check mode, apply (timed, API availability polled), rerun."""
     host = lab.groups["control_plane"][0]
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="cp8-"))
-    # A lab this test already hardened: the before-state (and its check-mode proof) is gone.
-    fresh = kubectl(lab_binaries, lab.kubeconfig, "auth", "can-i", "create", "namespaces", check=False).returncode == 0
+    fresh = lab_is_fresh(lab, lab_binaries)
     if fresh:
         for args in BEFORE:
             made = kubectl(lab_binaries, lab.kubeconfig, *args, check=False)
@@ -435,6 +483,95 @@ class ControlPlaneProofs:
         doc = json.loads(cp_lab.podman_exec(hardened["host"], "cat", config).stdout)
         assert doc["plugins"][0]["name"] == "EventRateLimit"
         assert {limit["type"] for limit in doc["plugins"][0]["configuration"]["limits"]} == {"Server", "Namespace"}
+
+    def test_event_rate_limit_throttles_a_burst_of_events(self, hardened, cp_lab):
+        """EventRateLimit answers HTTP 429 once a namespace's bucket is spent, and only
+        there. The role's limits are lowered for this test (the defaults' burst of 2000
+        refills at 500 qps, faster than a client on this machine posts), then put back."""
+        low = {"control_plane_event_rate_limits": [{"type": "Namespace", "qps": 1, "burst": 5, "cacheSize": 16}]}
+        try:
+            run, _ = ansible_playbook(
+                cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_apiserver", "-e", json.dumps(low)
+            )
+            assert run.returncode == 0, run.stdout[-3000:]
+            answers = [post_event(hardened, "cp8-before", n) for n in range(30)]
+            codes = [status for status, _ in answers]
+            assert codes[0] == 201 and 429 in codes, answers[:3] + answers[-3:]
+            throttled = next(body for status, body in answers if status == 429)
+            assert "limit reached on type Namespace" in throttled, throttled
+            # Another namespace has its own bucket.
+            status, body = post_event(hardened, "default", 0)
+            assert status == 201, body
+        finally:
+            back, _ = ansible_playbook(cp_lab.inventory, "control_plane.yml", "--tags", "control_plane_apiserver")
+            assert back.returncode == 0, back.stdout[-3000:]
+
+    def test_a_deleted_service_accounts_token_is_refused(self, hardened, lab_binaries):
+        """--service-account-lookup: a legacy (Secret) token of a ServiceAccount that was
+        deleted is refused, though its signature is still valid; so is a bound token."""
+        admin, ns, name = hardened["admin"], "cp8-before", "cp8-lookup"
+        kubectl(lab_binaries, admin, "-n", ns, "delete", "serviceaccount", name, "--ignore-not-found", "--wait")
+        kubectl(lab_binaries, admin, "-n", ns, "create", "serviceaccount", name)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": f"{name}-legacy",
+                "namespace": ns,
+                "annotations": {"kubernetes.io/service-account.name": name},
+            },
+        }
+        kubectl(lab_binaries, admin, "apply", "-f", "-", stdin=json.dumps(secret))
+        legacy = wait_for_value(
+            lambda: (
+                kubectl(
+                    lab_binaries, admin, "-n", ns, "get", "secret", f"{name}-legacy", "-o", "jsonpath={.data.token}"
+                ).stdout
+            ),
+            60,
+            "the token controller to fill the legacy token",
+        )
+        tokens = {
+            "legacy": base64.b64decode(legacy).decode(),
+            "bound": kubectl(lab_binaries, admin, "-n", ns, "create", "token", name).stdout.strip(),
+        }
+        for kind, token in tokens.items():
+            status, body = whoami(hardened["port"], token)
+            assert status == 201, (kind, body)
+            assert json.loads(body)["status"]["userInfo"]["username"] == f"system:serviceaccount:{ns}:{name}", kind
+        kubectl(lab_binaries, admin, "-n", ns, "delete", "serviceaccount", name, "--wait")
+        for kind, token in tokens.items():
+            # The apiserver's informer may still hold the account for a moment.
+            answer = wait_for_value(
+                lambda token=token: (lambda a: a if a[0] != 201 else None)(whoami(hardened["port"], token)),
+                30,
+                f"the {kind} token of the deleted account to be refused",
+            )
+            assert answer[0] == 401, (kind, answer)
+        kubectl(lab_binaries, admin, "-n", ns, "delete", "secret", f"{name}-legacy", "--ignore-not-found")
+
+    def test_a_service_with_external_ips_is_refused(self, hardened, lab_binaries):
+        """DenyServiceExternalIPs: creating a Service with spec.externalIPs is forbidden
+        by admission; the same Service without them is created."""
+        path = "/api/v1/namespaces/cp8-before/services"
+        kubectl(
+            lab_binaries, hardened["admin"], "-n", "cp8-before", "delete", "service", "cp8-plain", "--ignore-not-found"
+        )
+
+        def service(name, **spec):
+            ports = [{"port": 80, "targetPort": 8080}]
+            return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"ports": ports, **spec}}
+
+        status, body = request(
+            hardened["port"], "POST", path, hardened["identity"], body=service("cp8-ext", externalIPs=["203.0.113.10"])
+        )
+        assert status == 403, body
+        assert "use of external ips is denied by admission control" in body.lower(), body
+        assert request(hardened["port"], "GET", f"{path}/cp8-ext", hardened["identity"])[0] == 404
+        status, body = request(hardened["port"], "POST", path, hardened["identity"], body=service("cp8-plain"))
+        assert status == 201, body
+        assert request(hardened["port"], "DELETE", f"{path}/cp8-plain", hardened["identity"])[0] == 200
 
     def test_cis_file_modes(self, hardened, cp_lab):
         host = hardened["host"]

@@ -44,6 +44,8 @@ def inventory(base):
                 "ansible_python_interpreter": str(REPO / ".venv/bin/python"),
                 "ansible_become": False,
                 "kubeguard_cluster_name": "kubeguard-lab",
+                # The hosts stand in for nodes on this machine: their node IPs are not its addresses.
+                "kubeguard_node_ip_check_enabled": False,
                 "kubeguard_control_plane_endpoint": "10.123.0.10:6443",
                 "kubeguard_api_extra_sans": ["127.0.0.1", "localhost"],
                 "kubeguard_pki_output_dir": str(base / "tree"),

@@ -20,10 +20,12 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import (  # noqa: E402
     desired,
-    node,
 )
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import (  # noqa: E402
     flags as flaglib,
+)
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import (  # noqa: E402
+    health as cphealth,
 )
 
 MEMBERS = 3
@@ -83,7 +85,7 @@ class Client:
     def call(self, path, body, timeout=3):
         for url, context in ((f"https://127.0.0.1:{self.port}", self.tls), (f"http://127.0.0.1:{self.port}", None)):
             try:
-                return json.loads(node._request(url + path, context, body, timeout))
+                return json.loads(cphealth._request(url + path, context, body, timeout))
             except (OSError, ValueError, ssl.SSLError):
                 continue
         raise OSError(f"member on {self.port} unreachable")
@@ -154,7 +156,7 @@ def cluster(lab_binaries, tmp_path):
     clients = [Client(pki, ports[n][0]) for n in names]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if all(node.health("etcd", members[n], {"pki_dir": str(pki)})[0] for n in names):
+        if all(cphealth.health("etcd", members[n], {"pki_dir": str(pki)})[0] for n in names):
             break
         time.sleep(0.5)
     else:
@@ -176,11 +178,11 @@ def test_rolling_migration_keeps_every_write_and_quorum(cluster):
     for name in cluster["names"]:
         before = members[name]
         after = desired.desired_flags("etcd", before, params(pki), binary)
-        node.etcd_peer_urls(before, after, params(pki))  # while the member still serves its old URL
+        cphealth.etcd_peer_urls(before, after, params(pki))  # while the member still serves its old URL
         cluster["stop"](name)
         cluster["start"](name, after)
         started = time.monotonic()
-        while not node.health("etcd", after, {"pki_dir": str(pki)})[0]:
+        while not cphealth.health("etcd", after, {"pki_dir": str(pki)})[0]:
             assert time.monotonic() - started < 60, f"{name} did not become healthy on TLS"
             time.sleep(0.5)
         members[name] = after

@@ -151,3 +151,101 @@ def test_clear_errors(cluster, tmp_path, args, message):
     args.setdefault("kubeconfig", str(cluster.super_admin))
     result, _ = call_module(tmp_path, "k8s_bulk_apply", args)
     assert result["failed"] and message in result["msg"], result
+
+
+def watch_from(cluster, path, resource_version):
+    """Every watch event on ``path`` since ``resource_version`` (the apiserver replays them
+    from its watch cache): [(type, object)]. Resource versions are etcd revisions, one
+    order across all kinds."""
+    sep = "&" if "?" in path else "?"
+    run = cluster.kubectl(
+        "get", "--raw", f"{path}{sep}watch=1&resourceVersion={resource_version}&timeoutSeconds=3", check=True
+    )
+    decoder, text, events = json.JSONDecoder(), run.stdout.strip(), []
+    while text:
+        event, end = decoder.raw_decode(text)
+        events.append((event["type"], event["object"]))
+        text = text[end:].lstrip()
+    return events
+
+
+def test_absent_deletes_the_objects_in_a_namespace_before_the_namespace(cluster, tmp_path):
+    """Seen in etcd's own order (watch events' resource versions): every namespaced object
+    is gone before the Namespace is marked for deletion."""
+    listed = objects_for(["order-del"])
+    listed.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "order-del"}})
+    args = {"kubeconfig": str(cluster.super_admin), "objects": listed}
+    created, _ = call_module(tmp_path, "k8s_bulk_apply", args)
+    assert created["summary"]["created"] == 5, created
+    since = json.loads(cluster.kubectl("get", "--raw", "/api/v1/namespaces", check=True).stdout)["metadata"][
+        "resourceVersion"
+    ]
+    gone, _ = call_module(tmp_path, "k8s_bulk_apply", {**args, "state": "absent"})
+    assert gone["summary"]["deleted"] == 5 and not gone.get("failed"), gone
+    deleted = {}
+    for path in (
+        "/api/v1/namespaces/order-del/configmaps",
+        "/apis/networking.k8s.io/v1/namespaces/order-del/networkpolicies",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/order-del/roles",
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/order-del/rolebindings",
+    ):
+        for kind, obj in watch_from(cluster, path, since):
+            if kind == "DELETED" and obj["metadata"]["name"] in ("cm", "deny", "reader"):
+                deleted[(obj["kind"], obj["metadata"]["name"])] = int(obj["metadata"]["resourceVersion"])
+    assert set(deleted) == {
+        ("ConfigMap", "cm"),
+        ("NetworkPolicy", "deny"),
+        ("Role", "reader"),
+        ("RoleBinding", "reader"),
+    }, deleted
+    # No namespace controller here: the Namespace stays Terminating, its deletion is a MODIFIED event.
+    marked = [
+        int(obj["metadata"]["resourceVersion"])
+        for kind, obj in watch_from(cluster, "/api/v1/namespaces?fieldSelector=metadata.name%3Dorder-del", since)
+        if obj["metadata"].get("deletionTimestamp")
+    ]
+    assert marked, "the Namespace was never marked for deletion"
+    assert max(deleted.values()) < min(marked), (deleted, marked)
+
+
+def test_a_rejected_object_fails_the_call_while_the_others_apply(cluster, tmp_path):
+    """The real API refuses one object (HTTP 422); the call fails naming it, and the
+    objects around it are created all the same."""
+    bad = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "bad", "namespace": "partial"},
+        "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 70000}]}]},
+    }
+    listed = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "partial"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "before", "namespace": "partial"}},
+        bad,
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "after", "namespace": "partial"}},
+    ]
+    result, _ = call_module(tmp_path, "k8s_bulk_apply", {"kubeconfig": str(cluster.super_admin), "objects": listed})
+    assert result["failed"] and "NetworkPolicy partial/bad: HTTP 422" in result["msg"], result
+    assert result["summary"]["failed"] == 1 and result["summary"]["created"] == 3, result
+    for name in ("before", "after"):
+        assert cluster.kubectl("get", "configmap", name, "-n", "partial").returncode == 0, name
+    assert cluster.kubectl("get", "networkpolicy", "bad", "-n", "partial").returncode != 0
+
+
+def test_a_cluster_scoped_object_with_a_stray_namespace_is_applied_cluster_wide(cluster, tmp_path):
+    """A ClusterRole that names a namespace (which does not even exist) is created as the
+    cluster-scoped object it is, reported without the namespace, and a rerun changes nothing."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "stray-namespace", "namespace": "junk"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+    }
+    args = {"kubeconfig": str(cluster.super_admin), "objects": [role]}
+    result, _ = call_module(tmp_path, "k8s_bulk_apply", args)
+    assert not result.get("failed") and result["summary"]["created"] == 1, result
+    assert result["results"][0]["namespace"] == "", result
+    live = json.loads(cluster.kubectl("get", "clusterrole", "stray-namespace", "-o", "json", check=True).stdout)
+    assert "namespace" not in live["metadata"] and live["rules"] == role["rules"]
+    assert cluster.kubectl("get", "namespace", "junk").returncode != 0
+    again, _ = call_module(tmp_path, "k8s_bulk_apply", args)
+    assert not again["changed"] and again["summary"]["unchanged"] == 1, again

@@ -44,6 +44,7 @@ def test_a_running_lab_survives_a_transient_api_outage(lab):
     if layout == "kubeadm":  # the kubelet would restart the static pod: stop both
         outage = f"crictl stop $(crictl ps -q --name kube-apiserver); {outage}"
     container = lab.hostvars[cp]["kubeguard_lab_container"]
+    before = node_containers(lab)
     podman("exec", "-d", container, "sh", "-c", outage)
     time.sleep(1)
     result = lab_up(LAYOUT=layout)
@@ -51,6 +52,15 @@ def test_a_running_lab_survives_a_transient_api_outage(lab):
     assert "did not answer readyz (attempt 1/" in result.stderr
     assert f"lab {os.environ.get('LAB_ID', '0')} already up (reused" in result.stderr
     assert "creating lab" not in result.stderr
+    # The same containers (a recreated one has a new ID and creation time), never restarted.
+    assert node_containers(lab) == before
+
+
+def node_containers(lab):
+    """{container name: (ID, creation time, start time)} of every node of the lab."""
+    names = [lab.hostvars[host]["kubeguard_lab_container"] for host in lab.hosts]
+    inspect = json.loads(podman("inspect", "--type", "container", *names))
+    return {c["Name"].lstrip("/"): (c["Id"], c["Created"], c["State"]["StartedAt"]) for c in inspect}
 
 
 def test_a_taken_port_fails_clearly_and_leaves_nothing_behind():

@@ -42,6 +42,7 @@ CONTRACT_ROLE = "kubeguard"
 CONTRACT = {
     "kubeguard_node_name",
     "kubeguard_node_ip",
+    "kubeguard_node_ip_check_enabled",
     "kubeguard_cluster_name",
     "kubeguard_control_plane_endpoint",
     "kubeguard_api_extra_sans",

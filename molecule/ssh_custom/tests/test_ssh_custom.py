@@ -115,16 +115,25 @@ def test_ssh_audit_no_fail_no_warn(host):
 
 def test_alice_without_certificate_refused(host):
     key = os.path.join(EPHEMERAL, "alice")
-    result = sshcheck.ssh_key(sshcheck.port_of(host), "alice", "true", key=key, extra=("-o", "CertificateFile=none"))
+    result = sshcheck.refused(
+        lambda: sshcheck.ssh_key(sshcheck.port_of(host), "alice", "true", key=key, extra=("-o", "CertificateFile=none"))
+    )
     assert result.returncode != 0
+    assert "Permission denied (publickey)." in result.stderr, result.stderr
 
 
 def test_user_outside_allow_groups_refused(host):
-    result = sshcheck.ssh_key(sshcheck.port_of(host), "carol", "true")
+    since = sshcheck.node_now(host)
+    result = sshcheck.refused(lambda: sshcheck.ssh_key(sshcheck.port_of(host), "carol", "true"))
     assert result.returncode != 0
     assert "Permission denied" in result.stderr or "Connection closed" in result.stderr, result.stderr
+    assert "Permission denied (publickey)." in result.stderr, result.stderr
+    # The server says why: AllowGroups, not the key.
+    log = sshcheck.server_log(host, since)
+    assert "User carol from" in log and "none of user's groups are listed in AllowGroups" in log, log[-2000:]
 
 
 def test_password_login_refused_despite_cloud_init(host):
-    result = sshcheck.ssh_password(sshcheck.port_of(host), "operator", "operator", "true")
+    result = sshcheck.refused(lambda: sshcheck.ssh_password(sshcheck.port_of(host), "operator", "operator", "true"))
     assert result.returncode != 0
+    assert "Permission denied (publickey)." in result.stderr, result.stderr

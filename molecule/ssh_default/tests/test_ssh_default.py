@@ -80,6 +80,9 @@ def test_moduli_at_least_3072_bits(host):
 
 def test_rollback_disarmed(host):
     assert host.run("systemctl is-active kubeguard-ssh-rollback.timer").stdout.strip() != "active"
+    # Converge armed it and disarmed it before it fired; the rollback never ran.
+    sshcheck.assert_rollback_disarmed(host)
+    assert "restored" not in host.run("sudo -n cat /var/lib/kubeguard/ssh_hardening/rollback.log").stdout
 
 
 def test_operator_key_login_works(host):
@@ -116,14 +119,20 @@ def test_ssh_audit_no_fail_and_warns_only_for_classical_kex(host):
 
 @pytest.mark.parametrize(("user", "password"), [("operator", "operator"), ("root", "root")])
 def test_password_login_refused(host, user, password):
-    result = sshcheck.ssh_password(sshcheck.port_of(host), user, password, "true")
+    result = sshcheck.refused(lambda: sshcheck.ssh_password(sshcheck.port_of(host), user, password, "true"))
     assert result.returncode != 0
     assert "Permission denied" in result.stderr or "Connection closed" in result.stderr, result.stderr
+    # sshd's own refusal: public keys are all it offers, so no password is even asked.
+    assert "Permission denied (publickey)." in result.stderr, result.stderr
 
 
 def test_root_key_login_refused(host):
     # prepare authorized the same key for root, so only PermitRootLogin stops it.
     assert host.file("/root/.ssh/authorized_keys").exists
-    result = sshcheck.ssh_key(sshcheck.port_of(host), "root", "true")
+    since = sshcheck.node_now(host)
+    result = sshcheck.refused(lambda: sshcheck.ssh_key(sshcheck.port_of(host), "root", "true"))
     assert result.returncode != 0
     assert "Permission denied" in result.stderr or "Connection closed" in result.stderr, result.stderr
+    assert "Permission denied (publickey)." in result.stderr, result.stderr
+    # The server says why: PermitRootLogin, not the key.
+    assert "ROOT LOGIN REFUSED" in sshcheck.server_log(host, since)

@@ -31,10 +31,21 @@ def test_openssh_client_classical_kex(host, kex):
 
 @pytest.mark.parametrize("kex", [None, CURVE25519], ids=["paramiko-default", "paramiko-curve25519-only"])
 def test_paramiko_client(host, kex):
-    status, out, agreed = clients.paramiko_login(sshcheck.port_of(host), "operator", sshcheck.KEY, "id -un", kex=kex)
+    wire = {}
+    status, out, agreed = clients.paramiko_login(
+        sshcheck.port_of(host), "operator", sshcheck.KEY, "id -un", kex=kex, negotiation=wire
+    )
     assert (status, out.strip()) == (0, "operator")
-    assert agreed in (kex or [agreed])
     assert agreed
+    # What the server offered on the wire is its configured list (plus the extension markers) ...
+    effective = host.check_output("sudo -n sshd -T -C user=operator,host=client,addr=10.88.0.1")
+    kex_line = next(line for line in effective.splitlines() if line.startswith("kexalgorithms "))
+    configured = kex_line.split()[1].split(",")
+    assert [k for k in wire["server"] if not k.startswith(("ext-info-", "kex-strict-"))] == configured, wire
+    # ... and the key exchange agreed is RFC 4253's: the client's first that the server offers.
+    if kex is not None:
+        assert wire["client"] == [k for k in wire["client"] if k in kex] and agreed in kex, wire
+    assert agreed == next(k for k in wire["client"] if k in wire["server"]), (agreed, wire)
 
 
 @pytest.mark.parametrize("kex", [None, CURVE25519], ids=["go-default", "go-curve25519-only"])

@@ -40,6 +40,7 @@ def test_config_tag_alone_applies_and_disarms(host):
     """A real change under --tags ssh_hardening_config alone is reloaded, proved and kept."""
     name = host.ansible.get_variables()["inventory_hostname"]
     change = ("--tags", "ssh_hardening_config", "--limit", name)
+    since = host.check_output("date +%s")
     try:
         proc, recap = molecule.playbook(PLAY, *change, "-e", "ssh_hardening_login_grace_time=25")
         assert proc.returncode == 0, proc.stdout[-3000:]
@@ -48,6 +49,7 @@ def test_config_tag_alone_applies_and_disarms(host):
         for task in ("Prove access with a fresh SSH connection", "Disarm the rollback"):
             assert f"{task} as" in proc.stdout or task in proc.stdout, proc.stdout[-3000:]
         assert host.run("systemctl is-active kubeguard-ssh-rollback.timer").stdout.strip() != "active"
+        sshcheck.assert_rollback_disarmed(host, since)
         assert "LoginGraceTime 25" in host.file("/etc/ssh/sshd_config").content_string
         assert "restored" not in host.run("cat /var/lib/kubeguard/ssh_hardening/rollback.log").stdout
         result = sshcheck.until(lambda: sshcheck.ssh_key(sshcheck.port_of(host), "operator", "true"))

@@ -26,6 +26,10 @@ def test_nodes_kept_their_original_config(host):
     # Every case was refused or rolled back: the image's weak config is still in force.
     assert "passwordauthentication yes" in host.check_output("sudo -n sshd -T")
     assert host.run("systemctl is-active kubeguard-ssh-rollback.timer").stdout.strip() != "active"
+    # systemd answered, the timer the cases armed is the one asked about, and none is left armed.
+    state, events = sshcheck.rollback_timer(host)
+    assert state == "inactive", state
+    assert "armed" in events and events[-1] != "armed", events
 
 
 def test_trixie_is_still_socket_activated(host):

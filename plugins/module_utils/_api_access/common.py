@@ -7,12 +7,10 @@ from __future__ import annotations
 import base64
 import re
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import duration
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 PREFIX = "api_access_"
-# Go's time.ParseDuration grammar, without the sign (negative TTLs make no sense here).
-_DURATION = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+$")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -27,10 +25,7 @@ def fail(option, message):
 
 def seconds(option, value):
     """A Go duration string (``90s``, ``2m``, ``1h30m``) in seconds; refuses anything else."""
-    text = str(value).strip()
-    if not _DURATION.match(text):
-        fail(option, f"{value!r} is not a duration such as 30s, 2m or 1h")
-    return sum(float(n) * _UNITS[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text))
+    return duration.seconds(var(option), str(value), example="30s, 2m or 1h")
 
 
 def dns_label(option, value):

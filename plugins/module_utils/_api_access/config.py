@@ -39,7 +39,10 @@ def run(params, check_mode=False):
     directory = params["config_dir"]
     if not posixpath.isabs(directory):
         fail("config_dir", f"{directory!r} must be an absolute path")
-    path = lambda name: posixpath.join(directory, name)  # noqa: E731
+
+    def path(name):
+        return posixpath.join(directory, name)
+
     warnings = []
     sa_issuers = params.get("service_account_issuer") or []
     if isinstance(sa_issuers, str):

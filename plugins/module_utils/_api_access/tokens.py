@@ -13,7 +13,7 @@ import re
 import secrets
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access.common import fail, only_keys
-from ansible_collections.kubeguard.hardening.plugins.module_utils._files import atomic_write
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import atomic_write
 
 OPTION = "api_access_static_tokens"
 USER_KEYS = {"user", "uid", "groups", "token"}

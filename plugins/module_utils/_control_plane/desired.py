@@ -12,7 +12,7 @@ import json
 import posixpath
 import re
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import duration
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # Component -> the concern name used in role variables and tags.
@@ -69,36 +69,6 @@ FILE_FLAGS = (
     "token-auth-file",
 )
 
-
-# Go's cipher suite names (crypto/tls CipherSuites + InsecureCipherSuites): what etcd
-# accepts, whose --help lists none. Kubernetes binaries' own lists take precedence.
-GO_CIPHER_SUITES = [
-    "TLS_AES_128_GCM_SHA256",
-    "TLS_AES_256_GCM_SHA384",
-    "TLS_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-    "TLS_RSA_WITH_RC4_128_SHA",
-    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA",
-    "TLS_RSA_WITH_AES_256_CBC_SHA",
-    "TLS_RSA_WITH_AES_128_CBC_SHA256",
-    "TLS_RSA_WITH_AES_128_GCM_SHA256",
-    "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
-    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
-]
 
 # Certificate/key/CA flag triples checked before a restart: the pair matches and chains to the CA.
 KEY_PAIRS = {
@@ -269,85 +239,15 @@ def scheduler_flags(current, params):
 
 
 def validate(component, params, binary):
-    """Refuse bad input before anything is written. ``binary`` is the
-    component's entry of ``control_plane_facts``: ``help_flags``,
-    ``admission_plugins``, ``cipher_suites``."""
-    listed = binary.get("cipher_suites") or {}
-    known_ciphers = set(listed.get("preferred", [])) | set(listed.get("insecure", [])) or set(GO_CIPHER_SUITES)
-    unknown = [c for c in params["tls_cipher_suites"] if c not in known_ciphers]
-    if unknown:
-        raise KubeguardError(
-            var("tls_cipher_suites"), f"{', '.join(unknown)} unknown to {component} {binary.get('version', '')}"
-        )
-    if params["tls_min_version"] not in TLS_VERSIONS:
-        raise KubeguardError(var("tls_min_version"), f"{params['tls_min_version']!r} is not one of {TLS_VERSIONS}")
-    if component == "kube-apiserver":
-        _validate_apiserver(params, binary)
-    extra = params["extra_flags"] or {}
-    unknown = sorted(set(extra) - set(binary.get("help_flags", [])))
-    if unknown and binary.get("help_flags"):
-        raise KubeguardError(
-            var(f"{CONCERNS[component]}_extra_flags"), f"{', '.join(unknown)} unknown to the installed {component}"
-        )
-    _validate_contributions(component, params, binary)
+    """Refuse bad input before anything is written (see ``inputs.validate``)."""
+    from . import inputs  # imports this module: loaded on first use
+
+    inputs.validate(component, params, binary)
 
 
-def _validate_contributions(component, params, binary):
-    """What the contributions of this run (merged by the role) add to kube-apiserver:
-    flags the binary knows, files under the config dir. Who contributed them is not
-    this module's business."""
-    flags = params.get("contributed_flags") or {}
-    files = params.get("contributed_files") or {}
-    if (flags or files) and component != "kube-apiserver":
-        raise KubeguardError(
-            var("apiserver_contributed_flags"), f"only kube-apiserver takes contributions, not {component}"
-        )
-    unknown = sorted(set(flags) - set(binary.get("help_flags", [])))
-    if unknown and binary.get("help_flags"):
-        raise KubeguardError(
-            var("apiserver_contributed_flags"), f"{', '.join(unknown)} unknown to the installed {component}"
-        )
-    for path in sorted(files):
-        if not in_config_dir(path, params):
-            raise KubeguardError(
-                var("apiserver_contributed_files"),
-                f"{path} is outside {params['config_dir']}, the only directory mounted into a kubeadm apiserver pod",
-            )
-
-
-def _validate_apiserver(params, binary):
-    modes = params["authorization_modes"]
-    if "AlwaysAllow" in modes and not params["allow_always_allow"]:
-        raise KubeguardError(
-            var("authorization_modes"),
-            f"AlwaysAllow lets every request through (CIS 1.2.6); set {ALWAYS_ALLOW_FORCE}: true to force it",
-        )
-    known = {"AlwaysAllow", "AlwaysDeny", "ABAC", "Webhook", "RBAC", "Node"}
-    if not modes or set(modes) - known:
-        raise KubeguardError(var("authorization_modes"), f"{modes} must be a non-empty subset of {sorted(known)}")
-    plugins = set(binary.get("admission_plugins", []))
-    unknown = sorted(set(params["admission_plugins"]) - plugins) if plugins else []
-    if unknown:
-        raise KubeguardError(var("admission_plugins"), f"{', '.join(unknown)} unknown to the installed kube-apiserver")
-    if "AlwaysAdmit" in params["admission_plugins"]:
-        raise KubeguardError(var("admission_plugins"), "AlwaysAdmit admits every request (CIS 1.2.10)")
-    for name in ("audit_log_maxage", "audit_log_maxbackup", "audit_log_maxsize"):
-        if params[name] < 0:
-            raise KubeguardError(var(name), f"{params[name]} must not be negative")
-    try:
-        cidr = ipaddress.ip_network(params["service_cidr"])
-    except ValueError as exc:
-        raise KubeguardError(var("service_cidr"), str(exc)) from None
-    for name in ("request_timeout", "shutdown_watch_termination_grace_period"):
-        if not re.fullmatch(r"\d+(ms|s|m|h)", params[name]):
-            raise KubeguardError(var(name), f"{params[name]!r} is not a duration like 60s")
-    return cidr
-
-
-def seconds(duration):
-    """A validated Go duration (``500ms``, ``5s``, ``1m``, ``1h``) in seconds."""
-    value, unit = re.fullmatch(r"(\d+)(ms|s|m|h)", duration).groups()
-    return int(value) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+def seconds(value):
+    """A validated Go duration in seconds (the one parser: _common.duration)."""
+    return duration.parse(value)
 
 
 def below_cis(params):

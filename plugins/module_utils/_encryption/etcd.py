@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 
 from .._errors import KubeguardError
+from .._http import http_open
 
 PAGE = 500
 ENC = re.compile(rb"^k8s:enc:([a-z0-9]+):v1:([^:]+):")
@@ -61,7 +62,7 @@ class Etcd:
         )
         self.requests += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as response:  # noqa: S310
+            with http_open(request, timeout=self.timeout, context=self.context) as response:
                 return json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise KubeguardError("etcd_servers", f"cannot read etcd at {self.endpoint}: {exc}") from None
@@ -96,6 +97,13 @@ def run(params, check_mode=False, etcd=None):
             raise KubeguardError("etcd_servers", "the apiserver's --etcd-servers is unknown")
         etcd = Etcd(servers[0], params.get("etcd_cafile"), params.get("etcd_certfile"), params.get("etcd_keyfile"))
     prefixes = dict(params["prefixes"])  # {resource: etcd prefix}
+    for resource, prefix in prefixes.items():
+        if not isinstance(prefix, str) or not prefix.startswith("/"):
+            raise KubeguardError(
+                "prefixes", f"{resource}: {prefix!r} is not an etcd key prefix like /registry/secrets/"
+            )
+    if not isinstance(params.get("expected_prefix"), str) or not params["expected_prefix"]:
+        raise KubeguardError("expected_prefix", "must be the value prefix of the current key, like k8s:enc:aescbc:v1:")
     counts, samples = scan(etcd, sorted(set(prefixes.values())))
     expected = params["expected_prefix"]
     totals = {}

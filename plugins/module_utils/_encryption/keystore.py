@@ -19,7 +19,7 @@ import os
 import secrets
 
 from .._errors import KubeguardError
-from .._files import atomic_write
+from .._node.files import atomic_write
 from . import config
 
 STORE_OPTION = "encryption_at_rest_key_store"

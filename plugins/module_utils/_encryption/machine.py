@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from .._errors import KubeguardError
+from .._errors import KubeguardError, require_facts
 from . import config, keystore
 
 STEPS = ("secondary", "primary", "rewrite", "verify", "remove")
@@ -187,6 +187,8 @@ def plan(params, check_mode):
     nodes = params.get("nodes") or {}
     if not nodes:
         raise KubeguardError("encryption_at_rest_control_plane_group", "no control-plane node was gathered")
+    for facts in nodes.values():
+        require_facts(facts, "encryption_at_rest_facts", option="nodes")
     store = keystore.load_store(params["key_store"])
     state = keystore.load_state(params["state_file"])
     found = node_keys(nodes)

@@ -47,7 +47,7 @@ def resolve(client, resources):
     groups = None
     resolved, missing = {}, []
     for name in resources:
-        plural, _, group = name.partition(".")
+        plural, _unused, group = name.partition(".")
         if not group:
             item, version = core.get(plural), "v1"
         else:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import traceback
 
+from .._errors import ROLE_VARS_SPEC, KubeguardError
 from .client import secret_values
 
 try:
-    import kubernetes  # noqa: F401
+    import kubernetes
 
     KUBERNETES_IMPORT_ERROR = None
+    KUBERNETES_VERSION = kubernetes.__version__
 except ImportError:
     KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
@@ -36,7 +38,7 @@ def prepare(module):
     if isinstance(kubeconfig, dict):
         module.no_log_values.update(secret_values(kubeconfig))
     elif kubeconfig is not None and not isinstance(kubeconfig, str):
-        module.fail_json(msg="kubeconfig: must be a path or a kubeconfig dict", option="kubeconfig")
+        raise KubeguardError("kubeconfig", "must be a path or a kubeconfig dict")
 
 
 def main(argument_spec, entry_point):
@@ -46,6 +48,12 @@ def main(argument_spec, entry_point):
 
     from .._errors import run_module
 
-    module = AnsibleModule(argument_spec=dict(CONNECTION_ARGS, **argument_spec), supports_check_mode=True)
-    prepare(module)
-    run_module(module, entry_point, module.params, module.check_mode)
+    module = AnsibleModule(
+        argument_spec={**ROLE_VARS_SPEC, **CONNECTION_ARGS, **argument_spec}, supports_check_mode=True
+    )
+
+    def run(params, check_mode):
+        prepare(module)  # inside run_module, so a bad kubeconfig is named like every other error
+        return entry_point(params, check_mode)
+
+    run_module(module, run, module.params, module.check_mode)

@@ -18,16 +18,19 @@ from .._errors import KubeguardError
 FIELD_MANAGER = "kubeguard"
 
 
-class ApiError(Exception):
-    """A non-2xx answer of the API server."""
+class ApiError(KubeguardError):
+    """A non-2xx answer of the API server; a KubeguardError on ``kubeconfig`` (the cluster it points at)."""
 
-    def __init__(self, status, reason, message):
-        super().__init__(status, reason, message)
+    def __init__(self, status, reason, message, option="kubeconfig"):
+        super().__init__(option, message)
         self.status = status
         self.reason = reason
-        self.message = message
+
+    def describe(self):
+        return f"the API server answered HTTP {self.status} {self.reason}: {self.message}"
 
     def __str__(self):
+        # per-object failures in results quote the answer alone
         return f"HTTP {self.status} {self.reason}: {self.message}"
 
 
@@ -95,7 +98,7 @@ class Client:
             headers["Content-Type"] = content_type
             # the REST client serialises JSON bodies itself; other types (apply-patch+yaml) go as text
             payload = body if content_type == "application/json" else json.dumps(body)
-        method, url, headers, _, _ = self._api.param_serialize(
+        method, url, headers, _unused, _unused = self._api.param_serialize(
             method, path, header_params=headers, auth_settings=["BearerToken"]
         )
         if query:

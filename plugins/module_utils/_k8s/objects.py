@@ -13,6 +13,7 @@ import copy
 import fnmatch
 
 from .._errors import KubeguardError
+from .._netpol import validate as netpol
 
 # Metadata the server writes on every object; never part of "did it change".
 NOISE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
@@ -43,6 +44,11 @@ def validate(objects, option):
         meta = obj.get("metadata")
         if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
             raise KubeguardError(option, f"{where} ({obj['kind']}) has no metadata.name")
+        if obj["apiVersion"] == "networking.k8s.io/v1" and obj["kind"] == "NetworkPolicy":
+            # refused here, not by the API server after the first requests (HTTP 422)
+            netpol.spec(
+                obj.get("spec") or {}, option, f"NetworkPolicy {describe(identity(obj)).split(' ', 1)[1]}: spec"
+            )
         key = identity(obj)
         if key in seen:
             raise KubeguardError(option, f"{describe(key)} is listed twice")

@@ -87,7 +87,7 @@ def owned(obj, field_manager):
 def prune_candidates(params, service, kinds, planned):
     """Objects with the prune labels, applied by our field manager, that the call no longer lists."""
     selector = ",".join(f"{key}={value}" for key, value in sorted((params.get("prune_labels") or {}).items()))
-    wanted = {key for key, _, _ in planned}
+    wanted = {key for key, _unused, _unused in planned}
     manager = params.get("field_manager") or "kubeguard"
     found = []
     for api_version, kind in kinds:
@@ -121,7 +121,7 @@ def plan(params, service):
             if not resource.namespaced:
                 meta.pop("namespace", None)
             planned.append((objs.identity(obj), resource, obj))
-    objs.validate([obj for _, _, obj in planned], "objects")
+    objs.validate([obj for _unused, _unused, obj in planned], "objects")
     return planned, namespaces, pruned_kinds
 
 
@@ -142,14 +142,17 @@ def _act(service, state, check_mode, key, resource, obj, before, pending_namespa
 
 def run(params, check_mode, service=None):
     state = params.get("state") or "present"
+    # a malformed manifest is refused before the kubeconfig is even read (plan() validates again, cheaply)
+    objs.validate(params.get("objects") or [], "objects")
+    objs.validate_templates(params.get("namespace_objects") or [], "namespace_objects")
     service = service or ApplyService(
         connect(params), params.get("field_manager") or "kubeguard", params.get("force_conflicts", True)
     )
     planned, namespaces, pruned_kinds = plan(params, service)
-    existing = service.existing({key: resource for key, resource, _ in planned}) if planned else {}
+    existing = service.existing({key: resource for key, resource, _unused in planned}) if planned else {}
     stale = prune_candidates(params, service, pruned_kinds, planned) if pruned_kinds else []
     pending_namespaces = {
-        key[3] for key, _, _ in planned if key[1] == "Namespace" and key[0] == "v1" and key not in existing
+        key[3] for key, _unused, _unused in planned if key[1] == "Namespace" and key[0] == "v1" and key not in existing
     }
     # cluster-scoped first when creating (namespaces, cluster roles), last when deleting
     waves = [[p for p in planned if not p[1].namespaced], [p for p in planned if p[1].namespaced]]
@@ -157,8 +160,8 @@ def run(params, check_mode, service=None):
         waves.reverse()
     # what is no longer listed goes last: namespaced objects before cluster-scoped ones
     waves += [[p for p in stale if p[1].namespaced], [p for p in stale if not p[1].namespaced]]
-    stale_keys = {key for key, _, _ in stale}
-    existing.update((key, obj) for key, _, obj in stale)
+    stale_keys = {key for key, _unused, _unused in stale}
+    existing.update((key, obj) for key, _unused, obj in stale)
     outcomes = {}
     workers = max(1, int(params.get("workers") or 4))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -184,7 +187,7 @@ def run(params, check_mode, service=None):
                     outcomes[key] = ("failed", None, str(exc))
     results, diffs, failures = [], [], []
     summary = dict.fromkeys(ACTIONS, 0)
-    for key, _, _ in [*planned, *stale]:
+    for key, _unused, _unused in [*planned, *stale]:
         action, after, error = outcomes[key]
         if key in stale_keys and action == "deleted":
             action = "pruned"

@@ -17,6 +17,7 @@ import json
 import re
 import shlex
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import ciphers, duration
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.flags import logical_lines
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
@@ -59,32 +60,7 @@ KERNEL_DEFAULTS = {
     "kernel.keys.root_maxkeys": "1000000",
     "kernel.keys.root_maxbytes": "25000000",
 }
-# Go's cipher suite names, used when the binary's --help lists none.
-GO_CIPHERS = frozenset(
-    [
-        "TLS_AES_128_GCM_SHA256",
-        "TLS_AES_256_GCM_SHA384",
-        "TLS_CHACHA20_POLY1305_SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
-        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
-        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
-        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
-        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
-        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-        "TLS_RSA_WITH_AES_128_CBC_SHA",
-        "TLS_RSA_WITH_AES_128_GCM_SHA256",
-        "TLS_RSA_WITH_AES_256_CBC_SHA",
-        "TLS_RSA_WITH_AES_256_GCM_SHA384",
-    ]
-)
 TLS_VERSIONS = ("VersionTLS12", "VersionTLS13")
-_DURATION = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+$")
 
 
 def var(name):
@@ -112,7 +88,7 @@ def unit_service(texts):
                 words = [w.replace("%%", "%") for w in shlex.split(value.lstrip("-@:+!"))] if value else []
             elif key == "Environment":
                 for assignment in shlex.split(value):
-                    name, _, val = assignment.partition("=")
+                    name, _unused, val = assignment.partition("=")
                     environment[name] = val
             elif key == "EnvironmentFile":
                 env_files.append(value)
@@ -125,7 +101,7 @@ def parse_env_file(text):
     for line in logical_lines(text or ""):
         if not line or line.startswith(("#", ";")) or "=" not in line:
             continue
-        name, _, value = line.partition("=")
+        name, _unused, value = line.partition("=")
         words = shlex.split(value, comments=False, posix=True)
         found[name.strip()] = " ".join(words)
     return found
@@ -177,7 +153,7 @@ def parse_flags(words):
 
 
 def flag_dict(words):
-    return {name: value for name, value, _ in parse_flags(words)}
+    return {name: value for name, value, _unused in parse_flags(words)}
 
 
 def duplicating(flags):
@@ -187,7 +163,7 @@ def duplicating(flags):
 
 def without(words, names):
     """``words`` with every flag in ``names`` (and its separate value word) removed."""
-    drop = {i for name, _, indices in parse_flags(words) if name in names for i in indices}
+    drop = {i for name, _unused, indices in parse_flags(words) if name in names for i in indices}
     return [w for i, w in enumerate(words) if i not in drop]
 
 
@@ -252,25 +228,20 @@ def validate(params, cipher_names=()):
             f"{var('read_only_port')}: {port} serves /pods and /stats without authentication (CIS 4.2.4 wants 0)"
         )
     timeout = str(params["streaming_connection_idle_timeout"])
-    if not _DURATION.match(timeout):
+    if not duration.seconds(var("streaming_connection_idle_timeout"), timeout, example="5m or 4h"):
         raise KubeguardError(
-            var("streaming_connection_idle_timeout"), f"{timeout!r} is not a duration such as 5m or 4h"
+            var("streaming_connection_idle_timeout"), "a zero duration keeps idle streams open forever (CIS 4.2.5)"
         )
-    if not re.search(r"[1-9]", timeout):
-        raise KubeguardError(var("streaming_connection_idle_timeout"), "0 keeps idle streams open forever (CIS 4.2.5)")
     for option, low in (("event_record_qps", 0), ("pod_pids_limit", 1)):
         value = params[option]
         if not isinstance(value, int) or value < low:
             raise KubeguardError(var(option), f"{value!r} must be an integer of at least {low}")
-    known = set(cipher_names) or GO_CIPHERS
     suites = params["tls_cipher_suites"]
     if not suites:
         raise KubeguardError(var("tls_cipher_suites"), "an empty list means Go's defaults (CIS 4.2.12 wants a list)")
-    unknown = [s for s in suites if s not in known]
-    if unknown:
-        raise KubeguardError(
-            var("tls_cipher_suites"), f"unknown cipher suite(s) {', '.join(unknown)}; the kubelet knows {len(known)}"
-        )
+    # The kubelet's --help lists preferred and insecure names in one paragraph: the
+    # catalogue says which are insecure, the binary which it knows.
+    ciphers.check(var("tls_cipher_suites"), suites, preferred=cipher_names, who="the installed kubelet")
     if params["tls_min_version"] not in TLS_VERSIONS:
         raise KubeguardError(var("tls_min_version"), f"must be one of {', '.join(TLS_VERSIONS)}")
     for option in ("client_ca_file", "tls_cert_file", "tls_private_key_file"):
@@ -309,6 +280,15 @@ def _set(config, path, value):
 def desired(current, params, protect_kernel_defaults):
     """The hardened configuration: ``current`` with every owned field set, the rest kept."""
     config = copy.deepcopy(current) if isinstance(current, dict) else {}
+    # Fields of another version or kind would be kept under ours: the kubelet refuses the
+    # file only at its restart. A file without them (kubelet defaults) is fine.
+    found = (config.get("apiVersion", API_VERSION), config.get("kind", KIND))
+    if found != (API_VERSION, KIND):
+        raise KubeguardError(
+            var("config_enabled"),
+            f"the kubelet's config file is {found[1]} {found[0]}, not {KIND} {API_VERSION} that this role writes; "
+            "convert it first, or set this to false",
+        )
     config["apiVersion"] = API_VERSION
     config["kind"] = KIND
     settings = (

@@ -19,7 +19,8 @@
 
 from __future__ import annotations
 
-import ipaddress
+from .._errors import KubeguardError
+from . import validate
 
 
 class Pod:
@@ -63,7 +64,7 @@ def selector_matches(selector, labels):
         if operator == "DoesNotExist" and present:
             return False
         if operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise ValueError(f"unknown label selector operator {operator!r}")
+            raise KubeguardError("policies", f"unknown label selector operator {operator!r}")
     return True
 
 
@@ -85,15 +86,13 @@ def selects(policy, pod):
 def ip_block_matches(block, ip):
     if not ip:
         return False
-    address = ipaddress.ip_address(ip)
-    try:
-        network = ipaddress.ip_network(block["cidr"], strict=False)
-    except (KeyError, ValueError):
-        return False
+    # a malformed cidr or except is refused alike (validate.policies refuses them before any evaluation)
+    address = validate.ip(ip, "pods", "pod IP")
+    network = validate.cidr(block.get("cidr"), "policies", "ipBlock.cidr")
     if address.version != network.version or address not in network:
         return False
     for excluded in block.get("except") or []:
-        excluded_net = ipaddress.ip_network(excluded, strict=False)
+        excluded_net = validate.cidr(excluded, "policies", "ipBlock.except")
         if address.version == excluded_net.version and address in excluded_net:
             return False
     return True

@@ -9,9 +9,10 @@ as data, without a cluster.
 
 from __future__ import annotations
 
+from .._errors import KubeguardError
 from .._k8s.runner import connect
 from .._k8s.service import ApplyService
-from . import audit, truth_table
+from . import audit, truth_table, validate
 from .policy import Pod
 
 NETWORKING_V1 = "networking.k8s.io/v1"
@@ -60,8 +61,13 @@ def pod_from_data(item):
 def run_truth_table(params, check_mode, service=None):
     wanted = set(params.get("namespaces") or ())
     if params.get("pods"):
+        validate.pods(params["pods"], "pods")
+        validate.policies(params.get("policies") or [], "policies")
         pods = [pod_from_data(item) for item in params["pods"]]
         namespace_labels = dict(params.get("namespace_labels") or {})
+        for name, labels in namespace_labels.items():
+            if not isinstance(labels, dict):
+                raise KubeguardError("namespace_labels", f"{name}: must be a mapping of labels")
         policies = list(params.get("policies") or [])
         requests = {"total": 0, "discovery": 0}
     else:

@@ -17,7 +17,7 @@ PROTOCOLS = ("TCP", "UDP", "SCTP")
 def parse_port(spec, option="ports"):
     """``80``, ``"80"``, ``"tcp/80"``, ``"udp/53"`` -> ("TCP", 80)."""
     text = str(spec)
-    protocol, _, number = text.rpartition("/")
+    protocol, _unused, number = text.rpartition("/")
     protocol = (protocol or "TCP").upper()
     if protocol not in PROTOCOLS or not number.isdigit() or not 0 < int(number) < 65536:
         raise KubeguardError(option, f"{spec!r} is not a port like 80, tcp/80 or udp/53")

@@ -14,6 +14,7 @@ one Ansible-free entry point each (``run(params, check_mode)``), raising
 - ``_install``: the node side (cluster_pki_install): compare with the node's
   files, refuse a different CA, back up, write.
 - ``_endpoint``: the check before a kubeconfig is repointed (cluster_pki_endpoint).
-- ``_restart``: healthy one-at-a-time restarts with rollback (cluster_pki_restart).
-- ``_info`` / ``_x509lite``: the expiry report without ``cryptography`` (cluster_pki_info).
+- ``_restart``: healthy one-at-a-time restarts with rollback (cluster_pki_restart),
+  on the node engine (``_node.restart``).
+- ``_info``: the expiry report (cluster_pki_info), read with ``_node.x509``.
 """

@@ -60,7 +60,7 @@ def probe(url, ca_pem, timeout):
         return f"cannot be checked: the cluster CA certificate is unusable ({exc})"
     context.check_hostname = False
     reason = "has no address"
-    for family, kind, proto, _, address in addresses:
+    for family, kind, proto, _unused, address in addresses:
         try:
             with socket.socket(family, kind, proto) as sock:
                 sock.settimeout(timeout)

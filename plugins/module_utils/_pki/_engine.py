@@ -152,7 +152,7 @@ def distribution(cluster, items, out, pending=()):
     for item in items:
         entries = _entries(item, out, pending)
         if item.node:
-            own.setdefault(item.node, []).extend(entry for _, entry in entries)
+            own.setdefault(item.node, []).extend(entry for _unused, entry in entries)
         else:
             shared.append((item.layout, entries))
     result = {}
@@ -234,7 +234,7 @@ def run(params, check_mode=False, now=None):
     states, warnings, external = {}, [], []
 
     for item in items:
-        state, _ = _load(out, item, states)
+        state, _unused = _load(out, item, states)
         states[item.path] = state
         if item.kind == "ca":
             if state.obs.files.get(f"{item.path}.crt") and not state.obs.files.get(f"{item.path}.key"):

@@ -1,14 +1,14 @@
 # Copyright: kubeguard maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private to kubeguard.hardening: file helpers of the PKI, writing through
-the collection's one atomic write path (module_utils/_files.py)."""
+the collection's one atomic write path (module_utils/_node/files.py)."""
 
 from __future__ import annotations
 
 import os
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 
 KEY_MODE = 0o600  # private keys and kubeconfigs
 CERT_MODE = 0o644

@@ -3,8 +3,8 @@
 """Private to kubeguard.hardening: expiry report of a node's certificates and
 kubeconfigs, the structured equivalent of ``kubeadm certs check-expiration``.
 
-Needs no ``cryptography``: certificates are read with the DER reader in
-_x509lite, so the report runs on nodes without that library.
+Certificates are read with the collection's one reader (_node/x509.py), so
+the node needs python3-cryptography.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import datetime
 import os
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _model, _x509lite
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import x509
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _files, _kubeconfig, _model
 
 
 def _file(layout):
@@ -53,7 +54,7 @@ def _load_cert(path):
         if parsed is None:
             raise ValueError(f"{path} is not a kubeconfig with embedded client certificate")
         data = parsed["cert"]
-    return _x509lite.load_pem(data)
+    return x509.load_pem(data)
 
 
 def _load_or_flag(path, unreadable):
@@ -63,6 +64,10 @@ def _load_or_flag(path, unreadable):
     except ValueError:
         unreadable.append(path)
         return None
+
+
+# 100 years: beyond it no certificate lasts, and datetime cannot count much further
+MAX_DAYS = 36500
 
 
 def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=None):
@@ -95,7 +100,7 @@ def check_expiration(kubernetes_dir, kubelet_pki_dir, renew_before_days=30, now=
 def run(params, check_mode=False):
     """The cluster_pki_info module: read-only, so check mode changes nothing."""
     del check_mode
-    if params["renew_before_days"] < 0:
-        raise KubeguardError("renew_before_days", "must be a non-negative number of days")
+    if not 0 <= params["renew_before_days"] <= MAX_DAYS:
+        raise KubeguardError("renew_before_days", f"must be a number of days from 0 to {MAX_DAYS}")
     report = check_expiration(params["kubernetes_dir"], params["kubelet_pki_dir"], params["renew_before_days"])
     return {"changed": False, **report}

@@ -19,8 +19,8 @@ import os
 import pwd
 import stat
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._files import PRIVATE_DIR_MODE, PUBLIC_DIR_MODE
 
 
@@ -242,7 +242,7 @@ def run(params, check_mode=False):
     }
     if directories or changes:
         result["diff"] = {
-            "before": "".join(f"{d}/\n" for d, _ in directories) + "".join(f"{f['path']}\n" for f in changes),
+            "before": "".join(f"{d}/\n" for d, _unused in directories) + "".join(f"{f['path']}\n" for f in changes),
             "after": "".join(f"{d}/ ({m:04o})\n" for d, m in directories)
             + "".join(f"{f['path']} ({f['mode']:04o}, {f['reason']})\n" for f in changes),
         }

@@ -249,10 +249,14 @@ def _san(value, option):
         return "dns", _dns(value, option)
 
 
+# 100 years: no certificate needs more, and datetime and X.509 dates end not much later
+MAX_DAYS = 36500
+
+
 def _positive(params, option):
     value = params.get(option)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise KubeguardError(option, f"must be a positive integer number of days, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DAYS:
+        raise KubeguardError(option, f"must be a positive integer number of days, at most {MAX_DAYS}, got {value!r}")
     return value
 
 

@@ -1,7 +1,9 @@
 # Copyright: kubeguard maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private to kubeguard.hardening: restart the components whose PKI files
-changed on a node, one at a time, each waiting for real health; on failure
+changed on a node, one at a time on the node engine (queued restart, health
+of the new process, the old apiserver's drain bounded), each waiting for real
+health; on failure
 put the previous files back (from the backups ``_install`` kept), restart
 what was restarted, and fail naming the component.
 
@@ -14,12 +16,13 @@ without health URLs must stay active for ``settle`` seconds.
 from __future__ import annotations
 
 import ssl
-import subprocess
 import time
 import urllib.error
 import urllib.request
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._http import http_open
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import restart, system
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install, _model
 
 # Dependencies first: etcd before the apiserver before its clients.
@@ -27,13 +30,7 @@ ORDER = (_model.ETCD, _model.APISERVER, _model.CONTROLLER_MANAGER, _model.SCHEDU
 _ALIVE_STATUSES = (200, 401, 403)
 
 
-def systemctl(*argv):
-    """Run systemctl; (returncode, stdout). A node without systemd has no units."""
-    try:
-        run = subprocess.run(["systemctl", *argv], capture_output=True, text=True, timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return 1, str(exc)
-    return run.returncode, run.stdout.strip()
+systemctl = system.systemctl_status  # (rc, output); a node without systemd has no units
 
 
 def answers(url, timeout=2.0):
@@ -44,7 +41,7 @@ def answers(url, timeout=2.0):
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310 - fixed http(s) URLs
+        with http_open(url, timeout=timeout, context=context) as response:
             return response.status in _ALIVE_STATUSES
     except urllib.error.HTTPError as exc:
         return exc.code in _ALIVE_STATUSES
@@ -54,49 +51,66 @@ def answers(url, timeout=2.0):
         return "CERTIFICATE_REQUIRED" in str(exc)
 
 
-class Restarter:
-    """One node's restart sequence; the callables are injectable for unit tests."""
+def drain_bound(component, pid):
+    """The old apiserver's drain bound (see _node.restart.DrainBound), or None."""
+    if component != _model.APISERVER or not pid:
+        return None
+    return restart.DrainBound.for_apiserver({"pid": pid, "argv": system.cmdline(pid) or []})
 
-    def __init__(self, params, command=systemctl, probe=answers, sleep=time.sleep, clock=time.monotonic):
+
+class Restarter:
+    """One node's restart sequence on the node engine; the callables are injectable for unit tests."""
+
+    def __init__(
+        self, params, command=systemctl, probe=answers, sleep=time.sleep, clock=time.monotonic, bound=drain_bound
+    ):
         self.services = params["services"]
         self.health = params.get("health_checks") or {}
         self.timeout = params["timeout"]
         self.settle = params.get("settle", 3)
-        self.command, self.probe, self.sleep, self.clock = command, probe, sleep, clock
+        self.command, self.probe, self.sleep, self.clock, self.bound = command, probe, sleep, clock, bound
+        self.engine = restart.Engine(command, sleep, clock)
 
     def unit(self, component):
         name = self.services.get(component)
         return f"{name}.service" if name else None
 
     def exists(self, unit):
-        code, out = self.command("show", "-p", "LoadState", "--value", unit)
-        return code == 0 and out == "loaded"
+        return self.engine.loaded(unit)
 
-    def wait_healthy(self, component, unit):
-        """None when healthy within the timeout, else the last reason."""
-        deadline = self.clock() + self.timeout
+    def healthy(self, component, unit):
+        """One probe of the unit's new process: ``(ok, reason)``."""
         urls = self.health.get(component) or []
-        active_since = None
-        while True:
-            _, state = self.command("show", "-p", "ActiveState", "--value", unit)
-            if state != "active":
-                reason, active_since = f"the unit is {state or 'unknown'}", None
-            elif urls:
-                if any(self.probe(url) for url in urls):
-                    return None
-                reason = f"no health URL answered ({', '.join(urls)})"
-            else:
-                active_since = self.clock() if active_since is None else active_since
-                if self.clock() - active_since >= self.settle:
-                    return None
-                reason = "the unit has not stayed active yet"
-            if self.clock() >= deadline:
-                return reason
-            self.sleep(1)
+        active_since = []
 
-    def restart(self, unit):
-        code, out = self.command("restart", unit)
-        return None if code == 0 else f"systemctl restart failed ({out})"
+        def probe(_pid):
+            state = self.engine.show(unit, "ActiveState")
+            if state != "active":
+                active_since.clear()
+                return False, f"the unit is {state or 'unknown'}"
+            if urls:
+                if any(self.probe(url) for url in urls):
+                    return True, "healthy"
+                return False, f"no health URL answered ({', '.join(urls)})"
+            active_since[:] = active_since or [self.clock()]
+            if self.clock() - active_since[0] >= self.settle:
+                return True, "stayed active"
+            return False, "the unit has not stayed active yet"
+
+        return probe
+
+    def restart(self, component, unit):
+        """Queue the restart and wait for a new, healthy process: None, else the last reason."""
+        replaced = self.engine.main_pid(unit)
+        drain = self.bound(component, replaced)
+        try:
+            self.engine.queue_restart(unit)
+        except KubeguardError as exc:
+            return f"systemctl restart failed ({exc.message})"
+        ok, detail = self.engine.wait_new(
+            component, lambda: self.engine.main_pid(unit), self.healthy(component, unit), self.timeout, replaced, drain
+        )
+        return None if ok else detail
 
 
 def run(params, check_mode=False, restarter=None):
@@ -110,23 +124,23 @@ def run(params, check_mode=False, restarter=None):
     plan = [(c, restarter.unit(c)) for c in ORDER if c in wanted and restarter.unit(c)]
     plan = [(c, u) for c, u in plan if restarter.exists(u)]
     if check_mode:
-        return {"changed": bool(plan), "restarted": [c for c, _ in plan]}
+        return {"changed": bool(plan), "restarted": [c for c, _unused in plan]}
     done = []
     for component, unit in plan:
-        reason = restarter.restart(unit) or restarter.wait_healthy(component, unit)
+        reason = restarter.restart(component, unit)
         done.append((component, unit))
         if reason:
             _roll_back(backup_dir, restarter, done, component, unit, reason)
     if backup_dir:
         _install.clear(backup_dir)
-    return {"changed": bool(done), "restarted": [c for c, _ in done]}
+    return {"changed": bool(done), "restarted": [c for c, _unused in done]}
 
 
 def _roll_back(backup_dir, restarter, done, component, unit, reason):
     restored = _install.restore(backup_dir) if backup_dir else []
     after = []
     for other, other_unit in done:
-        again = restarter.restart(other_unit) or restarter.wait_healthy(other, other_unit)
+        again = restarter.restart(other, other_unit)
         after.append(f"{other} {'healthy' if again is None else 'STILL UNHEALTHY: ' + again}")
     if backup_dir:
         _install.clear(backup_dir)

@@ -31,7 +31,7 @@ KINDS = {
 def read_state(service, checks=audit.CHECK_NAMES):
     """Every RBAC object and service account of the cluster: one LIST per kind; pods only for their check."""
     kinds = {name: kind for name, kind in KINDS.items() if name != "pods" or "pod_service_account_token" in checks}
-    service.discover({api_version for api_version, _ in kinds.values()})
+    service.discover({api_version for api_version, _unused in kinds.values()})
     return {name: service.list(service.resource(*kind)) for name, kind in kinds.items()}
 
 

@@ -13,8 +13,9 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import restart, system
 
 from . import access, algorithms, config, moduli, node, validate
 
@@ -111,9 +112,11 @@ def arm_rollback(node, params, current):
     script = os.path.join(state_dir, "rollback.sh")
     content = rollback_script(params["path"], previous, params["service"], state_dir, dropin)
     _files.atomic_write(script, content.encode(), 0o700)
-    node.run_command(["systemctl", "stop", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service"])
-    node.run_command(["systemctl", "reset-failed", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service"])
-    rc, _, err = node.run_command(
+    # Through the node engine's systemctl, on the module's runner; a timer that is not there is fine.
+    engine = restart.Engine(system.systemctl_with(node.run_command))
+    engine.command("stop", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service")
+    engine.command("reset-failed", f"{ROLLBACK_UNIT}.timer", f"{ROLLBACK_UNIT}.service")
+    rc, _unused, err = node.run_command(
         [
             "systemd-run",
             f"--unit={ROLLBACK_UNIT}",

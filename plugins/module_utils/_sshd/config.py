@@ -129,7 +129,7 @@ def parse_effective(text):
         line = line.strip()
         if not line:
             continue
-        key, _, value = line.partition(" ")
+        key, _unused, value = line.partition(" ")
         result.setdefault(key.lower(), []).append(value.strip())
     return result
 
@@ -152,7 +152,8 @@ def parse_dropin(text):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        key, _, value = line.replace("=", " ", 1).partition(" ") if "=" in line.split()[0] else line.partition(" ")
+        head = line.split()[0]
+        key, _unused, value = line.replace("=", " ", 1).partition(" ") if "=" in head else line.partition(" ")
         if key.lower() == "match":
             break
         out.append((key.lower(), value.strip()))

@@ -13,6 +13,7 @@ import os
 import pwd
 import re
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import addresses as addrlib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 from . import algorithms, config, moduli, node, validate
@@ -99,6 +100,12 @@ def gather(params, runner, root="/"):
     listen = {}
     if params.get("ports") is not None:
         listen["listen_streams"] = validate.listen_streams(params["ports"], params.get("listen_addresses") or [])
+    if params.get("listen_addresses"):
+        rc, out, _unused = reader.runner.run_command(list(addrlib.IP_ADDR_ARGV))
+        local = addrlib.parse_ip_addr(out) if rc == 0 else {}
+        # No iproute2 on the node: the kernel's own tables say the same.
+        local = local or addrlib.parse_proc(reader.read("/proc/net/fib_trie"), reader.read("/proc/net/if_inet6"))
+        validate.local_listen_addresses(params["listen_addresses"], local)
     version = reader.run(["ssh", "-V"])[1].strip()
     numbers = re.search(r"OpenSSH_(\d+)\.(\d+)", version)
     supported = {q: algorithms.parse_query(reader.run(["ssh", "-Q", q])[0]) for q in QUERIES}

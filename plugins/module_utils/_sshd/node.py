@@ -39,7 +39,7 @@ def find_connection(pid=None, proc="/proc"):
     is the account Ansible connected as.
     """
     pid = pid or os.getpid()
-    for _ in range(32):
+    for _unused in range(32):
         conn = parse_ssh_connection(_environ(pid, proc).get(b"SSH_CONNECTION", b"").decode(errors="replace"))
         try:
             if conn:
@@ -85,8 +85,8 @@ def established(tcp_tables, ports):
 def connection_from_sockets(tcp_tables, ports):
     """The connection when every established SSH connection comes from one address to one port, else {}."""
     conns = set(established(tcp_tables, ports))
-    addrs = {addr for addr, _ in conns}
-    lports = {lport for _, lport in conns}
+    addrs = {addr for addr, _unused in conns}
+    lports = {lport for _unused, lport in conns}
     result = {}
     if len(addrs) == 1:
         result["addr"] = addrs.pop()
@@ -162,7 +162,7 @@ def public_key_info(line):
             blob = base64.b64decode(fields[1])
             offset = 0
             parts = []
-            for _ in range(3):
+            for _unused in range(3):
                 (length,) = struct.unpack(">I", blob[offset : offset + 4])
                 parts.append(blob[offset + 4 : offset + 4 + length])
                 offset += 4 + length

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import addresses as addrlib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 _HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -73,3 +75,29 @@ def listen_streams(ports, addresses):
     if not hosts:
         return [str(p) for p in ports]
     return [f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for p in ports for h in hosts]
+
+
+def _resolve(host):
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+    except OSError:
+        return []
+
+
+def local_listen_addresses(values, local, resolve=_resolve):
+    """Refuse a listen address the node does not have: sshd (or ssh.socket) could not
+    bind it and would lose its listener at the reload. ``local`` is
+    ``{address: interface}`` (``ip -o addr``); a host name must resolve to one of them."""
+    option = "ssh_hardening_listen_addresses"
+    for value in values:
+        host = _address(value, option)
+        if addrlib.canonical(host) is not None:
+            addrlib.require_local(option, [host], local, allow_wildcard=True)
+            continue
+        found = resolve(host)
+        if not any(addrlib.canonical(a) in local for a in found):
+            raise KubeguardError(
+                option,
+                f"{value} resolves to {', '.join(found) or 'nothing'} on the node, none of them its own "
+                f"({', '.join(sorted(local)) or 'none'}); sshd could not listen there",
+            )

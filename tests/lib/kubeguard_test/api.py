@@ -2,6 +2,7 @@
 a client certificate, for tests that must see the real status code."""
 
 import base64
+import json
 import pathlib
 import ssl
 import urllib.error
@@ -29,13 +30,26 @@ class Identity:
 
 def https(port, path, identity=None, host="127.0.0.1"):
     """(status, body) of a GET; the server is not verified (tests prove TLS elsewhere)."""
+    return request(port, "GET", path, identity=identity, host=host)
+
+
+def request(port, method, path, identity=None, token=None, body=None, host="127.0.0.1", timeout=5):
+    """(status, body) of one request, authenticated by a client certificate (``identity``)
+    or a bearer ``token``; ``body`` is sent as JSON. The server is not verified."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     if identity:
         context.load_cert_chain(str(identity.cert), str(identity.key))
+    headers = {"Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    req = urllib.request.Request(f"https://{host}:{port}{path}", data=data, headers=headers, method=method)
     try:
-        with urllib.request.urlopen(f"https://{host}:{port}{path}", timeout=5, context=context) as response:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as response:  # noqa: S310 - https only
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()

@@ -24,10 +24,12 @@ GOSSH_SRC = REPO / "tests" / "clients" / "gossh"
 GOSSH_CACHE = pathlib.Path(os.environ.get("KUBEGUARD_GOSSH_CACHE", REPO / ".cache" / "gossh"))
 
 
-def paramiko_login(port, user, key_path, command, kex=None):
+def paramiko_login(port, user, key_path, command, kex=None, negotiation=None):
     """Log in by key with paramiko and run ``command``; return ``(exit_status, stdout, agreed kex)``.
 
     ``kex``: only these key exchanges are offered (None: paramiko's defaults).
+    ``negotiation``: a dict, filled with what each side offered on the wire:
+    ``server`` (the server's KEXINIT list) and ``client`` (this client's, in order).
     Raises paramiko.SSHException when no algorithm matches or the login fails.
     """
     key = paramiko.Ed25519Key.from_private_key_file(key_path)
@@ -55,6 +57,9 @@ def paramiko_login(port, user, key_path, command, kex=None):
             auth_timeout=15,
             disabled_algorithms=disabled,
         )
+        if negotiation is not None:
+            negotiation["server"] = agreed.server_kex
+            negotiation["client"] = list(client.get_transport().preferred_kex)
         _, stdout, _ = client.exec_command(command, timeout=30)
         out = stdout.read().decode()
         return stdout.channel.recv_exit_status(), out, agreed.kex
@@ -66,11 +71,15 @@ def paramiko_login(port, user, key_path, command, kex=None):
 
 class _Agreed(logging.Handler):
     kex = ""
+    server_kex = None
 
     def emit(self, record):
         message = record.getMessage()
         if message.startswith("Kex: "):
             self.kex = message[len("Kex: ") :]
+        # The peer's KEXINIT, logged as received (the first one: the initial key exchange).
+        elif message.startswith("kex algos: ") and self.server_kex is None:
+            self.server_kex = message[len("kex algos: ") :].split(", ")
 
 
 def gossh_binary():

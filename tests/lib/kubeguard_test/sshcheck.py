@@ -106,3 +106,63 @@ POLICY = {12: "Hardened Debian 12 (version 3)", 13: "Hardened Debian 13 (version
 
 def debian_release(host):
     return int(host.file("/etc/debian_version").content_string.split(".")[0])
+
+
+ROLLBACK = "kubeguard-ssh-rollback"
+
+
+def rollback_timer(host, since=None):
+    """The dead-man timer as the node's systemd reports it: ``(is-active answer, events)``.
+
+    ``events`` (oldest first, from the journal, since the epoch second ``since``):
+    "armed" (the timer started), "stopped" (stopped before it fired: disarmed, or
+    the rollback run at once) and "fired" (its service ran). A transient timer is
+    unloaded once stopped, so is-active alone cannot tell "disarmed" from "never
+    armed" or a systemd that did not answer: the journal can.
+    """
+    state = host.run(f"systemctl is-active {ROLLBACK}.timer").stdout.strip()
+    window = f"--since=@{since}" if since is not None else ""
+    journal = host.check_output(f"sudo -n journalctl -q -o cat {window} -u {ROLLBACK}.timer -u {ROLLBACK}.service")
+    events = []
+    for line in journal.splitlines():
+        if line.startswith(f"Started {ROLLBACK}.timer"):
+            events.append("armed")
+        elif line.startswith(f"Stopped {ROLLBACK}.timer"):
+            events.append("stopped")
+        elif line.startswith(f"Started {ROLLBACK}.service"):
+            events.append("fired")
+    return state, events
+
+
+def assert_rollback_disarmed(host, since=None):
+    """Armed, then stopped before it fired, and nothing armed now."""
+    state, events = rollback_timer(host, since)
+    assert state == "inactive", f"is-active said {state!r}"
+    assert "armed" in events, f"the rollback timer was never armed: {events}"
+    last_armed = len(events) - 1 - events[::-1].index("armed")
+    assert events[last_armed + 1 :] == ["stopped"], f"not disarmed after it was last armed: {events}"
+
+
+def refused(func, seconds=60, step=3):
+    """Retry ``func`` (a login expected to fail) until the server itself answers it.
+
+    "Permission denied (<methods the server still offers>)" is sshd's refusal; a
+    closed or reset connection says nothing about why (OpenSSH 10's
+    PerSourcePenalties drops a source that just failed), so it is retried.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        result = func()
+        if result.returncode == 0 or "Permission denied" in result.stderr or time.monotonic() > deadline:
+            return result
+        time.sleep(step)
+
+
+def node_now(host):
+    """The node's clock, in epoch seconds (for journal windows)."""
+    return int(host.check_output("date +%s"))
+
+
+def server_log(host, since):
+    """What the node's journal recorded since the epoch second ``since`` (sshd's reasons)."""
+    return host.check_output(f"sudo -n journalctl -q -o cat --since=@{since}")

@@ -2,9 +2,14 @@
 
 import json
 import os
+import pwd
+import time
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import cis, gather, health, plan
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files, restart, system
 
 
 def write_proc(root, pid, argv):
@@ -19,7 +24,7 @@ def test_processes_finds_components_by_binary_name_oldest_first(tmp_path):
     write_proc(tmp_path, 50, ["/usr/local/bin/etcd", "--name=cp1"])
     (tmp_path / "60").mkdir()  # a kernel thread: empty cmdline
     (tmp_path / "60" / "cmdline").write_bytes(b"")
-    found = node.processes(str(tmp_path))
+    found = gather.processes(str(tmp_path))
     assert found == {
         "kube-apiserver": {"pid": 200, "argv": ["kube-apiserver", "--profiling=true"]},
         "etcd": {"pid": 50, "argv": ["/usr/local/bin/etcd", "--name=cp1"]},
@@ -32,17 +37,17 @@ def test_processes_finds_components_by_binary_name_oldest_first(tmp_path):
      ("0755", "0700", False), ("0700", "0700", True)],
 )  # fmt: skip
 def test_a_stricter_mode_is_compliant(have, want, ok):
-    assert node._mode_ok(have, want) is ok
+    assert files.mode_ok(have, want) is ok
 
 
 def test_local_url_prefers_loopback():
-    assert node._local_url("https://10.0.0.1:2379,https://127.0.0.1:2379/") == "https://127.0.0.1:2379"
-    assert node._local_url("https://10.0.0.1:2379") == "https://10.0.0.1:2379"
+    assert health._local_url("https://10.0.0.1:2379,https://127.0.0.1:2379/") == "https://127.0.0.1:2379"
+    assert health._local_url("https://10.0.0.1:2379") == "https://10.0.0.1:2379"
 
 
 def test_request_refuses_non_http_urls():
     with pytest.raises(ValueError, match="not an http"):
-        node._request("file:///etc/passwd", None)
+        health._request("file:///etc/passwd", None)
 
 
 def test_probe_anonymous_contributes_a_structured_authn_file_once(tmp_path):
@@ -52,23 +57,25 @@ def test_probe_anonymous_contributes_a_structured_authn_file_once(tmp_path):
     conf = {"layout": "static-pod", "source": str(source), "flags": {"anonymous-auth": "true"}}
     params = {"component": "kube-apiserver", "config_dir": "/etc/kubernetes/kubeguard"}
     params["facts"] = {"components": {"kube-apiserver": conf}}
-    new = node.probe_anonymous(params)
+    new = plan.probe_anonymous(params)
     path = "/etc/kubernetes/kubeguard/authentication.yaml"
     assert new["contributed_flags"] == {"authentication-config": path, "anonymous-auth": None}
     assert json.loads(new["contributed_files"][path])["anonymous"]["conditions"] == [{"path": "/livez"}]
     # Once a structured config exists (ours or api_access's), it owns anonymous: nothing added.
     conf["flags"] = {"authentication-config": path}
-    assert node.probe_anonymous(params) is params
+    assert plan.probe_anonymous(params) is params
     conf["flags"], conf["layout"] = {}, "systemd"
-    assert node.probe_anonymous(params) is params
+    assert plan.probe_anonymous(params) is params
 
 
 def test_an_apiserver_whose_etcd_does_not_answer_is_cut_off():
     # Port 9 (discard) on loopback: nothing listens, the dial is refused at once.
-    assert not node.etcd_reachable(["kube-apiserver", "--etcd-servers=http://127.0.0.1:9"])
-    assert not node.etcd_reachable(["kube-apiserver"])
+    assert not health.etcd_reachable(["kube-apiserver", "--etcd-servers=http://127.0.0.1:9"])
+    assert not health.etcd_reachable(["kube-apiserver"])
     # https:// without readable client files: unknown, so the graceful stop is kept.
-    assert node.etcd_reachable(["kube-apiserver", "--etcd-servers=https://127.0.0.1:9", "--etcd-certfile=/nonexistent"])
+    assert health.etcd_reachable(
+        ["kube-apiserver", "--etcd-servers=https://127.0.0.1:9", "--etcd-certfile=/nonexistent"]
+    )
 
 
 def test_a_contributed_authn_config_on_kubeadm_still_admits_the_probes(tmp_path):
@@ -88,7 +95,7 @@ def test_a_contributed_authn_config_on_kubeadm_still_admits_the_probes(tmp_path)
         "contributed_flags": {"authentication-config": path, "anonymous-auth": None},
         "contributed_files": {path: json.dumps(off)},
     }
-    new = node.probe_anonymous(params)
+    new = plan.probe_anonymous(params)
     doc = json.loads(new["contributed_files"][path])
     assert doc["anonymous"] == {"enabled": True, "conditions": [{"path": "/livez"}, {"path": "/readyz"}]}
     assert doc["jwt"] == []  # the rest of the contributor's file is kept
@@ -98,15 +105,15 @@ def test_a_contributed_authn_config_on_kubeadm_still_admits_the_probes(tmp_path)
         off, anonymous={"enabled": True, "conditions": [{"path": p} for p in ("/healthz", "/livez", "/readyz")]}
     )
     params["contributed_files"] = {path: json.dumps(health)}
-    assert node.probe_anonymous(params) is params
+    assert plan.probe_anonymous(params) is params
     params["contributed_files"] = {path: json.dumps(dict(off, anonymous={"enabled": True}))}
-    assert node.probe_anonymous(params) is params
+    assert plan.probe_anonymous(params) is params
 
 
 def test_etcd_as_its_user_reads_its_tls_files_as_systemd_credentials():
     pki = "/etc/kubernetes/pki/etcd"
     flags = {"cert-file": f"{pki}/server.crt", "key-file": f"{pki}/server.key", "data-dir": "/var/lib/etcd"}
-    new, sources, lines = node.etcd_credentials(flags, "etcd")
+    new, sources, lines = plan.etcd_credentials(flags, "etcd")
     assert new["key-file"] == "/run/credentials/etcd.service/key-file"
     assert new["data-dir"] == "/var/lib/etcd"
     assert sources == {
@@ -119,24 +126,24 @@ def test_etcd_as_its_user_reads_its_tls_files_as_systemd_credentials():
         f"LoadCredential=cert-file:{pki}/server.crt",
         f"LoadCredential=key-file:{pki}/server.key",
     ]
-    text = node.flaglib.render_dropin(node.flaglib.render_argv("/usr/local/bin/etcd", new), "# h", lines)
+    text = flaglib.render_dropin(flaglib.render_argv("/usr/local/bin/etcd", new), "# h", lines)
     assert text.index("LoadCredential=key-file") < text.index("ExecStart=\n")
-    assert node.flaglib.parse_argv(node.flaglib.exec_start(text))[1] == new
+    assert flaglib.parse_argv(flaglib.exec_start(text))[1] == new
 
 
 def test_a_credential_path_systemd_cannot_load_is_refused():
-    with pytest.raises(node.KubeguardError, match=r"kubeguard_pki_dir: --key-file=/a b/k\.key"):
-        node.etcd_credentials({"key-file": "/a b/k.key"}, "etcd")
+    with pytest.raises(KubeguardError, match=r"kubeguard_pki_dir: --key-file=/a b/k\.key"):
+        plan.etcd_credentials({"key-file": "/a b/k.key"}, "etcd")
 
 
 def test_unowned_lists_what_the_etcd_user_must_be_given(tmp_path):
     data = tmp_path / "data"
     (data / "member" / "wal").mkdir(parents=True)
     (data / "member" / "wal" / "0.wal").write_text("x")
-    me = node.pwd.getpwuid(os.getuid()).pw_name
-    assert node._unowned([str(data)], me) == []
-    assert node._unowned([str(tmp_path / "missing")], me) == [str(tmp_path / "missing")]
-    assert len(node._unowned([str(data)], "no-such-user-here")) == 4
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert cis._unowned([str(data)], me) == []
+    assert cis._unowned([str(tmp_path / "missing")], me) == [str(tmp_path / "missing")]
+    assert len(cis._unowned([str(data)], "no-such-user-here")) == 4
 
 
 def test_etcd_stays_root_with_a_warning_where_systemd_cannot_hand_it_credentials(monkeypatch):
@@ -146,17 +153,17 @@ def test_etcd_stays_root_with_a_warning_where_systemd_cannot_hand_it_credentials
         calls.append(argv)
         return 1, "", ""
 
-    monkeypatch.setattr(node, "_run", refused)
+    monkeypatch.setattr(system, "run", refused)
     conf = {"layout": "systemd", "running_flags": {"key-file": "/etc/kubernetes/pki/etcd/server.key"}}
-    user, warning = node.etcd_user(conf, {"etcd_non_root": True})
+    user, warning = plan.etcd_user(conf, {"etcd_non_root": True})
     assert user is None
     assert "control_plane_etcd_non_root" in warning and "probe exited 1" in warning
     assert calls[0][0] == "systemd-run"
     # Already running from its credentials: no probe; not asked, or a static pod: root, silently.
     conf["running_flags"] = {"key-file": "/run/credentials/etcd.service/key-file"}
-    assert node.etcd_user(conf, {"etcd_non_root": True}) == ("etcd", "")
-    assert node.etcd_user(conf, {"etcd_non_root": False}) == (None, "")
-    assert node.etcd_user({**conf, "layout": "static-pod"}, {"etcd_non_root": True}) == (None, "")
+    assert plan.etcd_user(conf, {"etcd_non_root": True}) == ("etcd", "")
+    assert plan.etcd_user(conf, {"etcd_non_root": False}) == (None, "")
+    assert plan.etcd_user({**conf, "layout": "static-pod"}, {"etcd_non_root": True}) == (None, "")
     assert len(calls) == 1
 
 
@@ -167,14 +174,16 @@ def test_an_old_apiserver_that_stopped_listening_is_killed_after_the_drain_bound
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     proc = subprocess.Popen(["sleep", "60"])
+    while system.cmdline(proc.pid) != ["sleep", "60"]:
+        time.sleep(0.01)  # still the forked python until exec: not yet the process to bound
     try:
-        bound = node.DrainBound(proc.pid, ["sleep", "60"], port, grace=0)
+        bound = restart.DrainBound(proc.pid, ["sleep", "60"], port, grace=0)
         bound()
         assert proc.poll() is None and bound.killed_after is None  # still listening: not told to stop
         listener.close()
         bound()
         assert proc.wait(timeout=5) == -9 and bound.killed_after is not None
-        other = node.DrainBound(proc.pid, ["not", "this"], port, grace=0)
+        other = restart.DrainBound(proc.pid, ["not", "this"], port, grace=0)
         other()
         assert other.pid is None and other.killed_after is None  # a pid that is not the old process
     finally:

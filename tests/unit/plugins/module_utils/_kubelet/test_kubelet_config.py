@@ -105,6 +105,9 @@ def test_rendering_is_stable():
         ({"read_only_port": True}, "kubelet_read_only_port", "0 to 65535"),
         ({"tls_cipher_suites": ["TLS_BOGUS_CIPHER"]}, "kubelet_tls_cipher_suites", "TLS_BOGUS_CIPHER"),
         ({"tls_cipher_suites": []}, "kubelet_tls_cipher_suites", "empty"),
+        ({"tls_cipher_suites": ["TLS_RSA_WITH_RC4_128_SHA"]}, "kubelet_tls_cipher_suites", "RC4"),
+        ({"tls_cipher_suites": ["TLS_RSA_WITH_AES_128_GCM_SHA256"]}, "kubelet_tls_cipher_suites", "insecure"),
+        ({"streaming_connection_idle_timeout": "4d"}, "kubelet_streaming_connection_idle_timeout", "duration"),
         ({"streaming_connection_idle_timeout": "0"}, "kubelet_streaming_connection_idle_timeout", "duration"),
         ({"streaming_connection_idle_timeout": "0s"}, "kubelet_streaming_connection_idle_timeout", "forever"),
         ({"streaming_connection_idle_timeout": "5 minutes"}, "kubelet_streaming_connection_idle_timeout", "duration"),
@@ -244,3 +247,17 @@ def test_a_top_level_field_is_set_in_place_or_appended(text, expected):
         k: v for k, v in (yaml.safe_load(text) or {}).items() if k != "metricsBindAddress"
     }
     assert cfg.set_top_level(out, "metricsBindAddress", "127.0.0.1:10249") == out
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        {"apiVersion": "kubelet.config.k8s.io/v1", "kind": "KubeletConfiguration"},
+        {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "CredentialProviderConfig"},
+    ],
+)
+def test_a_config_file_of_another_version_or_kind_is_refused(current):
+    with pytest.raises(KubeguardError) as err:
+        cfg.desired(current, params(), protect_kernel_defaults=True)
+    assert err.value.option == "kubelet_config_enabled"
+    assert current["apiVersion"] in str(err.value)

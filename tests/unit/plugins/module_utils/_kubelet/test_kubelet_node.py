@@ -5,8 +5,9 @@ import json
 
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import api, gather, plan
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
-from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
 from ansible_collections.kubeguard.hardening.plugins.modules import kubelet_config, kubelet_kube_proxy
 
 
@@ -20,12 +21,12 @@ def kubelet(words, sources, environment=None, env_origin=None, dropins=()):
         "words": words,
         "sources": sources,
     }
-    return {"unit": service, "flags": cfg.flag_dict(words[1:]), "flag_sources": node._flag_sources(service)}
+    return {"unit": service, "flags": cfg.flag_dict(words[1:]), "flag_sources": gather._flag_sources(service)}
 
 
 def test_literal_flags_are_removed_by_a_drop_in_that_keeps_the_rest():
     words = ["/usr/local/bin/kubelet", "--config=/c.yaml", "--read-only-port=10255", "--node-ip=10.0.0.1"]
-    files, removed = node.plan_flags(kubelet(words, [""] * 4), "/c.yaml")
+    files, removed = plan.plan_flags(kubelet(words, [""] * 4), "/c.yaml")
     assert removed == ["read-only-port"]
     ((path, (text, mode)),) = files.items()
     assert path.endswith("kubelet.service.d/90-kubeguard.conf") and mode == 0o600
@@ -45,21 +46,21 @@ def test_flags_from_kubeadm_flags_env_are_removed_from_that_file(tmp_path):
         ["", "KUBELET_CONFIG_ARGS", "KUBELET_KUBEADM_ARGS", "KUBELET_KUBEADM_ARGS"],
         env_origin={"KUBELET_CONFIG_ARGS": "unit", "KUBELET_KUBEADM_ARGS": str(env_file)},
     )
-    files, removed = node.plan_flags(state, "/c.yaml")
+    files, removed = plan.plan_flags(state, "/c.yaml")
     assert removed == ["anonymous-auth"]
     assert list(files) == [str(env_file)]
     assert cfg.parse_env_file(files[str(env_file)][0]) == {"KUBELET_KUBEADM_ARGS": "--pod-infra-container-image=pause"}
 
 
 def test_a_missing_config_flag_is_added():
-    files, _ = node.plan_flags(kubelet(["/usr/bin/kubelet", "--node-ip=10.0.0.1"], ["", ""]), "/var/lib/kubelet/c.yaml")
+    files, _ = plan.plan_flags(kubelet(["/usr/bin/kubelet", "--node-ip=10.0.0.1"], ["", ""]), "/var/lib/kubelet/c.yaml")
     ((text, _),) = files.values()
     assert "--config=/var/lib/kubelet/c.yaml" in cfg.unit_service([text])["exec_start"]
 
 
 def test_no_unit_no_edit():
-    with pytest.raises(node.KubeguardError):
-        node.plan_flags({"unit": None, "flags": {}}, "/c.yaml")
+    with pytest.raises(KubeguardError):
+        plan.plan_flags({"unit": None, "flags": {}}, "/c.yaml")
 
 
 GOOD = dict(cfg.KERNEL_DEFAULTS)
@@ -75,7 +76,7 @@ GOOD = dict(cfg.KERNEL_DEFAULTS)
 )
 def test_protect_kernel_defaults_only_where_the_sysctls_allow_it(in_container, live, enabled, writes, warns):
     facts = {"sysctls": {"values": live, "in_container": in_container}}
-    on, files, warnings = node.protect_kernel_defaults({"protect_kernel_defaults": True}, facts, False)
+    on, files, warnings = plan.protect_kernel_defaults({"protect_kernel_defaults": True}, facts, False)
     assert on is enabled
     assert bool(files) is writes
     assert bool(warnings) is warns
@@ -129,6 +130,6 @@ def test_kube_proxy_absent_is_skipped(capsys):
 
 def test_kubeconfig_fields_are_read_without_yaml():
     text = "clusters:\n- cluster:\n    server: https://10.0.0.10:6443\n    certificate-authority-data: QUJD\n"
-    assert node._kubeconfig_field(text, "server") == "https://10.0.0.10:6443"
-    assert node._kubeconfig_field(text, "certificate-authority-data") == "QUJD"
-    assert node._kubeconfig_field(text, "client-key") == ""
+    assert api._kubeconfig_field(text, "server") == "https://10.0.0.10:6443"
+    assert api._kubeconfig_field(text, "certificate-authority-data") == "QUJD"
+    assert api._kubeconfig_field(text, "client-key") == ""

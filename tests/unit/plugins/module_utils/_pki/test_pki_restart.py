@@ -18,6 +18,7 @@ class FakeNode:
         self.broken = set(broken)
         self.calls = []
         self.now = 0.0
+        self.pids = {}  # unit -> MainPID; a restart starts a new process
 
     def command(self, *argv):
         self.calls.append(argv)
@@ -25,7 +26,11 @@ class FakeNode:
             unit, prop = argv[-1], argv[2]
             if prop == "LoadState":
                 return 0, "loaded" if unit in self.units else "not-found"
+            if prop == "MainPID":
+                return 0, str(self.pids.setdefault(unit, 100))
             return 0, "active"
+        if argv[0] == "restart":
+            self.pids[argv[-1]] = self.pids.get(argv[-1], 100) + 1
         return 0, ""
 
     def probe(self, url):
@@ -38,7 +43,7 @@ class FakeNode:
         return self.now
 
     def restarted(self):
-        return [argv[1].removesuffix(".service") for argv in self.calls if argv[0] == "restart"]
+        return [argv[-1].removesuffix(".service") for argv in self.calls if argv[0] == "restart"]
 
 
 def params(components, backup_dir="", **extra):
@@ -54,7 +59,9 @@ def params(components, backup_dir="", **extra):
 
 
 def run(node, p, check_mode=False):
-    restarter = _restart.Restarter(p, command=node.command, probe=node.probe, sleep=node.sleep, clock=node.clock)
+    restarter = _restart.Restarter(
+        p, command=node.command, probe=node.probe, sleep=node.sleep, clock=node.clock, bound=lambda *_: None
+    )
     return _restart.run(p, check_mode, restarter)
 
 

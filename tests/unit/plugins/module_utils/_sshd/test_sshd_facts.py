@@ -113,3 +113,38 @@ def test_service_state_plain_service():
     assert state["service_active"] is True
     assert state["socket_activated"] is False
     assert state["socket_dropin_exists"] is True
+
+
+IP_ADDR = "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0@if9    inet 10.123.0.10/24 scope global eth0\n"
+
+
+class AddrRunner(Runner):
+    def run_command(self, argv):
+        if argv[:2] == ["ip", "-o"]:
+            self.calls.append(argv)
+            return 0, IP_ADDR, ""
+        return super().run_command(argv)
+
+
+@pytest.mark.parametrize(
+    ("addresses", "words"),
+    [
+        (["10.9.9.9"], "10.9.9.9 is not an address of the node (it has 10.123.0.10, 127.0.0.1)"),
+        (["10.123.0.10", "10.123.0.99"], "10.123.0.99 is not an address"),
+        (["no-such-host.invalid"], "resolves to nothing on the node"),
+    ],
+)
+def test_a_foreign_listen_address_is_refused_before_sshd_is_asked(tree, addresses, words):
+    runner = AddrRunner("port 22\n")
+    with pytest.raises(KubeguardError) as err:
+        facts.gather({"user": "root", "ports": [22], "listen_addresses": addresses}, runner, str(tree))
+    assert err.value.option == "ssh_hardening_listen_addresses"
+    assert words in str(err.value)
+    assert runner.calls == [["ip", "-o", "addr", "show"]]  # nothing else ran, nothing was written
+
+
+def test_own_and_wildcard_listen_addresses_pass(tree):
+    runner = AddrRunner("port 22\n")
+    params = {"user": "root", "ports": [22], "listen_addresses": ["10.123.0.10", "0.0.0.0", "localhost"]}  # noqa: S104
+    result = facts.gather(params, runner, str(tree))
+    assert result["listen_streams"] == ["10.123.0.10:22", "0.0.0.0:22", "localhost:22"]

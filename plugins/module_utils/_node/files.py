@@ -1,7 +1,7 @@
 # Copyright: kubeguard maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private to kubeguard.hardening: the one atomic write path for every file
-the collection's modules write.
+"""Private to kubeguard.hardening: reads, the one atomic write path for every
+file the collection's modules write, and the mode and owner checks.
 
 mkstemp in the target directory -> fchmod -> write -> fsync -> rename. The
 temporary file is removed on any failure, so a reader sees either the old or
@@ -66,3 +66,37 @@ def file_mode(path):
         return os.stat(path).st_mode & 0o7777
     except OSError:
         return None
+
+
+def read(path, binary=False):
+    """The content of ``path`` (text, or bytes with ``binary``), or None when it cannot be read."""
+    try:
+        with open(path, "rb" if binary else "r") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_all(files, dir_mode=0o700):
+    """Write ``{path: (text or None, mode)}`` atomically; None removes the file (it was absent)."""
+    for path, (content, mode) in files.items():
+        if content is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            continue
+        os.makedirs(os.path.dirname(path), mode=dir_mode, exist_ok=True)
+        atomic_write(path, content.encode(), mode)
+
+
+def mode_ok(have, want):
+    """No permission bit beyond ``want`` (a stricter mode is compliant); octal strings."""
+    return int(have, 8) & ~int(want, 8) == 0
+
+
+def chown_tree(path, uid, gid, recursive):
+    """Give ``path`` (and with ``recursive`` everything below it) to ``uid:gid``, never following links."""
+    os.chown(path, uid, gid, follow_symlinks=False)
+    if recursive and os.path.isdir(path):
+        for root, dirs, names in os.walk(path):
+            for name in dirs + names:
+                os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)

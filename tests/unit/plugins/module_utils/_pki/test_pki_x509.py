@@ -1,9 +1,10 @@
-"""The cryptography-free certificate reader agrees with cryptography."""
+"""The one certificate reader (_node/x509.py) reports what cryptography built."""
 
 import datetime
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _model, _x509lite
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import x509 as _x509lite
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _model
 
 NOW = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=datetime.timezone.utc)
 

@@ -4,7 +4,7 @@ import os
 import stat
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils import _files
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o644])

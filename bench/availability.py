@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""API availability while a command runs: polls a URL (``/readyz``) every
+``--interval`` seconds with one short GET (no retry) and, when the command
+ends, prints how many requests were made, how many failed, and the longest
+gap between two successful answers (the start and end of the run count as
+edges, so an API that never answered shows the whole run as its gap).
+
+A request succeeds when it gets HTTP 200 (or one of ``--accept``: an
+anonymous poll of a hardened apiserver gets 401, which still proves it
+serves). With ``--kubeconfig`` it presents
+that kubeconfig's client certificate (re-read whenever the file changes, since
+a hardening run may rewrite it); without, it asks anonymously. The server's
+certificate is not verified: this measures liveness, not trust. The loop is
+bounded by ``--max-seconds`` and stops by itself when the command ends.
+
+Usage: .venv/bin/python bench/availability.py --url https://127.0.0.1:17543/readyz \
+           --kubeconfig .lab/admin.kubeconfig -- ansible-playbook -i .lab/inventory.yml playbooks/site.yml
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+def _field(text, name):
+    for line in text.splitlines():
+        key, _, value = line.strip().partition(":")
+        if key == name and value.strip():
+            return value.strip().strip("\"'")
+    return ""
+
+
+class Client:
+    """One TLS context from a kubeconfig (or anonymous), rebuilt when the file changes."""
+
+    def __init__(self, kubeconfig):
+        self.kubeconfig, self.stamp, self.context = kubeconfig, None, None
+        self.refresh()
+
+    def refresh(self):
+        stamp = os.stat(self.kubeconfig).st_mtime_ns if self.kubeconfig else 0
+        if self.context is not None and stamp == self.stamp:
+            return
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        if self.kubeconfig:
+            with open(self.kubeconfig) as handle:
+                text = handle.read()
+            cert, key = _field(text, "client-certificate-data"), _field(text, "client-key-data")
+            if cert and key:
+                with tempfile.TemporaryDirectory() as tmp:
+                    pem = os.path.join(tmp, "identity.pem")
+                    with open(os.open(pem, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as handle:
+                        handle.write(base64.b64decode(cert) + b"\n" + base64.b64decode(key))
+                    context.load_cert_chain(pem)
+            elif _field(text, "client-certificate"):
+                context.load_cert_chain(_field(text, "client-certificate"), _field(text, "client-key") or None)
+        self.context, self.stamp = context, stamp
+
+    def ok(self, url, timeout, accept=(200,)):
+        try:
+            self.refresh()
+            with urllib.request.urlopen(url, timeout=timeout, context=self.context) as response:  # noqa: S310
+                return response.status in accept
+        except urllib.error.HTTPError as exc:
+            return exc.code in accept
+        except (OSError, ValueError, ssl.SSLError, urllib.error.URLError):
+            return False
+
+
+def poll(client, url, interval, timeout, stop, deadline, record, accept):
+    while not stop.is_set() and time.monotonic() < deadline:
+        started = time.monotonic()
+        record.append((started, client.ok(url, timeout, accept)))
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+def summary(record, start, end):
+    """Requests, failures, the longest gap between successes (and where it began)."""
+    edges = [start] + [t for t, ok in record if ok] + [end]
+    gaps = [(b - a, a) for a, b in zip(edges, edges[1:])]
+    longest, at = max(gaps) if gaps else (0.0, start)
+    return {
+        "requests": len(record),
+        "failures": sum(1 for _, ok in record if not ok),
+        "longest_gap_seconds": round(longest, 1),
+        "longest_gap_starts_after_seconds": round(at - start, 1),
+        "seconds": round(end - start, 1),
+        # Every gap of 2 s or more: (seconds into the run, length), to match against the run's log.
+        "gaps_over_2s": [(round(at - start, 1), round(gap, 1)) for gap, at in gaps if gap >= 2],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", required=True, help="the URL to GET, e.g. https://127.0.0.1:PORT/readyz")
+    parser.add_argument("--kubeconfig", help="present this kubeconfig's client certificate (else anonymous)")
+    parser.add_argument("--interval", type=float, default=0.2)
+    parser.add_argument("--timeout", type=float, default=1.0, help="per request, seconds")
+    parser.add_argument("--max-seconds", type=float, default=3600, help="stop polling (and the command) after this")
+    parser.add_argument("--accept", default="200", help="HTTP statuses that count as up, comma-separated")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run while polling")
+    opts = parser.parse_args()
+    command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
+    if not command:
+        parser.error("give the command to run after --")
+    client = Client(opts.kubeconfig)
+    accept = tuple(int(code) for code in opts.accept.split(","))
+    record, stop = [], threading.Event()
+    start = time.monotonic()
+    deadline = start + opts.max_seconds
+    thread = threading.Thread(
+        target=poll,
+        args=(client, opts.url, opts.interval, opts.timeout, stop, deadline, record, accept),
+        daemon=True,
+    )
+    thread.start()
+    proc = subprocess.Popen(command)
+    try:
+        rc = proc.wait(timeout=opts.max_seconds)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+    end = time.monotonic()
+    stop.set()
+    thread.join()
+    result = {"command_rc": rc, **summary(record, start, end)}
+    if opts.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"requests={result['requests']} failures={result['failures']} "
+            f"longest_gap={result['longest_gap_seconds']}s (starting {result['longest_gap_starts_after_seconds']}s "
+            f"into the run) run={result['seconds']}s rc={rc}"
+        )
+        print("gaps >= 2 s (start, seconds):", result["gaps_over_2s"])
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
