@@ -32,7 +32,7 @@ venv: $(STAMP) ## Create .venv from requirements.txt and link the collection
 host-deps: ## Install the lab's Debian packages (root)
 	lab/bin/host-deps
 
-lab: host-deps venv ## Bring up the lab (LAYOUT=hardway|kubeadm, LAB_ID=0-99)
+lab: host-deps venv ## Bring up the lab (LAYOUT=hardway|kubeadm|kubeadm-ha, LAB_ID=0-99)
 	LAYOUT=$(LAYOUT) lab/bin/lab-up
 
 lab-down: ## Remove this lab instance's containers, volumes, network and state

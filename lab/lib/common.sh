@@ -32,13 +32,16 @@ fi
 LAB_SUBNET=10.$((123 + LAB_ID)).0.0/24
 LAB_API_PORT=${LAB_API_PORT:-$((16443 + 100 * LAB_ID))}
 
-# The one reader of lab/nodes.conf: prints "name release ip groups ssh_port"
+# LAYOUT=kubeadm-ha has its own node list (three control planes).
+LAB_NODES_CONF=$LAB_DIR/nodes.conf
+[ "${LAYOUT:-}" != kubeadm-ha ] || LAB_NODES_CONF=$LAB_DIR/nodes-kubeadm-ha.conf
+# The one reader of the node list: prints "name release ip groups ssh_port"
 # per node, shifted for this LAB_ID (cp1 first).
 lab_nodes() {
   awk -v id="$LAB_ID" '!/^#/ && NF {
     split($3, ip, ".")
     printf "%s %s %s.%d.%s.%s %s %d\n", $1, $2, ip[1], ip[2] + id, ip[3], ip[4], $4, $5 + 100 * id
-  }' "$LAB_DIR/nodes.conf"
+  }' "$LAB_NODES_CONF"
 }
 
 # True when nothing listens on 127.0.0.1:PORT.

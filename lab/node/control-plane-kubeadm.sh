@@ -8,6 +8,8 @@
 # apiserver turns anonymous auth off, and kubeadm's own startup and liveness
 # probes (anonymous HTTPS GETs of /livez) would get 401 and the kubelet would
 # kill the apiserver after four minutes.
+# kubeadm's upload-config and bootstrap-token phases run too, so token discovery
+# (kubeadm join) works as on a real kubeadm cluster.
 # Env: NODE_NAME, NODE_IP, API_SANS (extra comma-separated SANs).
 set -euo pipefail
 : "${NODE_NAME:?}" "${NODE_IP:?}"
@@ -57,6 +59,15 @@ for _ in $(seq 1 120); do
     # As kubeadm's upload-config phase does: admin.conf's group gets cluster-admin.
     kubectl --kubeconfig /etc/kubernetes/super-admin.conf create clusterrolebinding \
       kubeadm:cluster-admins --clusterrole=cluster-admin --group=kubeadm:cluster-admins >/dev/null
+    # The rest of kubeadm init that joining needs: the kubeadm-config and
+    # kubelet-config ConfigMaps, a bootstrap token, the cluster-info ConfigMap in
+    # kube-public with its anonymous Role, and the bootstrap RBAC (kubeadm:get-nodes,
+    # kubeadm:kubelet-bootstrap, node autoapprove). A few seconds, no node patch
+    # (NodeLocalCRISocket is on by default in 1.34).
+    for phase in "upload-config all" "bootstrap-token --skip-token-print"; do
+      # shellcheck disable=SC2086
+      kubeadm init phase $phase --config /etc/kubernetes/lab/kubeadm.yaml --kubeconfig /etc/kubernetes/super-admin.conf
+    done
     exit 0
   fi
   sleep 1

@@ -11,6 +11,9 @@
 #                          kube-proxy and kube-router
 # Env: NODE_NAME, NODE_IP, POD_CIDR, CLUSTER_CIDR, POD_ROUTES ("cidr=via ..."),
 #      CLUSTER_DNS, SERVICE_CIDR, PAUSE_IMAGE, IMAGE_TARS (space-separated).
+# KUBEADM_NODE=1 (LAYOUT=kubeadm-ha): kubeadm init/join writes the kubelet's
+# configuration and starts it (kubeadm's unit layout), kube-proxy is kubeadm's
+# DaemonSet, and `start` starts only kube-router.
 set -euo pipefail
 BIN=/usr/local/bin
 source "$(dirname "$0")/lib.sh"
@@ -65,7 +68,12 @@ JSON
   echo "runtime-endpoint: unix:///run/containerd/containerd.sock" >/etc/crictl.yaml
 
   mkdir -p /var/lib/kubelet /etc/kubernetes /var/lib/kube-proxy /var/lib/kube-router
-  cat >/var/lib/kubelet/config.yaml <<YAML
+  local proxy_unit=kube-proxy.service
+  if [ "${KUBEADM_NODE:-}" = 1 ]; then
+    kubeadm_kubelet
+    proxy_unit=""
+  else
+    cat >/var/lib/kubelet/config.yaml <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # The weak starting state the kubelet role hardens.
@@ -92,6 +100,7 @@ YAML
   unit kube-proxy "Kubernetes service proxy (nftables)" "lab-pod-routes.service" \
     "$BIN/kube-proxy --kubeconfig=/var/lib/kube-proxy/kubeconfig --proxy-mode=nftables \
  --hostname-override=$NODE_NAME --bind-address=$NODE_IP --cluster-cidr=$CLUSTER_CIDR --conntrack-max-per-core=0"
+  fi
   unit kube-router "NetworkPolicy enforcer (kube-router, firewall only)" "lab-pod-routes.service" \
     "$BIN/kube-router --kubeconfig=/var/lib/kube-router/kubeconfig --hostname-override=$NODE_NAME \
  --run-firewall=true --run-router=false --run-service-proxy=false --enable-ipv6=false \
@@ -110,14 +119,39 @@ SH
   chmod 0755 /usr/local/sbin/lab-kubelet-cgroups
   systemctl daemon-reload
   systemctl enable --now lab-pod-routes.service containerd.service >/dev/null 2>&1
-  systemctl enable kubelet.service kube-proxy.service kube-router.service >/dev/null 2>&1
+  systemctl enable kubelet.service $proxy_unit kube-router.service >/dev/null 2>&1
   for _ in $(seq 1 50); do ctr version >/dev/null 2>&1 && break; sleep 0.2; done
   local tar
   for tar in ${IMAGE_TARS:-}; do ctr -n k8s.io images import "$tar" >/dev/null; done
+  if [ "${KUBEADM_NODE:-}" = 1 ]; then
+    # kubeadm's preflight looks for the sandbox image under its own pause tag.
+    local pause_tag
+    pause_tag=$(kubeadm config images list --kubernetes-version "$(kubeadm version -o short)" |
+      awk -F: '/\/pause:/ {print $NF}')
+    ctr -n k8s.io images tag --force "$PAUSE_IMAGE" "${PAUSE_IMAGE%:*}:$pause_tag" >/dev/null
+    # kubeadm's kube-proxy DaemonSet mounts it (the kernel's modules are built in here).
+    mkdir -p /lib/modules
+  fi
+}
+
+# kubeadm's kubelet unit: bootstrap kubeconfig for `kubeadm join`, the
+# per-node flags kubeadm writes, and its config file.
+kubeadm_kubelet() {
+  unit kubelet "Kubernetes node agent (kubeadm)" "containerd.service lab-pod-routes.service" \
+    "$BIN/kubelet --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \
+ --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml \$KUBELET_KUBEADM_ARGS" \
+    "ExecStartPre=/usr/local/sbin/lab-kubelet-cgroups
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env"
 }
 
 start() {
   local credentials=/opt/kubeguard/lab/credentials
+  if [ "${KUBEADM_NODE:-}" = 1 ]; then
+    install -m 0600 "$credentials/kube-router.conf" /var/lib/kube-router/kubeconfig
+    rm -rf "$credentials"
+    systemctl start kube-router.service
+    return
+  fi
   # kubeadm already gave the control-plane node its kubelet.conf.
   [ -s /etc/kubernetes/kubelet.conf ] || install -m 0600 "$credentials/kubelet.conf" /etc/kubernetes/kubelet.conf
   install -m 0600 "$credentials/kube-proxy.conf" /var/lib/kube-proxy/kubeconfig

@@ -33,6 +33,22 @@ options:
     type: str
     choices: ["off", health]
     default: "off"
+  anonymous_kubeadm_discovery:
+    description:
+      - On a kubeadm cluster (O(control_plane_layout) is C(static-pod)), admit anonymous requests on
+        C(/api/v1/namespaces/kube-public/configmaps/cluster-info) and on /healthz, /livez and /readyz, and on
+        nothing else, whatever O(anonymous) says. C(kubeadm join) discovers the cluster with an anonymous GET of
+        that ConfigMap (the cluster CA and endpoint, signed per bootstrap token), and the kubelet probes the
+        apiserver pod anonymously.
+      - The CIS 1.2.1 exception kubeadm needs; ignored on any other layout.
+    type: bool
+    default: false
+  control_plane_layout:
+    description:
+      - How kube-apiserver runs on the node, as C(kubeguard.hardening.control_plane_facts) reports it
+        (C(components.kube-apiserver.layout)); C(static-pod) means kubeadm. Empty when unknown.
+    type: str
+    default: ""
   jwt_issuers:
     description: JWT (OIDC) issuers, see the C(api_access) role's C(api_access_jwt_issuers).
     type: list
@@ -127,7 +143,7 @@ summary:
   description: What was rendered, without any secret.
   returned: success
   type: dict
-  sample: {"anonymous": "off", "authorizers": ["Node/node", "RBAC/rbac"], "static_token_users": []}
+  sample: {"anonymous": "off", "anonymous_paths": [], "authorizers": ["Node/node", "RBAC/rbac"]}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -141,6 +157,8 @@ def main():
             **ROLE_VARS_SPEC,
             "config_dir": {"type": "path", "default": "/etc/kubernetes/kubeguard"},
             "anonymous": {"type": "str", "choices": ["off", "health"], "default": "off"},
+            "anonymous_kubeadm_discovery": {"type": "bool", "default": False},
+            "control_plane_layout": {"type": "str", "default": ""},
             "jwt_issuers": {"type": "list", "elements": "dict", "default": []},
             "cluster_ca_file": {"type": "path"},
             "service_account_issuer": {"type": "list", "elements": "str", "default": []},

@@ -67,6 +67,14 @@ options:
     type: list
     elements: str
     default: []
+  kubeadm_discovery:
+    description:
+      - Accept kubeadm's grant for C(kubeadm join) token discovery, RoleBinding and Role
+        C(kube-public/kubeadm:bootstrap-signer-clusterinfo) giving system:anonymous C(get) on the cluster-info
+        ConfigMap (the cluster CA and API endpoint; no secret), as an allowlisted C(anonymous_access) finding that
+        remediation keeps. Only that exact grant; a Role of that name allowing anything more is still a finding.
+    type: bool
+    default: false
   remediate:
     description: Remove the offending subjects of non-allowlisted findings of O(remediate_checks) from their bindings,
       deleting a binding left without subjects.
@@ -171,6 +179,7 @@ def main():
             allowed_subjects={"type": "list", "elements": "str", "default": []},
             allowed_roles={"type": "list", "elements": "str", "default": ["system:*", "cluster-admin"]},
             automount_exempt_namespaces={"type": "list", "elements": "str", "default": []},
+            kubeadm_discovery={"type": "bool", "default": False},
             remediate={"type": "bool", "default": False},
             remediate_checks={"type": "list", "elements": "str", "default": []},
         ),

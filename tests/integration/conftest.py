@@ -18,6 +18,27 @@ LAB_ID = int(os.environ.get("LAB_ID", "0"))
 LAB_LABEL = "io.kubeguard.lab=1" if LAB_ID == 0 else f"io.kubeguard.lab=instance-{LAB_ID}"
 
 
+def lab_layout():
+    """LAYOUT from the environment, else the running lab's (its inventory records it)."""
+    if os.environ.get("LAYOUT"):
+        return os.environ["LAYOUT"]
+    try:
+        return yaml.safe_load((LAB_STATE / "inventory.yml").read_text())["all"]["vars"]["kubeguard_lab_layout"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return "hardway"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `ha` prove the kubeadm-ha layout's shape: they run only
+    against that layout, never in the default lab stream of another one."""
+    if lab_layout() == "kubeadm-ha":
+        return
+    deselected = [item for item in items if item.get_closest_marker("ha")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("ha")]
+
+
 @pytest.fixture(scope="session")
 def lab_binaries():
     """Directory holding etcd, etcdctl, kube-apiserver, kubeadm, kubectl, ..."""

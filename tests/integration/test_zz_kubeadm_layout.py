@@ -258,8 +258,8 @@ class TestKubeadmControlPlane(ControlPlaneProofs):
         """kubeadm's own read-only checks: the init phases that validate an existing
         PKI and kubeconfigs reuse every file ("Using existing", nothing generated or
         rewritten), check-expiration reads every certificate, and upgrade diff parses
-        each hardened manifest (after the upload-config step of kubeadm init that the
-        lab skips: kubeadm-config/kubelet-config ConfigMaps and the CRI annotation)."""
+        each hardened manifest (after kubeadm init's upload-config step, run again, and
+        the CRI annotation that NodeLocalCRISocket no longer writes)."""
         cp, config = hardened["host"], "/etc/kubernetes/lab/kubeadm.yaml"
         tree = "cd /etc/kubernetes && find . -type f | sort | xargs sha256sum"
         before = cp_lab.podman_exec(cp, "sh", "-c", tree).stdout

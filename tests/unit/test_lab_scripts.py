@@ -38,13 +38,13 @@ def test_refuses_to_run_without_root():
 def test_rejects_an_unknown_layout_naming_the_variable():
     result = run([str(LAB_UP)], LAYOUT="kind")
     assert result.returncode != 0
-    assert "LAYOUT must be hardway or kubeadm, not 'kind'" in result.stderr
+    assert "LAYOUT must be hardway, kubeadm or kubeadm-ha, not 'kind'" in result.stderr
 
 
 def lab_env(lab_id, command):
     """Run `command` in bash after sourcing lab/lib/common.sh with LAB_ID set."""
     script = f'source "{LAB}/lib/common.sh"; {command}'
-    return run(["bash", "-c", script], LAB_ID=lab_id, LAB_API_PORT="")
+    return run(["bash", "-c", script], LAB_ID=lab_id, LAB_API_PORT="", LAYOUT="")
 
 
 @pytest.mark.parametrize(
@@ -71,3 +71,17 @@ def test_rejects_a_bad_lab_id_naming_the_variable():
     result = lab_env("x1", "true")
     assert result.returncode != 0
     assert "LAB_ID must be a number from 0 to 99, not 'x1'" in result.stderr
+
+
+def test_the_kubeadm_ha_layout_has_three_control_planes_and_two_workers():
+    script = f'source "{LAB}/lib/common.sh"; lab_nodes'
+    env = run(["bash", "-c", script], LAB_ID="23", LAB_API_PORT="", LAYOUT="kubeadm-ha")
+    assert env.returncode == 0, env.stderr
+    nodes = [line.split() for line in env.stdout.splitlines()]
+    assert [n[0] for n in nodes] == ["cp1", "cp2", "cp3", "worker1", "worker2"]
+    assert [n[3] for n in nodes] == ["control_plane,etcd"] * 3 + ["workers"] * 2
+    # Debian 12 and 13 among the control planes; every address and SSH port shifted and distinct.
+    assert {n[1] for n in nodes[:3]} == {"bookworm", "trixie"}
+    assert all(n[2].startswith("10.146.0.") for n in nodes)
+    assert len({n[2] for n in nodes}) == len({n[4] for n in nodes}) == 5
+    assert all(2300 + 22221 <= int(n[4]) <= 2300 + 22225 for n in nodes)

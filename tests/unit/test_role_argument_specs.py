@@ -47,6 +47,9 @@ CONTRACT = {
     "kubeguard_control_plane_endpoint",
     "kubeguard_api_extra_sans",
     "kubeguard_kubeconfig",
+    "kubeguard_serial_control_plane",
+    "kubeguard_serial_workers",
+    "kubeguard_serial_ssh",
     # The shared layout (issue 18): one home, read by every role.
     "kubeguard_kubernetes_dir",
     "kubeguard_pki_dir",

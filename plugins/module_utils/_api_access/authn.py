@@ -17,6 +17,11 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access.co
 ANONYMOUS = ("off", "health")
 # The only paths anonymous requests reach when anonymous is limited (load balancer probes).
 HEALTH_PATHS = ("/healthz", "/livez", "/readyz")
+# kubeadm join's token discovery is an anonymous GET of this ConfigMap (the CA and endpoint,
+# JWS-signed per bootstrap token); kubeadm binds system:anonymous to read it, nothing else.
+CLUSTER_INFO_PATH = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+# control_plane_facts' layout of a kube-apiserver that kubeadm runs (a static pod).
+KUBEADM_LAYOUT = "static-pod"
 ISSUER_KEYS = {
     "url",
     "discovery_url",
@@ -35,14 +40,26 @@ RULE_KEYS = {"expression", "message"}
 WEBHOOK_AUTHN_KEYS = {"server", "ca_file", "ca_pem", "cache_ttl"}
 
 
-def anonymous(mode):
-    """``off``: every unauthenticated request is refused (CIS 1.2.1). ``health``: only the
-    three health endpoints answer an anonymous caller; /api and the rest give 401."""
+def anonymous_paths(mode, kubeadm_discovery=False, layout=""):
+    """The paths an anonymous caller may reach, sorted; () when none. ``off``: none (CIS 1.2.1).
+    ``health``: the three health endpoints. On a kubeadm cluster (``layout`` is the
+    apiserver's, from control_plane_facts) with ``kubeadm_discovery``, cluster-info and the
+    health endpoints whatever ``mode`` says: without them kubeadm join cannot discover the
+    cluster and the kubelet's probes of the apiserver pod fail."""
     if mode not in ANONYMOUS:
         fail("anonymous", f"{mode!r} must be one of {', '.join(ANONYMOUS)}")
-    if mode == "off":
+    paths = set(HEALTH_PATHS) if mode == "health" else set()
+    if kubeadm_discovery and layout == KUBEADM_LAYOUT:
+        paths |= {*HEALTH_PATHS, CLUSTER_INFO_PATH}
+    return tuple(sorted(paths))
+
+
+def anonymous(mode, kubeadm_discovery=False, layout=""):
+    """The ``anonymous`` section: off, or on only for :func:`anonymous_paths` (/api and the rest give 401)."""
+    paths = anonymous_paths(mode, kubeadm_discovery, layout)
+    if not paths:
         return {"enabled": False}
-    return {"enabled": True, "conditions": [{"path": path} for path in HEALTH_PATHS]}
+    return {"enabled": True, "conditions": [{"path": path} for path in paths]}
 
 
 def _rules(option, rules):
@@ -121,11 +138,11 @@ def jwt_issuers(issuers, cluster_ca_pem, service_account_issuers):
     return out
 
 
-def configuration(anonymous_mode, issuers, cluster_ca_pem, service_account_issuers):
+def configuration(anonymous_mode, issuers, cluster_ca_pem, service_account_issuers, kubeadm_discovery=False, layout=""):
     doc = {
         "apiVersion": "apiserver.config.k8s.io/v1",
         "kind": "AuthenticationConfiguration",
-        "anonymous": anonymous(anonymous_mode),
+        "anonymous": anonymous(anonymous_mode, kubeadm_discovery, layout),
     }
     jwt = jwt_issuers(issuers, cluster_ca_pem, service_account_issuers)
     if jwt:

@@ -49,8 +49,15 @@ def run(params, check_mode=False):
         sa_issuers = [sa_issuers]
 
     # 1. Validate and render everything in memory; nothing is written before this ends.
+    kubeadm_discovery = bool(params.get("anonymous_kubeadm_discovery"))
+    layout = params.get("control_plane_layout") or ""
     authentication = authn.configuration(
-        params["anonymous"], params.get("jwt_issuers") or [], _read_ca(params.get("cluster_ca_file")), sa_issuers
+        params["anonymous"],
+        params.get("jwt_issuers") or [],
+        _read_ca(params.get("cluster_ca_file")),
+        sa_issuers,
+        kubeadm_discovery,
+        layout,
     )
     authorizers, webhook_kubeconfigs = authz.chain(
         params["authorizers"],
@@ -117,6 +124,7 @@ def run(params, check_mode=False):
 
     summary = {
         "anonymous": params["anonymous"],
+        "anonymous_paths": list(authn.anonymous_paths(params["anonymous"], kubeadm_discovery, layout)),
         "authorizers": [f"{a['type']}/{a['name']}" for a in authorizers],
         "jwt_issuers": [entry["issuer"]["url"] for entry in authentication.get("jwt", [])],
         "static_token_users": [u["user"] for u in static_users or []],

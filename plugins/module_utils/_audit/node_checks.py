@@ -15,6 +15,9 @@ from __future__ import annotations
 from .effective import Flags, list_value
 
 HEALTH_PATHS = {"/healthz", "/livez", "/readyz"}
+# kubeadm's exception to 1.2.1: token discovery (kubeadm join) is an anonymous GET of
+# cluster-info, and the kubelet probes the apiserver pod anonymously (api_access role).
+KUBEADM_ANONYMOUS_PATHS = HEALTH_PATHS | {"/api/v1/namespaces/kube-public/configmaps/cluster-info"}
 # CIS 1.2.29 (and the TLS 1.3 suites Go always uses).
 STRONG_CIPHERS = frozenset(
     [
@@ -112,7 +115,10 @@ def authz(files, test):
     return check
 
 
-def anonymous(files):
+def anonymous(files, layout=None):
+    """1.2.1. With --authentication-config: off passes; on a kubeadm apiserver (a static pod),
+    anonymous limited to kubeadm's discovery and health paths passes, naming the exception."""
+
     def check(v):
         if v.has("authentication-config"):
             path = v.get("authentication-config")
@@ -124,6 +130,12 @@ def anonymous(files):
                 if not anon.get("enabled"):
                     return True, [f"--authentication-config={path}: anonymous.enabled: false"]
                 paths = [c.get("path") for c in anon.get("conditions") or [] if isinstance(c, dict)]
+                if paths and layout == "static-pod" and set(paths) <= KUBEADM_ANONYMOUS_PATHS:
+                    return True, [
+                        f"--authentication-config={path}: anonymous only for {', '.join(paths)}",
+                        "kubeadm exception (api_access_anonymous_kubeadm_discovery_enabled): kubeadm join's token "
+                        "discovery and the kubelet's probes of the apiserver pod; every other path answers 401",
+                    ]
                 if paths and set(paths) <= HEALTH_PATHS:
                     # Health probes only: the user's choice (api_access_anonymous: health), see docs/audit.md.
                     return None, [f"--authentication-config={path}: anonymous only for {', '.join(paths)}"]
@@ -226,7 +238,7 @@ def control_plane(facts, read):
     if "kube-apiserver" in components:
         api = Flags("kube-apiserver", components["kube-apiserver"])
         table = {
-            "1.2.1": anonymous(files),
+            "1.2.1": anonymous(files, components["kube-apiserver"].get("layout")),
             "1.2.2": lambda v: (not v.get("token-auth-file"), [v.show("token-auth-file")]),
             "1.2.3": plugin_on("DenyServiceExternalIPs"),
             "1.2.4": is_set("kubelet-client-certificate", "kubelet-client-key"),

@@ -107,6 +107,29 @@ CHECK_NAMES = tuple(check[1] for check in CHECKS)
 ANONYMOUS = {("User", "system:anonymous"), ("Group", "system:unauthenticated")}
 # What upstream itself grants to anonymous requests; everything else is a finding.
 ANONYMOUS_UPSTREAM = ("system:public-info-viewer",)
+# kubeadm's grant for token discovery (kubeadm join): RoleBinding and Role of this name in
+# kube-public, get on the cluster-info ConfigMap only (the cluster CA and endpoint, no secret).
+KUBEADM_CLUSTER_INFO = ("kube-public", "kubeadm:bootstrap-signer-clusterinfo")
+KUBEADM_CLUSTER_INFO_RULE = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["cluster-info"]}
+
+
+def kubeadm_discovery_grant(binding, role):
+    """True for kubeadm's own cluster-info grant only: the right name, kind and namespace, and a
+    Role whose every rule allows get (nothing more) on the cluster-info ConfigMap."""
+    meta, role_ref = binding.get("metadata") or {}, binding.get("roleRef") or {}
+    if (meta.get("namespace"), meta.get("name")) != KUBEADM_CLUSTER_INFO:
+        return False
+    if binding.get("kind", "RoleBinding") != "RoleBinding" or role_ref.get("kind") != "Role":
+        return False
+    if role_ref.get("name") != KUBEADM_CLUSTER_INFO[1] or role is None:
+        return False
+    rules = role.get("rules") or []
+    return bool(rules) and all(
+        (rule.get("verbs") or []) == ["get"]
+        and not rule.get("nonResourceURLs")
+        and all((rule.get(key) or []) == value for key, value in KUBEADM_CLUSTER_INFO_RULE.items())
+        for rule in rules
+    )
 
 
 def subject_name(subject):
@@ -223,9 +246,18 @@ def _token_findings(state, wanted, allowed_subjects, exempt):
     return findings
 
 
-def audit(state, allowed_bindings=(), allowed_subjects=(), allowed_roles=(), checks=CHECK_NAMES, automount_exempt=()):
+def audit(
+    state,
+    allowed_bindings=(),
+    allowed_subjects=(),
+    allowed_roles=(),
+    checks=CHECK_NAMES,
+    automount_exempt=(),
+    kubeadm_discovery=False,
+):
     """Findings for ``state`` = {cluster_roles, roles, cluster_role_bindings, role_bindings, service_accounts,
-    pods}; ``automount_exempt`` namespaces (patterns) are left out of the 5.1.6 token checks."""
+    pods}; ``automount_exempt`` namespaces (patterns) are left out of the 5.1.6 token checks. With
+    ``kubeadm_discovery``, kubeadm's cluster-info grant to anonymous is an allowlisted finding (kept)."""
     cluster_roles = {(r.get("metadata") or {}).get("name"): r for r in state.get("cluster_roles") or []}
     roles = {
         ((r.get("metadata") or {}).get("namespace"), (r.get("metadata") or {}).get("name")): r
@@ -260,7 +292,9 @@ def audit(state, allowed_bindings=(), allowed_subjects=(), allowed_roles=(), che
             elif check == "anonymous_access":
                 who = [s for s in subjects if (s.get("kind"), s.get("name")) in ANONYMOUS]
                 hit = bool(who) and (binding.get("roleRef") or {}).get("name") not in ANONYMOUS_UPSTREAM
-                is_allowed_here = False  # only upstream's own grant is accepted, whatever the allowlist says
+                # Only upstream's own grant and, if asked, kubeadm's exact discovery grant are
+                # accepted, whatever the allowlist says.
+                is_allowed_here = bool(kubeadm_discovery) and kubeadm_discovery_grant(binding, role)
                 if hit:
                     findings.append(_finding(cis, check, title, role, binding, who, is_allowed_here))
                 continue

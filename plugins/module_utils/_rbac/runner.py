@@ -120,6 +120,7 @@ def run(params, check_mode, service=None):
         params.get("allowed_roles") or (),
         params.get("checks") or audit.CHECK_NAMES,
         params.get("automount_exempt_namespaces") or (),
+        params.get("kubeadm_discovery", False),
     )
     reported = [f for f in findings if not f["allowlisted"]]
     removed = _remediate(params, check_mode, service, state, reported, caller) if params.get("remediate") else []

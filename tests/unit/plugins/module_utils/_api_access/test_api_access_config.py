@@ -317,3 +317,39 @@ def test_a_corrupt_store_is_refused(params, tmp_path):
 
 def test_csv_quotes_groups():
     assert tokens.csv([{"token": "t", "user": "u", "uid": "1", "groups": ["a", "b"]}]) == 't,u,1,"a,b"\n'
+
+
+CLUSTER_INFO = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+KUBEADM_PATHS = [CLUSTER_INFO, "/healthz", "/livez", "/readyz"]
+
+
+@pytest.mark.parametrize(
+    ("anonymous", "discovery", "layout", "paths"),
+    [
+        # kubeadm (the apiserver a static pod): discovery and health, and nothing else, whatever the mode
+        ("off", True, "static-pod", KUBEADM_PATHS),
+        ("health", True, "static-pod", KUBEADM_PATHS),
+        # the toggle off, or not kubeadm: the mode alone decides
+        ("off", False, "static-pod", []),
+        ("health", False, "static-pod", ["/healthz", "/livez", "/readyz"]),
+        ("off", True, "systemd", []),
+        ("off", True, "", []),
+        ("health", True, "systemd", ["/healthz", "/livez", "/readyz"]),
+    ],
+)
+def test_anonymous_kubeadm_discovery_exception(params, anonymous, discovery, layout, paths):
+    result = config.run(params(anonymous=anonymous, anonymous_kubeadm_discovery=discovery, control_plane_layout=layout))
+    authn = yaml.safe_load(result["files"][f"{D}/authentication.yaml"])
+    want = {"enabled": True, "conditions": [{"path": p} for p in paths]} if paths else {"enabled": False}
+    assert authn["anonymous"] == want
+    assert result["summary"]["anonymous_paths"] == paths
+    # the file owns anonymous either way: --anonymous-auth is removed
+    assert result["flags"]["anonymous-auth"] is None
+
+
+def test_kubeadm_discovery_paths_match_what_the_audit_accepts():
+    """The renderer and the CIS audit's 1.2.1 exception name the same paths."""
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access import authn
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._audit import node_checks
+
+    assert set(authn.anonymous_paths("off", True, "static-pod")) == node_checks.KUBEADM_ANONYMOUS_PATHS

@@ -107,6 +107,33 @@ def test_apiserver_checks(flags, files, want):
     assert {k: outcome(found, k) for k in want} == want
 
 
+CLUSTER_INFO = "/api/v1/namespaces/kube-public/configmaps/cluster-info"
+
+
+@pytest.mark.parametrize(
+    ("layout", "paths", "want"),
+    [
+        # kubeadm: token discovery and the kubelet's probes are the named exception
+        ("static-pod", [CLUSTER_INFO, "/healthz", "/livez", "/readyz"], "pass"),
+        ("static-pod", ["/livez", "/readyz"], "pass"),
+        # any other path, even a neighbour of cluster-info, fails
+        ("static-pod", [CLUSTER_INFO, "/api"], "fail"),
+        ("static-pod", ["/api/v1/namespaces/kube-public/configmaps"], "fail"),
+        # not kubeadm: cluster-info is no exception, health only stays a review
+        ("systemd", [CLUSTER_INFO, "/healthz"], "fail"),
+        ("systemd", ["/healthz", "/livez", "/readyz"], "warn"),
+    ],
+)
+def test_anonymous_kubeadm_exception(layout, paths, want):
+    conf = {"path": "/etc/authn.yaml", "anonymous": {"enabled": True, "conditions": [{"path": p} for p in paths]}}
+    gathered = facts(api={"authentication-config": "/etc/authn.yaml"}, files={"authentication-config": conf})
+    gathered["control_plane"]["components"]["kube-apiserver"]["layout"] = layout
+    found = node_checks.control_plane(gathered, lambda _: None)
+    assert outcome(found, "1.2.1") == want
+    named = any("kubeadm exception" in line for line in found["1.2.1"][1])
+    assert named is (want == "pass")
+
+
 def test_a_configured_flag_that_differs_from_the_process_counts_too():
     comp = component({"profiling": "false"})
     comp["flags"] = {"profiling": "true"}  # the next restart would turn profiling on

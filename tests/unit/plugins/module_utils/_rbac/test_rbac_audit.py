@@ -316,3 +316,67 @@ def test_runner_refuses_to_remove_the_callers_own_access():
 def test_runner_rejects_unknown_checks():
     with pytest.raises(KubeguardError, match="remediate_checks: unknown checks"):
         runner.run({"remediate_checks": ["nope"]}, False, FakeService({}, ADMIN))
+
+
+ANON_USER = {"kind": "User", "name": "system:anonymous", "apiGroup": "rbac.authorization.k8s.io"}
+CLUSTER_INFO_RULE = {
+    "apiGroups": [""],
+    "resources": ["configmaps"],
+    "resourceNames": ["cluster-info"],
+    "verbs": ["get"],
+}
+
+
+def kubeadm_discovery_state(*rules, binding_namespace="kube-public", name="kubeadm:bootstrap-signer-clusterinfo"):
+    """kubeadm's bootstrap-token phase: RoleBinding + Role in kube-public, anonymous may get cluster-info."""
+    return {
+        "roles": [
+            {"kind": "Role", "metadata": {"name": name, "namespace": binding_namespace}, "rules": list(rules)},
+        ],
+        "role_bindings": [
+            {
+                "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": binding_namespace},
+                "roleRef": {"kind": "Role", "name": name, "apiGroup": "rbac.authorization.k8s.io"},
+                "subjects": [ANON_USER],
+            }
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "kubeadm_discovery", "kept"),
+    [
+        (kubeadm_discovery_state(CLUSTER_INFO_RULE), True, True),
+        # the toggle off: kubeadm's grant is a finding like any other
+        (kubeadm_discovery_state(CLUSTER_INFO_RULE), False, False),
+        # a Role of that name that allows more: list, any ConfigMap, secrets, another rule
+        (kubeadm_discovery_state({**CLUSTER_INFO_RULE, "verbs": ["get", "list"]}), True, False),
+        (kubeadm_discovery_state({**CLUSTER_INFO_RULE, "resourceNames": []}), True, False),
+        (kubeadm_discovery_state({**CLUSTER_INFO_RULE, "resources": ["configmaps", "secrets"]}), True, False),
+        (kubeadm_discovery_state(CLUSTER_INFO_RULE, rule(["get"], ["pods"])), True, False),
+        (kubeadm_discovery_state(), True, False),
+        # the same grant under another name or namespace is not kubeadm's
+        (kubeadm_discovery_state(CLUSTER_INFO_RULE, binding_namespace="default"), True, False),
+        (kubeadm_discovery_state(CLUSTER_INFO_RULE, name="cluster-info-readers"), True, False),
+    ],
+)
+def test_kubeadm_discovery_grant_is_kept_only_exactly(state, kubeadm_discovery, kept):
+    findings = [f for f in audit.audit(state, kubeadm_discovery=kubeadm_discovery) if f["check"] == "anonymous_access"]
+    assert len(findings) == 1
+    assert findings[0]["allowlisted"] is kept
+
+
+@pytest.mark.parametrize("kubeadm_discovery", [True, False])
+def test_remediation_keeps_kubeadm_discovery_only_when_asked(kubeadm_discovery):
+    state = kubeadm_discovery_state(CLUSTER_INFO_RULE)
+    state["cluster_roles"] = [cluster_role("view", rule(["get"], ["pods"]))]
+    state["cluster_role_bindings"] = [crb("anon-view", "view", ANON_USER)]
+    service = FakeService(state, ADMIN)
+    params = {"checks": ["anonymous_access"], "remediate": True, "kubeadm_discovery": kubeadm_discovery}
+    result = runner.run(params, False, service)
+    deleted = {name for _kind, name, _dry in service.deleted}
+    # another anonymous grant goes either way; kubeadm's stays with the exception on
+    assert "anon-view" in deleted
+    assert ("kubeadm:bootstrap-signer-clusterinfo" in deleted) is not kubeadm_discovery
+    assert result["summary"]["allowlisted"] == (1 if kubeadm_discovery else 0)
