@@ -319,7 +319,14 @@ def test_a_renewal_through_cluster_pki_is_picked_up_with_no_csr(pods, lab, kubec
     # No serving CSR ever (serverTLSBootstrap: false); client rotation's CSRs (CIS 4.2.10) go to another signer.
     signers = kubectl("get", "csr", "-o", "jsonpath={.items[*].spec.signerName}").stdout.split()
     assert "kubernetes.io/kubelet-serving" not in signers, signers
-    assert kubectl("-n", NAMESPACE, "logs", pods[host], check=False).returncode == 0
+    # The renewal restarted the kubelet: until it has synced its pods again it answers
+    # pods/log with 404 (seen once on a loaded machine); the proof is that it answers.
+    wait_for(
+        lambda: kubectl("-n", NAMESPACE, "logs", pods[host], check=False).returncode == 0,
+        60,
+        "kubectl logs through the kubelet serving the renewed cert",
+        interval=2,
+    )
 
 
 def test_check_mode_reports_a_change_and_writes_nothing(hardened, lab):
