@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 LAYOUT ?= hardway
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule build
+.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule build ee
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -68,3 +68,6 @@ test: lint unit host-deps ## Everything: lint, unit, then integration and Molecu
 
 build: venv ## Build the Galaxy tarball
 	ansible-galaxy collection build --force
+
+ee: venv host-deps ## Build the execution environment image for AWX/AAP (docs/awx.md; cached)
+	lab/bin/build-ee

@@ -13,7 +13,10 @@ with no Ansible imports, so each piece is unit-tested without Ansible:
 - ``node``: read-only facts about accounts, keys and the SSH connection;
 - ``moduli``: the weak-moduli rule and the moduli filter;
 - ``facts``: the one gather call per node (``sshd_facts``);
-- ``apply``: candidate check, atomic write and dead-man rollback (``sshd_config``, ``sshd_moduli``).
+- ``apply``: candidate check, atomic write and dead-man rollback (``sshd_config``, ``sshd_moduli``);
+- ``hostcert``: host certificate decisions (principals, ``ssh-keygen -L`` parsing, renewal, known_hosts);
+- ``certificates``: the node side of host certificates (``sshd_host_certificate``);
+- ``hostca``: the controller's host CA store, signing and ssh_known_hosts (``sshd_host_ca``).
 
 Errors are :class:`~..._errors.KubeguardError` naming the role variable to fix.
 """
