@@ -13,8 +13,15 @@ a hardening run may rewrite it); without, it asks anonymously. The server's
 certificate is not verified: this measures liveness, not trust. The loop is
 bounded by ``--max-seconds`` and stops by itself when the command ends.
 
+With ``--write-interval`` a second thread creates one small ConfigMap per
+interval (no retry) in ``--write-namespace`` (an existing one) and, after the command, lists
+them: every write the API acknowledged (201) must still be there (lost writes).
+With ``--kubectl`` the lab's shop/batch client logs over the run are counted
+(lines that are not ``200 OK`` are failed requests).
+
 Usage: .venv/bin/python bench/availability.py --url https://127.0.0.1:17543/readyz \
            --kubeconfig .lab/admin.kubeconfig -- ansible-playbook -i .lab/inventory.yml playbooks/site.yml
+       (HA lab) ... --write-interval 0.1 --kubectl <lab binaries>/kubectl -- ansible-playbook ...
 """
 
 from __future__ import annotations
@@ -69,6 +76,20 @@ class Client:
                 context.load_cert_chain(_field(text, "client-certificate"), _field(text, "client-key") or None)
         self.context, self.stamp = context, stamp
 
+    def call(self, method, url, timeout, body=None):
+        """HTTP status of one request (0: no answer) and its JSON body."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        try:
+            self.refresh()
+            with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:  # noqa: S310
+                return response.status, json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+        except (OSError, ValueError, ssl.SSLError, urllib.error.URLError):
+            return 0, {}
+
     def ok(self, url, timeout, accept=(200,)):
         try:
             self.refresh()
@@ -85,6 +106,50 @@ def poll(client, url, interval, timeout, stop, deadline, record, accept):
         started = time.monotonic()
         record.append((started, client.ok(url, timeout, accept)))
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+# This run's label: its ConfigMaps are listed and deleted by it.
+RUN = f"{os.getpid()}-{int(time.time())}"
+SELECTOR = f"labelSelector=kubeguard-bench%3D{RUN}"
+
+
+def write(client, api, namespace, interval, timeout, stop, deadline, acked, tried):
+    """One small ConfigMap created per ``interval`` (no retry); ``acked`` keeps the
+    numbers the API answered 201 for: each must still exist after the run."""
+    n = 0
+    while not stop.is_set() and time.monotonic() < deadline:
+        started = time.monotonic()
+        n += 1
+        meta = {"name": f"kubeguard-bench-{RUN}-{n}", "namespace": namespace, "labels": {"kubeguard-bench": RUN}}
+        body = {"metadata": meta, "data": {"n": str(n)}}
+        status, _unused = client.call("POST", f"{api}/api/v1/namespaces/{namespace}/configmaps", timeout, body)
+        tried.append((started, status == 201))
+        if status == 201:
+            acked.append(n)
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+
+def lost_writes(client, api, namespace, acked):
+    """Acknowledged writes missing after the run (None: the list itself failed)."""
+    status, body = client.call("GET", f"{api}/api/v1/namespaces/{namespace}/configmaps?{SELECTOR}", 30)
+    if status != 200:
+        return None
+    present = {int(item["data"]["n"]) for item in body.get("items", []) if (item.get("data") or {}).get("n")}
+    return sorted(set(acked) - present)
+
+
+def client_failures(kubectl, kubeconfig, seconds):
+    """{namespace: [logged requests, not 200]} of the lab workloads' clients over the run."""
+    counts = {}
+    for namespace in ("shop", "batch"):
+        out = subprocess.run(
+            [kubectl, "--kubeconfig", kubeconfig, "-n", namespace, "logs", "deployment/client", f"--since={seconds}s"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.splitlines()
+        counts[namespace] = [len(out), sum(1 for line in out if " 200 OK " not in line + " ")]
+    return counts
 
 
 def summary(record, start, end):
@@ -112,6 +177,20 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=3600, help="stop polling (and the command) after this")
     parser.add_argument("--accept", default="200", help="HTTP statuses that count as up, comma-separated")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument(
+        "--write-interval",
+        type=float,
+        default=0,
+        help="also create a ConfigMap per this many seconds through the URL's server (needs --kubeconfig) "
+        "and count acknowledged ones missing afterwards (0: no writer)",
+    )
+    parser.add_argument(
+        "--write-namespace",
+        default="default",
+        help="an existing namespace (a new one would be a change for the hardening run); "
+        "the writer's ConfigMaps are deleted afterwards",
+    )
+    parser.add_argument("--kubectl", help="read the shop/batch clients' logs over the run with this kubectl")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run while polling")
     opts = parser.parse_args()
     command = opts.command[1:] if opts.command[:1] == ["--"] else opts.command
@@ -128,6 +207,12 @@ def main():
         daemon=True,
     )
     thread.start()
+    api = "/".join(opts.url.split("/")[:3])
+    acked, tried, writer = [], [], None
+    if opts.write_interval:
+        args = (Client(opts.kubeconfig), api, opts.write_namespace, opts.write_interval, opts.timeout)
+        writer = threading.Thread(target=write, args=(*args, stop, deadline, acked, tried), daemon=True)
+        writer.start()
     proc = subprocess.Popen(command)
     try:
         rc = proc.wait(timeout=opts.max_seconds)
@@ -138,6 +223,21 @@ def main():
     stop.set()
     thread.join()
     result = {"command_rc": rc, **summary(record, start, end)}
+    if writer is not None:
+        writer.join()
+        lost = lost_writes(client, api, opts.write_namespace, acked)
+        written = summary(tried, start, end)
+        result["writes"] = {
+            "tried": len(tried),
+            "acknowledged": len(acked),
+            "lost": lost,
+            "longest_gap_seconds": written["longest_gap_seconds"],
+            "gaps_over_2s": written["gaps_over_2s"],
+        }
+        if lost is not None:
+            client.call("DELETE", f"{api}/api/v1/namespaces/{opts.write_namespace}/configmaps?{SELECTOR}", 60)
+    if opts.kubectl:
+        result["clients"] = client_failures(opts.kubectl, opts.kubeconfig, int(end - start) + 5)
     if opts.json:
         print(json.dumps(result))
     else:
@@ -147,6 +247,15 @@ def main():
             f"into the run) run={result['seconds']}s rc={rc}"
         )
         print("gaps >= 2 s (start, seconds):", result["gaps_over_2s"])
+        if "writes" in result:
+            w = result["writes"]
+            lost = "unknown (list failed)" if w["lost"] is None else len(w["lost"])
+            print(
+                f"writes tried={w['tried']} acknowledged={w['acknowledged']} lost={lost} "
+                f"longest_write_gap={w['longest_gap_seconds']}s gaps={w['gaps_over_2s']}"
+            )
+        if "clients" in result:
+            print("clients [logged requests, failed]:", result["clients"])
     return rc
 
 

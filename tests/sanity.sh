@@ -50,4 +50,15 @@ except ImportError:
     print("null")' >"$venv/meta.yaml.json"
     touch "$venv/marker.txt"
   done
+# The import venvs also get the packages' metadata (dist-info), which
+# ansible-core looks up when the controller plugins (action, lookup) are
+# imported; refreshed on every run, so venvs made before this line get it too.
+for venv in "$HOME"/.ansible/test/venv/sanity.import*/*/*/; do
+  [ -e "$venv/marker.txt" ] || continue
+  site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  for meta in "$venv_site"/jinja2-*.dist-info "$venv_site"/markupsafe-*.dist-info "$venv_site"/pyyaml-*.dist-info \
+    "$venv_site"/PyYAML-*.dist-info; do
+    if [ -e "$meta" ]; then ln -sfn "$meta" "$site/$(basename "$meta")"; fi
+  done
+done
 ansible-test sanity --python 3.11 --color no "$@"

@@ -46,12 +46,12 @@ _raw:
   elements: raw
 """
 
-import pathlib  # noqa: E402 (after the documentation, as validate-modules requires)
-import re  # noqa: E402
+import pathlib
+import re
 
-import yaml  # noqa: E402
-from ansible.errors import AnsibleLookupError  # noqa: E402
-from ansible.plugins.lookup import LookupBase  # noqa: E402
+import yaml
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
 
 KNOBS = ("kubeguard_serial_control_plane", "kubeguard_serial_workers", "kubeguard_serial_ssh")
 _DEFAULTS = pathlib.Path(__file__).resolve().parents[2] / "roles" / "kubeguard" / "defaults" / "main.yml"

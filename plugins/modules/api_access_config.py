@@ -23,6 +23,7 @@ author:
   - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.role_vars
+  - kubeguard.hardening.store_vault
 options:
   config_dir:
     description: Node-side directory the files go to (the control plane's C(kubeguard_config_dir)).
@@ -148,6 +149,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access import config
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 
@@ -155,6 +157,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             **ROLE_VARS_SPEC,
+            **vault.ARGUMENT_SPEC,
             "config_dir": {"type": "path", "default": "/etc/kubernetes/kubeguard"},
             "anonymous": {"type": "str", "choices": ["off", "health"], "default": "off"},
             "anonymous_kubeadm_discovery": {"type": "bool", "default": False},
@@ -176,7 +179,8 @@ def main():
         },
         supports_check_mode=True,
     )
-    run_module(module, config.run, module.params, check_mode=module.check_mode)
+    with vault.using(module.params.pop(vault.OPTION, None)):
+        run_module(module, config.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

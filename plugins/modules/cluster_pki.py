@@ -24,6 +24,7 @@ requirements:
   - cryptography >= 42.0 (on the host where the module runs; keep in sync with _pki/_crypto.py MIN_CRYPTOGRAPHY_VERSION)
 extends_documentation_fragment:
   - kubeguard.hardening.role_vars
+  - kubeguard.hardening.store_vault
   - kubeguard.hardening.pki
 attributes:
   check_mode:
@@ -262,6 +263,7 @@ except ImportError:
 else:
     CRYPTOGRAPHY_ERROR = None
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import ALGORITHMS
 
@@ -301,12 +303,15 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(argument_spec={**ROLE_VARS_SPEC, **argument_spec()}, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec={**ROLE_VARS_SPEC, **vault.ARGUMENT_SPEC, **argument_spec()}, supports_check_mode=True
+    )
     if CRYPTOGRAPHY_ERROR:
         module.fail_json(
             msg=missing_required_lib(f"cryptography >= {MIN_CRYPTOGRAPHY_VERSION}"), exception=CRYPTOGRAPHY_ERROR
         )
-    run_module(module, _engine.run, module.params, check_mode=module.check_mode)
+    with vault.using(module.params.pop(vault.OPTION, None)):
+        run_module(module, _engine.run, module.params, check_mode=module.check_mode)
 
 
 if __name__ == "__main__":

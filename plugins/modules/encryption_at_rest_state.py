@@ -23,6 +23,7 @@ description:
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.role_vars
+  - kubeguard.hardening.store_vault
 attributes:
   check_mode:
     support: full
@@ -133,6 +134,7 @@ done:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import machine
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
@@ -141,6 +143,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             **ROLE_VARS_SPEC,
+            **vault.ARGUMENT_SPEC,
             "action": {"type": "str", "choices": ["plan", "begin", "record"], "default": "plan"},
             "key_store": {"type": "path", "required": True},
             "state_file": {"type": "path", "required": True},
@@ -155,7 +158,8 @@ def main():
         required_if=[("action", "begin", ["step"]), ("action", "record", ["step"])],
         supports_check_mode=True,
     )
-    run_module(module, machine.run, module.params, module.check_mode)
+    with vault.using(module.params.pop(vault.OPTION, None)):
+        run_module(module, machine.run, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

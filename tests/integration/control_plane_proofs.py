@@ -6,10 +6,12 @@ kube-controller-manager and kube-scheduler; objects made before the
 hardening are still there; a second run changes and restarts nothing."""
 
 import base64
+import contextlib
 import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -22,6 +24,19 @@ from kubeguard_test.api import Identity, https, request
 from kubeguard_test.api import api_port as kube_api_port
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def children(pid):
+    """The pids whose parent is ``pid`` (from /proc; a process that ends meanwhile is skipped)."""
+    found = []
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # the fields after the command's closing parenthesis: state, ppid, ...
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
 
 SECRET_VALUE = "cp8-before-secret-value"
 CRD = {
@@ -659,11 +674,18 @@ class ControlPlaneSafety:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and play.poll() is None:
             if cp_lab.podman_exec(host, "grep", "-q", "request-timeout=61s", source).returncode == 0:
-                play.kill()
+                # as an operator's kill -9 of the job: the play and its workers, which ansible
+                # detaches into sessions of their own (WorkerProcess._detach)
+                workers = children(play.pid)
+                os.killpg(play.pid, signal.SIGKILL)
+                for pid in workers:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
                 break
             time.sleep(0.3)
         play.wait(timeout=60)

@@ -1,7 +1,8 @@
 """The cluster_pki role without the lab: three inventory hosts on the local
 connection, each with its own directory tree standing in for its / (the role's
 directory variables point there). Covers adoption of a kubeadm-made cluster,
-the refusal to replace a node's CA, check mode and idempotence."""
+the refusal to replace a node's CA, check mode and idempotence. The controller
+store's vault, loss and backup: test_controller_store_local.py."""
 
 import hashlib
 import json
@@ -76,28 +77,36 @@ def digest(root):
     }
 
 
-@pytest.fixture
-def kubeadm_cluster(tmp_path, lab_binaries):
-    """cp1 made by kubeadm (certs and kubeconfigs), worker1 empty."""
-    kdir = tmp_path / "nodes/cp1/etc/kubernetes"
+def kubeadm_tree(base, lab_binaries):
+    """cp1 made by kubeadm (certs and kubeconfigs) under ``base``, worker1 empty, and the inventory."""
+    kdir = base / "nodes/cp1/etc/kubernetes"
     kdir.mkdir(parents=True)
-    config = tmp_path / "kubeadm.yaml"
+    config = base / "kubeadm.yaml"
     config.write_text(KUBEADM_CONFIG.format(pki=kdir / "pki"))
     kubeadm = str(lab_binaries / "kubeadm")
     subprocess.run([kubeadm, "init", "phase", "certs", "all", "--config", str(config)], check=True, capture_output=True)
     cmd = [kubeadm, "init", "phase", "kubeconfig", "all", "--config", str(config), "--kubeconfig-dir", str(kdir)]
     subprocess.run(cmd, check=True, capture_output=True)
-    inventory(tmp_path)
-    return tmp_path
+    inventory(base)
+    return base
+
+
+@pytest.fixture
+def kubeadm_cluster(tmp_path, lab_binaries):
+    """cp1 made by kubeadm (certs and kubeconfigs), worker1 empty."""
+    return kubeadm_tree(tmp_path, lab_binaries)
+
+
+ADOPT = ("-e", json.dumps({"cluster_pki_adopt_enabled": True}))
 
 
 def test_adopts_a_kubeadm_cluster_and_keeps_its_files(kubeadm_cluster):
     base = kubeadm_cluster
     before = digest(base / "nodes/cp1")
-    check, recap = play(base, "--check")
+    check, recap = play(base, "--check", *ADOPT)
     assert check.returncode == 0, check.stdout[-3000:]
     assert digest(base / "nodes/cp1") == before
-    run, recap = play(base)
+    run, recap = play(base, *ADOPT)
     assert run.returncode == 0, run.stdout[-3000:]
     after = digest(base / "nodes/cp1")
     # every file kubeadm made is kept (the CAs above all); only what kubeadm lacks is added
@@ -120,8 +129,15 @@ def test_adopts_a_kubeadm_cluster_and_keeps_its_files(kubeadm_cluster):
 
 def test_refuses_to_replace_a_different_ca_on_a_node(kubeadm_cluster):
     base = kubeadm_cluster
+    # The store holds another cluster's CA: the node's is not replaced silently.
+    other = base / "other"
+    (other / "nodes/cp1").mkdir(parents=True)
+    inventory(other)
+    made, _ = play(other)
+    assert made.returncode == 0, made.stdout[-3000:]
+    (other / "tree").rename(base / "tree")
     before = digest(base / "nodes/cp1")
-    run, recap = play(base, "-e", json.dumps({"cluster_pki_adopt_enabled": False}))
+    run, recap = play(base)
     assert run.returncode != 0
     assert recap["cp1"]["failed"] == 1
     assert "is a different CA than" in run.stdout + run.stderr

@@ -58,6 +58,8 @@ CONTRACT = {
     "kubeguard_api_host",
     # Set by site.yml: one kube-apiserver assembly per run.
     "kubeguard_apiserver_assembly",
+    "kubeguard_store_vault_password_file",
+    "kubeguard_store_vault_id",
 }
 # Names of layout variables that once lived in several roles: only the contract may define one.
 LAYOUT_SUFFIXES = ("_api_host", "_kubernetes_dir", "_pki_output_dir", "_output_dir", "_config_dir")

@@ -13,6 +13,7 @@ import re
 import secrets
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._api_access.common import fail, only_keys
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import atomic_write
 
 OPTION = "api_access_static_tokens"
@@ -62,8 +63,9 @@ def users(entries):
 
 def load_store(path):
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        with open(path, "rb") as handle:
+            raw = vault.open_secret(handle.read(), path)
+        data = json.loads(raw)
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as exc:
@@ -77,18 +79,22 @@ def resolve(entries, store_path, check_mode):
     """Give every user a token: its variable, else the stored one, else a new one (stored).
     Returns (users with tokens, store changed?)."""
     wanted = users(entries)
+    # A plaintext store while the store vault is on: encrypted in place (a change).
+    sealed = vault.seal_in_place([store_path], check_mode, lambda p, data: atomic_write(p, vault.seal(data), 0o600))
     store = load_store(store_path)
     new_store = {}
     for entry in wanted:
         if entry["token"] is None:
             entry["token"] = store.get(entry["user"]) or secrets.token_urlsafe(32)
             new_store[entry["user"]] = entry["token"]
-    changed = new_store != store
+    changed = new_store != store or bool(sealed)
     if changed and not check_mode:
         directory = os.path.dirname(store_path) or "."
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            atomic_write(store_path, (json.dumps(new_store, indent=2, sort_keys=True) + "\n").encode(), 0o600)
+            atomic_write(
+                store_path, vault.seal((json.dumps(new_store, indent=2, sort_keys=True) + "\n").encode()), 0o600
+            )
         except OSError as exc:
             fail("api_access_static_token_store", f"cannot write {store_path}: {exc.strerror}")
     return wanted, changed, sorted(store), sorted(new_store)

@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 
+from .._common import vault
 from .._errors import KubeguardError
 from .._node.files import atomic_write
 from . import config
@@ -35,7 +36,7 @@ def new_secret():
     return base64.b64encode(secrets.token_bytes(config.KEY_BYTES)).decode()
 
 
-def _read_json(path, option):
+def _read_json(path, option, secret=False):
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -43,7 +44,9 @@ def _read_json(path, option):
         return None
     except OSError as exc:
         raise KubeguardError(option, f"cannot read {path}: {exc.strerror}") from None
-    if raw.startswith(b"$ANSIBLE_VAULT"):
+    if secret:
+        raw = vault.open_secret(raw, path)
+    elif vault.is_vault(raw):
         raise KubeguardError(option, f"{path} is vault-encrypted; decrypt it to a 0600 path the controller reads")
     try:
         data = json.loads(raw)
@@ -57,7 +60,7 @@ def _read_json(path, option):
 
 def load_store(path):
     """{name: key} or None when the store does not exist."""
-    data = _read_json(path, STORE_OPTION)
+    data = _read_json(path, STORE_OPTION, secret=True)
     if data is None:
         return None
     keys = data.get("keys")
@@ -75,17 +78,23 @@ def load_store(path):
     return keys
 
 
-def _write(path, data, option):
+def _write(path, data, option, secret=False):
     directory = os.path.dirname(path) or "."
+    raw = (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), 0o600)
+        atomic_write(path, vault.seal(raw) if secret else raw, 0o600)
     except OSError as exc:
         raise KubeguardError(option, f"cannot write {path}: {exc.strerror}") from None
 
 
 def save_store(path, keys):
-    _write(path, {"version": 1, "keys": keys}, STORE_OPTION)
+    _write(path, {"version": 1, "keys": keys}, STORE_OPTION, secret=True)
+
+
+def seal_store(path, check_mode):
+    """A plaintext key store while the store vault is on: encrypted in place (a change). Returns [path] or []."""
+    return vault.seal_in_place([path], check_mode, lambda p, data: atomic_write(p, vault.seal(data), 0o600))
 
 
 def load_state(path):

@@ -377,4 +377,6 @@ ACTIONS = {"plan": plan, "begin": begin, "record": record}
 
 
 def run(params, check_mode=False):
-    return ACTIONS[params["action"]](params, check_mode)
+    sealed = keystore.seal_store(params["key_store"], check_mode)
+    result = ACTIONS[params["action"]](params, check_mode)
+    return dict(result, changed=True, vault_sealed=sealed) if sealed else result

@@ -148,6 +148,23 @@ def _metrics_ok(address):
         return False
 
 
+def not_host_service(proxy, address):
+    """Why kube-proxy is out of this node's reach, or "" when a systemd unit runs it.
+
+    Without a unit it runs in a pod (kubeadm's DaemonSet): its --config path is
+    inside the container and its configuration is the kube-system/kube-proxy
+    ConfigMap, which a node-side edit cannot change (and a restart would undo)."""
+    if proxy.get("unit"):
+        return ""
+    config = proxy.get("running_flags", {}).get("config") or proxy.get("flags", {}).get("config")
+    where = f" (--config {config} is inside its container)" if config else ""
+    return (
+        f"kube-proxy runs without a systemd unit here, in a pod (kubeadm's DaemonSet?){where}: set "
+        f"metricsBindAddress: {address} in the kube-system/kube-proxy ConfigMap (key config.conf) and roll "
+        "the DaemonSet (CIS 4.3.1); kubelet_kube_proxy_metrics_bind_address is not applied"
+    )
+
+
 def apply_kube_proxy(params, check_mode):
     proxy = params["facts"].get("kube_proxy")
     address = params["metrics_bind_address"]
@@ -155,27 +172,24 @@ def apply_kube_proxy(params, check_mode):
         raise KubeguardError(cfg.var("kube_proxy_metrics_bind_address"), f"{address!r} is not a 127.x address:port")
     if not proxy or not proxy["running"]:
         return {"changed": False, "skipped_reason": "kube-proxy does not run on this node"}
+    reason = not_host_service(proxy, address)
+    if reason:
+        return {"changed": False, "skipped_reason": reason, "warnings": [reason]}
     flags = {**proxy["flags"], **proxy["running_flags"]}
     if flags.get("config"):
         # kube-proxy ignores its flags when --config is given: edit the file's top-level field.
         path = flags["config"]
         before = read(path)
         if before is None:
-            raise KubeguardError("", f"kube-proxy's --config file {path} is unreadable")
+            raise KubeguardError(
+                cfg.var("kube_proxy_metrics_bind_address"), f"kube-proxy's --config file {path} is unreadable"
+            )
         text = cfg.set_top_level(before, "metricsBindAddress", address)
         mode = file_mode(path) or 0o600
         current = cfg.top_level(before, "metricsBindAddress") or "<default>"
         pending = False
     else:
         service = proxy["unit"]
-        if service is None:
-            return {
-                "changed": False,
-                "warnings": [
-                    "kube-proxy runs without a systemd unit here (a DaemonSet?): set metricsBindAddress: "
-                    f"{address} in its configuration (CIS 4.3.1)"
-                ],
-            }
         words = cfg.without(service["exec_start"], {"metrics-bind-address"})
         words.append(f"--metrics-bind-address={address}")
         path = os.path.join(SYSTEMD_DIR, "kube-proxy.service.d", cfg.DROPIN)

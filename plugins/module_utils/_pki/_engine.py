@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import os
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _crypto,
@@ -230,6 +231,13 @@ def run(params, check_mode=False, now=None):
         raise KubeguardError("output_dir", "is required")
     _files.check_writable(out)
     items = _model.catalogue(cluster)
+    # A store written before the vault was on: its secrets are encrypted in place (a change).
+    secret_files = [
+        os.path.join(out, r) for i in items for r in _model.item_files(i) if _wanted_mode(r) == _files.KEY_MODE
+    ]
+    sealed = vault.seal_in_place(
+        secret_files, check_mode, lambda path, data: _files.atomic_write(path, data, _files.KEY_MODE)
+    )
     renew = datetime.timedelta(days=cluster.renew_before_days)
     states, warnings, external = {}, [], []
 
@@ -259,8 +267,10 @@ def run(params, check_mode=False, now=None):
     for state in changed:
         state.written = _written(state)
     modes = _wrong_modes(out, [s for s in states.values() if not s.decision.changed])
-    result = {"changed": bool(changed or modes), "output_dir": out, "warnings": warnings, "external_ca": external}
-    result["modes_fixed"] = sorted(modes)
+    result = {"changed": bool(changed or modes or sealed), "output_dir": out, "warnings": warnings}
+    result.update(
+        external_ca=external, modes_fixed=sorted(modes), vault_sealed=[os.path.relpath(p, out) for p in sealed]
+    )
     if not check_mode:
         for rel, mode in modes.items():
             try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 
@@ -27,7 +28,10 @@ def ensure_dir(path, mode):
 
 
 def atomic_write(path, data, mode):
-    """Atomically replace ``path`` with ``data`` (bytes) and ``mode``."""
+    """Atomically replace ``path`` with ``data`` (bytes) and ``mode``; a secret
+    (``KEY_MODE``) is vault-encrypted when the store's vault password is set."""
+    if mode == KEY_MODE:
+        data = vault.seal(data)
     directory = os.path.dirname(path) or "."
     if not os.access(directory, os.W_OK | os.X_OK):
         raise KubeguardError("output_dir", f"cannot write in {directory}: permission denied")
@@ -38,12 +42,13 @@ def atomic_write(path, data, mode):
 
 
 def read(path):
-    """Return the bytes of ``path``, or None when it does not exist."""
+    """Return the bytes of ``path`` (decrypted when vault-encrypted), or None when it does not exist."""
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            data = handle.read()
     except FileNotFoundError:
         return None
+    return vault.open_secret(data, path)
 
 
 def check_writable(path):

@@ -6,7 +6,7 @@ import json
 import pytest
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import api, gather, plan
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import api, apply, gather, plan
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
 from ansible_collections.kubeguard.hardening.plugins.modules import kubelet_config, kubelet_kube_proxy
 
@@ -133,3 +133,34 @@ def test_kubeconfig_fields_are_read_without_yaml():
     assert api._kubeconfig_field(text, "server") == "https://10.0.0.10:6443"
     assert api._kubeconfig_field(text, "certificate-authority-data") == "QUJD"
     assert api._kubeconfig_field(text, "client-key") == ""
+
+
+def _proxy(unit, argv):
+    return {"running": True, "unit": unit, "flags": cfg.flag_dict(argv[1:]), "running_flags": cfg.flag_dict(argv[1:])}
+
+
+def test_kube_proxy_in_a_pod_is_skipped_with_the_reason(capsys):
+    argv = ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf", "--hostname-override=w1"]
+    facts = {"kube_proxy": _proxy(None, argv)}
+    params = {"facts": facts, "metrics_bind_address": "127.0.0.1:10249"}
+    result = run_main(kubelet_kube_proxy, params, capsys)
+    assert result["changed"] is False and "failed" not in result
+    assert "kube-system/kube-proxy ConfigMap" in result["skipped_reason"]
+    assert "/var/lib/kube-proxy/config.conf" in result["skipped_reason"]
+    # the entry point's own result: AnsibleModule keeps warnings in process-wide state between unit tests
+    assert apply.apply_kube_proxy(params, check_mode=False)["warnings"] == [result["skipped_reason"]]
+
+
+def test_kube_proxy_host_service_is_not_skipped():
+    argv = ["/usr/local/bin/kube-proxy", "--config=/etc/kube-proxy.yaml"]
+    unit = {"exec_start": argv, "words": argv}
+    assert apply.not_host_service(_proxy(unit, argv), "127.0.0.1:10249") == ""
+
+
+def test_kube_proxy_unreadable_config_names_the_role_variable(tmp_path):
+    argv = ["/usr/local/bin/kube-proxy", f"--config={tmp_path}/missing.yaml"]
+    unit = {"exec_start": argv, "words": argv}
+    params = {"facts": {"kube_proxy": _proxy(unit, argv)}, "metrics_bind_address": "127.0.0.1:10249"}
+    with pytest.raises(KubeguardError) as err:
+        apply.apply_kube_proxy(params, check_mode=True)
+    assert err.value.option == "kubelet_kube_proxy_metrics_bind_address"

@@ -3,7 +3,8 @@ bootstrap-token phase run: token discovery is an anonymous GET of kube-public's
 cluster-info, before and after the hardening, while every other anonymous
 request is refused; a real `kubeadm join phase preflight` from worker1
 discovers the cluster (and fails with api_access's exception turned off).
-Recreates the lab in the kubeadm layout, as test_zz_kubeadm_layout does."""
+Recreates the lab in the kubeadm layout, as test_zz_kubeadm_layout does, and
+sorts after it: that file's first test reuses the running hard-way lab."""
 
 import json
 import shlex

@@ -1,0 +1,42 @@
+"""playbooks/site.yml on the kubeadm-ha lab under load: it passes, a second
+run changes nothing, and no write the API acknowledged during the first run
+is lost (bench/availability.py's writer: one ConfigMap per 100 ms through the
+load balancer). Counts only; the timings are reported by the bench, not asserted.
+Marked `ha`: `LAB_ID=23 LAYOUT=kubeadm-ha pytest -q -m ha tests/integration/test_ha_site.py`."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import CONTAINERS_CONF, LAB_ID, REPO, ansible_playbook
+
+pytestmark = [pytest.mark.lab, pytest.mark.ha]
+
+API_PORT = 16443 + 100 * LAB_ID
+
+
+def test_site_passes_under_load_loses_no_write_and_reruns_unchanged(lab, lab_binaries):
+    env = dict(
+        os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", CONTAINERS_CONF=CONTAINERS_CONF
+    )
+    bench = [sys.executable, str(REPO / "bench" / "availability.py"), "--json"]
+    bench += [f"--url=https://127.0.0.1:{API_PORT}/readyz", f"--kubeconfig={lab.kubeconfig}", "--write-interval=0.1"]
+    bench += [f"--kubectl={lab_binaries / 'kubectl'}", "--max-seconds=2400", "--"]
+    site = [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(lab.inventory), str(REPO / "playbooks" / "site.yml")]
+    run = subprocess.run(bench + site, capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=2700)
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    recap = {
+        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+        for m in re.finditer(r"^(\S+)\s+:\s+(ok=.*)$", run.stdout, re.M)
+    }
+    assert set(recap) == set(lab.hosts)
+    assert all(stats["failed"] == 0 and stats["unreachable"] == 0 for stats in recap.values())
+    writes = figures["writes"]
+    assert writes["acknowledged"] > 0 and writes["lost"] == [], writes
+    second, second_recap = ansible_playbook(lab.inventory, "site.yml", timeout=1800)
+    assert second.returncode == 0, (second.stdout[-3000:], second.stderr[-3000:])
+    assert {host: stats["changed"] for host, stats in second_recap.items()} == dict.fromkeys(second_recap, 0)
