@@ -117,7 +117,7 @@ def main():
     opts = parser.parse_args()
     inventory = yaml.safe_load(opts.inventory.read_text())["all"]
     kubeconfig = inventory["vars"]["kubeguard_kubeconfig"]
-    state_file = pathlib.Path(inventory["vars"]["cluster_pki_output_dir"]) / "encryption-state.json"
+    state_file = pathlib.Path(inventory["vars"]["kubeguard_pki_output_dir"]) / "encryption-state.json"
 
     # converge, then bring the Secret count to --secrets (4 namespaces, one request)
     playbook(opts.inventory, "encryption_at_rest.yml")

@@ -26,7 +26,7 @@ extends_documentation_fragment:
   - kubeguard.hardening.store_vault
 options:
   config_dir:
-    description: Node-side directory the files go to (the control plane's C(control_plane_config_dir)).
+    description: Node-side directory the files go to (the control plane's C(kubeguard_config_dir)).
     type: path
     default: /etc/kubernetes/kubeguard
   anonymous:

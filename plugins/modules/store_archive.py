@@ -9,9 +9,9 @@ module: store_archive
 short_description: Back up the controller store into one ansible-vault encrypted archive, or restore it byte-identical
 version_added: 0.3.0
 description:
-  - The controller store (the cluster PKI tree of C(cluster_pki_output_dir), which by default also holds the encryption
-    at rest key store and the static token store) lives on the controller. This packs the whole directory into one tar
-    encrypted with ansible-vault, or puts it back, byte for byte, with the files' modes and times.
+  - The controller store (the cluster PKI tree of C(kubeguard_pki_output_dir), which by default also holds the
+    encryption at rest key store and the static token store) lives on the controller. This packs the whole directory
+    into one tar encrypted with ansible-vault, or puts it back, byte for byte, with the files' modes and times.
   - The archive is always encrypted, with the store's vault secret (C(kubeguard_store_vault_password_file) or
     C(kubeguard_store_vault_id), docs/controller-store.md); without one the task is refused.
   - Runs on the controller as an action plugin; nothing is sent to any host.

@@ -223,7 +223,7 @@ def harden(lab, lab_binaries):
 
     pki, _ = ansible_playbook(lab.inventory, "cluster_pki.yml")
     assert pki.returncode == 0, pki.stdout[-3000:]
-    pki_dir = pathlib.Path(lab.vars["cluster_pki_output_dir"])
+    pki_dir = pathlib.Path(lab.vars["kubeguard_pki_output_dir"])
     port = api_port(lab)
     admin = workdir / "super-admin.conf"
     conf = yaml.safe_load((pki_dir / "super-admin.conf").read_text())

@@ -17,23 +17,39 @@ def run_site(lab):
     return recap
 
 
+def starts(lab):
+    """How often systemd has started etcd and kube-apiserver on each control-plane node (journal)."""
+    counts = {}
+    for host in lab.groups["control_plane"]:
+        for unit in ("etcd", "kube-apiserver"):
+            log = lab.podman_exec(host, "journalctl", "-u", unit, "-o", "cat", "--no-pager").stdout
+            counts[host, unit] = sum(1 for line in log.splitlines() if line.startswith("Started "))
+    return counts
+
+
 @pytest.fixture(scope="module")
 def hardened(lab):
     first = run_site(lab)
+    after_first = starts(lab)
     second = run_site(lab)
-    return lab, first, second
+    return lab, first, second, (after_first, starts(lab))
 
 
 def test_site_converges_every_node(hardened):
-    lab, first, _ = hardened
+    lab, first, _, _ = hardened
     assert set(first) == set(lab.hosts)
     assert all(stats["failed"] == 0 and stats["unreachable"] == 0 for stats in first.values())
     assert all(stats["changed"] > 0 for stats in first.values())
 
 
 def test_second_run_changes_nothing(hardened):
-    _, _, second = hardened
+    _, _, second, _ = hardened
     assert {host: stats["changed"] for host, stats in second.items()} == dict.fromkeys(second, 0)
+
+
+def test_second_run_restarts_neither_etcd_nor_the_apiserver(hardened):
+    after_first, after_second = hardened[3]
+    assert after_second == after_first
 
 
 def test_operator_key_login_still_works(hardened):

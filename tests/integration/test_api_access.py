@@ -512,7 +512,7 @@ def test_the_role_refuses_bad_input_naming_the_variable_with_nothing_written(tmp
     the control plane is touched, and not even the controller-side token store is written."""
     extra = {
         **variables,
-        "api_access_config_dir": str(tmp_path / "kubeguard"),
+        "kubeguard_config_dir": str(tmp_path / "kubeguard"),
         "api_access_static_tokens_enabled": True,
         "api_access_static_tokens": [{"user": "tess"}],
         "api_access_static_token_store": str(tmp_path / "store/static-tokens.json"),

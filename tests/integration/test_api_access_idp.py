@@ -72,8 +72,8 @@ def access_variables(idp, work):
             }
         ],
         "api_access_webhook_token_authn": {"server": idp.webhook.url, "ca_file": str(idp.ca), "cache_ttl": "2m"},
-        "api_access_config_dir": str(work / "kubeguard"),
-        "api_access_pki_dir": str(work / "controller-pki"),
+        "kubeguard_config_dir": str(work / "kubeguard"),
+        "kubeguard_pki_output_dir": str(work / "controller-pki"),
         "api_access_cluster_ca_file": str(idp.ca),  # unused: each issuer names its CA
         "idp_test_flags_file": str(work / "flags.json"),
     }

@@ -125,3 +125,36 @@ def test_the_apiserver_enforces_it(applied, lab):
     info = review.json()["status"]["userInfo"]
     assert info["username"] == "ops-bot" and {"kubeguard:ops", "team-a"} <= set(info["groups"])
     assert status(lab, "/api", token=token[:-1] + ("x" if token[-1] != "x" else "y")).status_code == 401
+
+
+def apiserver_starts(lab):
+    """How often systemd started kube-apiserver on the first control-plane node (its journal)."""
+    host = lab.groups["control_plane"][0]
+    log = lab.podman_exec(host, "journalctl", "-u", "kube-apiserver", "-o", "cat", "--no-pager").stdout
+    return sum(1 for line in log.splitlines() if line.startswith("Started "))
+
+
+def test_site_tags_api_access_applies_it_in_one_restart(applied, lab):
+    """site.yml assembles the apiserver in the control_plane play; --tags api_access must still
+    reach it (the apiserver task carries the contributing roles' tags), in one restart, and a
+    rerun must restart nothing. The role's playbook alone then puts the file's settings back."""
+    shorter = {**applied["variables"], "api_access_service_account_max_token_expiration": "6h"}
+    path = applied["tmp"] / "site-vars.yml"
+    path.write_text(yaml.safe_dump(shorter))
+    starts, (pid, _) = apiserver_starts(lab), apiserver(lab)
+    run, recap = ansible_playbook(lab.inventory, "site.yml", "--tags", "api_access", "-e", f"@{path}")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert any(stats["changed"] for stats in recap.values())
+    new_pid, flags = apiserver(lab)
+    assert (apiserver_starts(lab) - starts, new_pid != pid) == (1, True)
+    assert flags["service-account-max-token-expiration"] == "6h"
+    assert flags["authentication-config"] == "/etc/kubernetes/kubeguard/authentication.yaml"
+    again, recap = ansible_playbook(lab.inventory, "site.yml", "--tags", "api_access", "-e", f"@{path}")
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert all(stats["changed"] == 0 for stats in recap.values()), again.stdout[-3000:]
+    assert apiserver(lab)[0] == new_pid
+    starts = apiserver_starts(lab)
+    back, _ = run_role(lab, applied["tmp"], applied["variables"])
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert apiserver_starts(lab) - starts == 1
+    assert apiserver(lab)[1]["service-account-max-token-expiration"] == "12h"

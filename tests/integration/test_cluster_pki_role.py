@@ -24,7 +24,7 @@ def applied(lab):
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     second, recap2 = play(lab)
     assert second.returncode == 0, second.stdout[-4000:]
-    output_dir = pathlib.Path(lab.vars["cluster_pki_output_dir"])
+    output_dir = pathlib.Path(lab.vars["kubeguard_pki_output_dir"])
     return recap, recap2, output_dir
 
 
@@ -170,7 +170,7 @@ def role_files_digest(lab):
         run = lab.podman_exec(host, "sha256sum", *paths)
         assert run.returncode == 0, run.stderr
         digest[host] = run.stdout
-    tree = pathlib.Path(lab.vars["cluster_pki_output_dir"])
+    tree = pathlib.Path(lab.vars["kubeguard_pki_output_dir"])
     digest["tree"] = {str(p): p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
     return digest
 

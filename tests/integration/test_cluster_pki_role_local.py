@@ -34,7 +34,7 @@ apiServer: {{certSANs: [127.0.0.1, localhost]}}
 
 def inventory(base):
     host_vars = {
-        "cluster_pki_kubernetes_dir": str(base / "nodes/{{ inventory_hostname }}/etc/kubernetes"),
+        "kubeguard_kubernetes_dir": str(base / "nodes/{{ inventory_hostname }}/etc/kubernetes"),
         "cluster_pki_kubelet_pki_dir": str(base / "nodes/{{ inventory_hostname }}/var/lib/kubelet/pki"),
         "cluster_pki_backup_dir": str(base / "backups/{{ inventory_hostname }}"),
     }
@@ -49,7 +49,7 @@ def inventory(base):
                 "kubeguard_node_ip_check_enabled": False,
                 "kubeguard_control_plane_endpoint": "10.123.0.10:6443",
                 "kubeguard_api_extra_sans": ["127.0.0.1", "localhost"],
-                "cluster_pki_output_dir": str(base / "tree"),
+                "kubeguard_pki_output_dir": str(base / "tree"),
                 "cluster_pki_owner": os.getuid(),
                 "cluster_pki_group": os.getgid(),
                 **host_vars,

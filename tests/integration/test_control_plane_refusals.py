@@ -135,7 +135,7 @@ def test_an_inventory_etcd_member_left_out_is_refused(lab, cp_host):
 
 def test_a_wrong_node_ip_is_refused_with_nothing_written(lab):
     host = lab.groups["workers"][0]
-    pki_dir = Path(lab.vars["cluster_pki_output_dir"])
+    pki_dir = Path(lab.vars["kubeguard_pki_output_dir"])
     pki_before = sorted((p, p.stat().st_mtime_ns) for p in pki_dir.rglob("*") if p.is_file())
     before = checksums(lab, host)
     assert "/etc/kubernetes/kubelet.conf" in before  # something to compare

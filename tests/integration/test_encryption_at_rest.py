@@ -31,7 +31,7 @@ class Enc:
         self.lab = lab
         self.kubectl_bin = str(binaries / "kubectl")
         self.cp = lab.groups["control_plane"][0]
-        store_dir = lab.vars.get("cluster_pki_output_dir", "").replace("$LAB_STATE", str(lab.state))
+        store_dir = lab.vars.get("kubeguard_pki_output_dir", "").replace("$LAB_STATE", str(lab.state))
         self.store = os.path.join(store_dir, "encryption-keys.json")
         self.state = os.path.join(store_dir, "encryption-state.json")
 

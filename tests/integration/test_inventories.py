@@ -133,9 +133,9 @@ def test_a_host_reached_by_name_without_kubeguard_node_ip_is_refused_naming_it(t
     assert "Traceback" not in out
 
 
-def list_hosts(inventory, playbook):
+def list_hosts(inventory, playbook, *extra):
     """{play pattern: hosts} from ansible-playbook --list-hosts."""
-    run, _ = ansible_playbook(inventory, playbook, "--list-hosts")
+    run, _ = ansible_playbook(inventory, playbook, "--list-hosts", *extra)
     assert run.returncode == 0, run.stdout + run.stderr
     plays = {}
     for block in re.split(r"^\s+play #\d+ ", run.stdout, flags=re.M)[1:]:
@@ -144,16 +144,31 @@ def list_hosts(inventory, playbook):
     return plays
 
 
-def test_etcd_only_hosts_get_ssh_their_pki_play_and_etcd_but_no_kubelet():
+def all_pending(tmp_path, hosts):
+    """A second inventory that puts hosts in kubelet_pending, as kubelet.yml's check play does for the nodes whose
+    kubelet has a change pending (it groups nobody in --check, so the change plays are seen through this)."""
+    write(tmp_path, **{"pending.yml": {"all": {"children": {"kubelet_pending": {"hosts": dict.fromkeys(hosts)}}}}})
+    return ("-i", str(tmp_path / "pending.yml"))
+
+
+def test_etcd_only_hosts_get_ssh_their_pki_play_and_etcd_but_no_kubelet(tmp_path):
     inventory = EXAMPLES / "external-etcd.yml"
     etcd = ["etcd1", "etcd2", "etcd3"]
     nodes = ["cp1", "cp2", "worker1", "worker2"]
     assert list_hosts(inventory, "ssh_hardening.yml") == {"k8s_cluster:etcd": sorted(etcd + nodes)}
     assert list_hosts(inventory, "cluster_pki.yml") == {"k8s_cluster:etcd": sorted(etcd + nodes)}
     assert list_hosts(inventory, "control_plane.yml") == {"etcd:control_plane": sorted([*etcd, "cp1", "cp2"])}
+    # kubelet.yml checks the nodes (k8s_cluster) and changes only those its check play put in kubelet_pending.
     assert list_hosts(inventory, "kubelet.yml") == {
-        "k8s_cluster:&control_plane": ["cp1", "cp2"],
-        "k8s_cluster:!control_plane": ["worker1", "worker2"],
+        "k8s_cluster": nodes,
+        "kubelet_pending:&control_plane": [],
+        "kubelet_pending:!control_plane": [],
+    }
+    # Every node with a change pending: control planes and workers go to their own change play.
+    assert list_hosts(inventory, "kubelet.yml", *all_pending(tmp_path, nodes)) == {
+        "k8s_cluster": nodes,
+        "kubelet_pending:&control_plane": ["cp1", "cp2"],
+        "kubelet_pending:!control_plane": ["worker1", "worker2"],
     }
 
 
@@ -187,6 +202,9 @@ def run_batches(tmp_path, playbook, knobs, *extra):
     )
 
 
+HA_NODES = ["cp1", "cp2", "cp3", "worker1", "worker2", "worker3"]
+
+
 @pytest.mark.parametrize(
     "knobs,expected",
     [
@@ -200,9 +218,17 @@ def run_batches(tmp_path, playbook, knobs, *extra):
     ids=["defaults_one_at_a_time", "workers_by_two", "canary_then_all"],
 )
 def test_the_serial_knobs_set_the_kubelet_batches(tmp_path, knobs, expected):
-    run, _ = run_batches(tmp_path, "kubelet.yml", knobs)
+    run, _ = run_batches(tmp_path, "kubelet.yml", knobs, *all_pending(tmp_path, HA_NODES))
     assert run.returncode == 0, run.stdout + run.stderr
-    assert [hosts for _, hosts in batches(run.stdout)] == expected, run.stdout
+    found = batches(run.stdout)
+    # Every node is checked at once; only the change plays go in batches.
+    assert found[0][1] == HA_NODES, run.stdout
+    assert change_batches(found) == expected, run.stdout
+
+
+def change_batches(found):
+    """The batches of kubelet.yml's change plays (the nodes with a change pending)."""
+    return [hosts for name, hosts in found if "with a change pending, in batches of" in name]
 
 
 # The role's own tasks (sshd facts on this machine) are skipped; its argument-spec validation still runs.
@@ -244,7 +270,8 @@ def test_a_batch_size_set_in_the_inventory_is_refused_not_ignored(tmp_path):
     data = yaml.safe_load((EXAMPLES / "kubeadm-ha.yml").read_text())
     data["all"]["vars"]["kubeguard_serial_workers"] = 2
     write(tmp_path, **{"inventory.yml": data, "local.json": LOCAL})
-    common = ("--check", "--tags", "kubeguard_batches_only", "-e", f"@{tmp_path / 'local.json'}")
+    pending = all_pending(tmp_path, HA_NODES)
+    common = ("--check", "--tags", "kubeguard_batches_only", "-e", f"@{tmp_path / 'local.json'}", *pending)
     run, recap = ansible_playbook(tmp_path / "inventory.yml", "kubelet.yml", *common)
     out = run.stdout + run.stderr
     assert run.returncode != 0, out
@@ -252,11 +279,13 @@ def test_a_batch_size_set_in_the_inventory_is_refused_not_ignored(tmp_path):
         "kubeguard_serial_workers: 2 (for worker1) is ignored: plays read it before the inventory and used [1]; "
         "give it as an extra var instead (-e kubeguard_serial_workers=...)"
     ) in out
-    # Refused at the first worker, before any worker's role task; the control planes passed their checks.
-    assert recap["worker1"]["failed"] == 1 and "worker2" not in recap, out
+    # Refused at the first worker of the change play, before any other worker gets there; the check play (check
+    # mode, in parallel) and the control planes passed.
+    assert [h for h, r in recap.items() if r["failed"]] == ["worker1"], out
+    assert change_batches(batches(run.stdout))[-1] == ["worker1"], out
     # The same value as an extra var is what the play uses: accepted.
     run, _ = ansible_playbook(
         tmp_path / "inventory.yml", "kubelet.yml", *common, "-e", '{"kubeguard_serial_workers": 2}'
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert [hosts for _, hosts in batches(run.stdout)][-2:] == [["worker1", "worker2"], ["worker3"]], run.stdout
+    assert change_batches(batches(run.stdout))[-2:] == [["worker1", "worker2"], ["worker3"]], run.stdout

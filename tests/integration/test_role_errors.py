@@ -26,10 +26,10 @@ def inventory(base):
                 "kubeguard_api_extra_sans": ["127.0.0.1", "localhost"],
                 # never read: every refusal below comes before the first API request
                 "kubeguard_kubeconfig": str(base / "admin.kubeconfig"),
-                "cluster_pki_output_dir": str(base / "tree"),
+                "kubeguard_pki_output_dir": str(base / "tree"),
                 "cluster_pki_owner": os.getuid(),
                 "cluster_pki_group": os.getgid(),
-                "cluster_pki_kubernetes_dir": str(base / "nodes/{{ inventory_hostname }}/etc/kubernetes"),
+                "kubeguard_kubernetes_dir": str(base / "nodes/{{ inventory_hostname }}/etc/kubernetes"),
                 "cluster_pki_kubelet_pki_dir": str(base / "nodes/{{ inventory_hostname }}/var/lib/kubelet/pki"),
                 "cluster_pki_backup_dir": str(base / "backups/{{ inventory_hostname }}"),
             },

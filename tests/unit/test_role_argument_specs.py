@@ -50,9 +50,19 @@ CONTRACT = {
     "kubeguard_serial_control_plane",
     "kubeguard_serial_workers",
     "kubeguard_serial_ssh",
+    # The shared layout (issue 18): one home, read by every role.
+    "kubeguard_kubernetes_dir",
+    "kubeguard_pki_dir",
+    "kubeguard_config_dir",
+    "kubeguard_pki_output_dir",
+    "kubeguard_api_host",
+    # Set by site.yml: one kube-apiserver assembly per run.
+    "kubeguard_apiserver_assembly",
     "kubeguard_store_vault_password_file",
     "kubeguard_store_vault_id",
 }
+# Names of layout variables that once lived in several roles: only the contract may define one.
+LAYOUT_SUFFIXES = ("_api_host", "_kubernetes_dir", "_pki_output_dir", "_output_dir", "_config_dir")
 
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
@@ -65,6 +75,14 @@ def test_every_variable_carries_the_role_prefix(role):
 def test_the_contract_role_declares_exactly_the_contract():
     role = ROLES[[r.name for r in ROLES].index(CONTRACT_ROLE)]
     assert set(options(role)) == CONTRACT
+
+
+@pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])
+def test_no_role_defines_its_own_layout(role):
+    if role.name == CONTRACT_ROLE:
+        return
+    names = set(load(role / "defaults/main.yml")) | set(options(role))
+    assert sorted(n for n in names if n.endswith(LAYOUT_SUFFIXES)) == []
 
 
 @pytest.mark.parametrize("role", ROLES, ids=[r.name for r in ROLES])

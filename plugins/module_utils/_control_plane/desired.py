@@ -60,7 +60,7 @@ FILE_FLAGS = (
     "cluster-signing-key-file",
     "audit-policy-file",
     "admission-control-config-file",
-    # Written by the roles that contribute to kube-apiserver (api_access, encryption_at_rest).
+    # kube-apiserver's structured configuration files, whichever role contributes them.
     "authentication-config",
     "authorization-config",
     "authorization-policy-file",
@@ -83,8 +83,16 @@ KEY_PAIRS = {
 }
 
 
+# The shared layout lives in the contract role (roles/kubeguard), not in this role.
+LAYOUT = {
+    "kubernetes_dir": "kubeguard_kubernetes_dir",
+    "pki_dir": "kubeguard_pki_dir",
+    "config_dir": "kubeguard_config_dir",
+}
+
+
 def var(name):
-    return f"control_plane_{name}"
+    return LAYOUT.get(name) or f"control_plane_{name}"
 
 
 def _https(url):
@@ -180,7 +188,8 @@ def apiserver_flags(current, params):
         "client-ca-file": pki(params, "ca.crt"),  # CIS 1.2.25
         "service-cluster-ip-range": params["service_cidr"],
     }
-    # A structured config file owns what these flags said; the apiserver refuses both at once.
+    # kube-apiserver's own rule: a structured config file owns what these flags said, and
+    # the binary refuses both at once (a contribution that adds the file removes the flag).
     if current.get("authentication-config"):
         del flags["anonymous-auth"]
     if current.get("authorization-config"):
@@ -315,8 +324,8 @@ def desired_flags(component, current, params, binary):
 
 
 def _contributed_file(value, params):
-    """A file under the config dir was written by a contributing role on purpose
-    (the opt-in static token file of api_access), not left over: keep its flag."""
+    """A file under the config dir was written by a contribution on purpose (an
+    opt-in static token file, say), not left over: keep its flag."""
     return in_config_dir(value, params)
 
 

@@ -54,7 +54,9 @@ def validate(component, params, binary):
 
 
 def _validate_contributions(component, params, binary):
-    """What another role (api_access, encryption_at_rest) adds to kube-apiserver."""
+    """What the contributions of this run (merged by the role) add to kube-apiserver:
+    flags the binary knows, files under the config dir. Who contributed them is not
+    this module's business."""
     flags = params.get("contributed_flags") or {}
     files = params.get("contributed_files") or {}
     if (flags or files) and component != "kube-apiserver":

@@ -91,7 +91,7 @@ def plan(roots, files, contents, uid, gid, replace_ca=False):
                 raise KubeguardError(
                     "replace_ca",
                     f"{path} on this node is a different CA than {entry.get('src')} in the PKI tree; a CA is never "
-                    "replaced silently and nothing was written. Point cluster_pki_output_dir at this cluster's PKI "
+                    "replaced silently and nothing was written. Point kubeguard_pki_output_dir at this cluster's PKI "
                     "tree, or move the tree away so the node's CA is adopted (cluster_pki_adopt_enabled), or set "
                     "cluster_pki_replace_node_ca (module option replace_ca) to true to replace it.",
                 )

@@ -132,7 +132,7 @@ def test_etcd_as_its_user_reads_its_tls_files_as_systemd_credentials():
 
 
 def test_a_credential_path_systemd_cannot_load_is_refused():
-    with pytest.raises(KubeguardError, match=r"control_plane_pki_dir: --key-file=/a b/k\.key"):
+    with pytest.raises(KubeguardError, match=r"kubeguard_pki_dir: --key-file=/a b/k\.key"):
         plan.etcd_credentials({"key-file": "/a b/k.key"}, "etcd")
 
 
