@@ -125,7 +125,8 @@ def audit_before(join_lab):
 
 
 def pid_of(lab, host, name):
-    return lab.podman_exec(host, "pgrep", "-o", "-x", name).stdout.strip()
+    """The oldest process running ``name`` (by its command line: pgrep -x sees 15 characters of it)."""
+    return lab.podman_exec(host, "pgrep", "-o", "-f", f"^([^ ]*/)?{name}( |$)").stdout.strip()
 
 
 def test_the_audit_of_the_weak_kubeadm_lab_fails_with_evidence_from_kubeadm_files(join_lab, audit_before):
