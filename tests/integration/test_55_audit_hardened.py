@@ -16,8 +16,7 @@ from kubeguard_test.kube import Kubectl
 pytestmark = pytest.mark.lab
 
 SCHEMA = json.loads((audit.REPO / "docs" / "audit-report.schema.json").read_text())
-# Automated checks that fail by the user's choice after site.yml, with the reason (docs/audit.md).
-USER_CHOICES = {}
+USER_CHOICES = audit.USER_CHOICES  # automated checks failing by the user's choice (docs/audit.md)
 # What the check-mode test hashes on every node: configuration, units, kubelet state (not etcd's data).
 TREES = "/etc/kubernetes /etc/systemd/system /var/lib/kubelet/config.yaml /var/lib/kubelet/pki /etc/cni /etc/default"
 

@@ -3,15 +3,21 @@ bootstrap-token phase run: token discovery is an anonymous GET of kube-public's
 cluster-info, before and after the hardening, while every other anonymous
 request is refused; a real `kubeadm join phase preflight` from worker1
 discovers the cluster (and fails with api_access's exception turned off).
+The CIS audit (issue 20) on this layout: kubeadm's weak lab fails with evidence read from its
+manifests, processes, kubelet config and files; after site.yml nothing automated fails, the
+report's changes name what site.yml fixed, and a profiling flag planted in kubeadm's scheduler
+manifest fails 1.4.1 once the kubelet has restarted the pod.
 Recreates the lab in the kubeadm layout, as test_zz_kubeadm_layout does, and
 sorts after it: that file's first test reuses the running hard-way lab."""
 
 import json
 import shlex
+import time
 
 import pytest
 import yaml
 from conftest import LAB_STATE, Lab, ansible_playbook
+from kubeguard_test import audit
 from test_zz_kubeadm_layout import lab_up
 
 pytestmark = pytest.mark.lab
@@ -111,13 +117,80 @@ def test_before_site_yml_discovery_works_and_anonymous_reaches_more(join_lab):
 
 
 @pytest.fixture(scope="module")
-def hardened(join_lab):
-    """An anonymous grant that is not kubeadm's, site.yml, then a rerun that changes nothing."""
+def audit_before(join_lab):
+    """playbooks/audit.yml on the weak kubeadm lab, before any role ran."""
+    run, doc = audit.playbook(join_lab, join_lab.state / "audit-kubeadm-before")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return doc
+
+
+def pid_of(lab, host, name):
+    """The oldest process running ``name`` (by its command line: pgrep -x sees 15 characters of it)."""
+    return lab.podman_exec(host, "pgrep", "-o", "-f", f"^([^ ]*/)?{name}( |$)").stdout.strip()
+
+
+def test_the_audit_of_the_weak_kubeadm_lab_fails_with_evidence_from_kubeadm_files(join_lab, audit_before):
+    """Read from kubeadm's static pods (their processes and manifests), the kubelet's config file and
+    the files' modes; the pids and modes are taken from the nodes, not from the report."""
+    cp = hosts(join_lab)[0]
+    rows = audit.rows(audit_before, cp)
+    assert audit_before["nodes"][cp]["layout"] == "static-pod"
+    api, kcm, sched, etcd = (
+        pid_of(join_lab, cp, n) for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+    )
+    failing = {
+        "1.2.1": f"--anonymous-auth=true (kube-apiserver process {api})",
+        "1.2.15": f"--profiling=true (kube-apiserver process {api})",
+        "1.2.16": f"--audit-log-path not set (kube-apiserver process {api})",
+        "1.2.27": f"--encryption-provider-config not set (kube-apiserver process {api})",
+        "1.2.5": f"--kubelet-certificate-authority not set (kube-apiserver process {api})",
+        "1.3.2": f"--profiling not set (default true) (kube-controller-manager process {kcm})",
+        "1.4.1": f"--profiling not set (default true) (kube-scheduler process {sched})",
+        "1.1.12": "/var/lib/etcd root:root (wants etcd:etcd)",  # kubeadm's etcd runs as root
+    }
+    for check_id, evidence in failing.items():
+        assert rows[check_id]["result"] == "fail", (check_id, rows[check_id])
+        assert evidence in rows[check_id]["evidence"], (check_id, rows[check_id]["evidence"])
+        assert rows[check_id]["remediation"], check_id
+    # What kubeadm does right is read as such: its manifests' modes, its etcd's TLS, Node,RBAC.
+    passing = {
+        "1.1.1": "/etc/kubernetes/manifests/kube-apiserver.yaml 0600",
+        "1.1.7": "/etc/kubernetes/manifests/etcd.yaml 0600",
+        "1.1.13": "/etc/kubernetes/admin.conf 0600",
+        "1.2.6": f"--authorization-mode=Node,RBAC (kube-apiserver process {api})",
+        "2.1": f"--cert-file=/etc/kubernetes/pki/etcd/server.crt (etcd process {etcd})",
+        "2.2": f"--client-cert-auth=true (etcd process {etcd})",
+        "2.7": "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt is not "
+        f"--client-ca-file=/etc/kubernetes/pki/ca.crt (etcd process {etcd})",
+    }
+    for check_id, evidence in passing.items():
+        assert rows[check_id]["result"] == "pass", (check_id, rows[check_id])
+        assert evidence in rows[check_id]["evidence"], (check_id, rows[check_id]["evidence"])
+    for host in join_lab.hosts:
+        rows = audit.rows(audit_before, host)
+        config = "/var/lib/kubelet/config.yaml"
+        assert rows["4.2.1"]["result"] == rows["4.2.4"]["result"] == rows["4.1.9"]["result"] == "fail", host
+        assert f"authentication.anonymous.enabled: true ({config})" in rows["4.2.1"]["evidence"], host
+        assert f"readOnlyPort: 10255 ({config})" in rows["4.2.4"]["evidence"], host
+        mode = join_lab.podman_exec(host, "stat", "-c", "%a", config).stdout.strip()
+        assert f"{config} 0{mode} (wants 0600 or stricter)" in rows["4.1.9"]["evidence"], (host, mode)
+
+
+@pytest.fixture(scope="module")
+def hardened(join_lab, audit_before):
+    """An anonymous grant that is not kubeadm's, site.yml, then a rerun that changes nothing.
+    Both runs end with the audit, compared with the weak lab's report."""
     cp_exec(join_lab, "sh", "-c", f"echo {shlex.quote(json.dumps(LOOSE))} | kubectl {SUPER_ADMIN} apply -f -")
     report = join_lab.state / "audit-kubeadm-join"
-    first, _recap = ansible_playbook(join_lab.inventory, "site.yml", "-e", f"audit_report_dir={report}", timeout=2400)
+    extra = (
+        "-e",
+        f"audit_report_dir={report}",
+        "-e",
+        f"audit_baseline={join_lab.state / 'audit-kubeadm-before' / 'report.json'}",
+    )
+    first, _recap = ansible_playbook(join_lab.inventory, "site.yml", *extra, timeout=2400)
     assert first.returncode == 0, first.stdout[-4000:]
-    again, recap = ansible_playbook(join_lab.inventory, "site.yml", "-e", f"audit_report_dir={report}", timeout=2400)
+    again, recap = ansible_playbook(join_lab.inventory, "site.yml", *extra, timeout=2400)
     assert again.returncode == 0, again.stdout[-4000:]
     return {"rerun": recap, "report": json.loads((report / "report.json").read_text())}
 
@@ -163,6 +236,86 @@ def test_the_audit_passes_1_2_1_naming_the_kubeadm_exception(hardened, join_lab)
     assert row["result"] == "pass", row
     evidence = "\n".join(row["evidence"])
     assert "kubeadm exception" in evidence and CLUSTER_INFO in evidence, evidence
+
+
+def test_no_automated_check_fails_after_site_yml_but_the_documented_choices(hardened):
+    failing = {(r["id"], r["node"]): r for r in hardened["report"]["results"] if r["result"] == "fail"}
+    unexplained = {
+        key: row["evidence"]
+        for key, row in failing.items()
+        if key[0] not in (audit.USER_CHOICES if row["automated"] else audit.MANUAL_CHOICES)
+    }
+    assert not unexplained
+    assert hardened["report"]["totals"]["pass"] > hardened["report"]["baseline"]["totals"]["pass"]
+
+
+def test_the_report_shows_what_site_yml_fixed_on_kubeadm(hardened, join_lab):
+    changed = {(c["id"], c["node"]): (c["before"], c["after"]) for c in hardened["report"]["changes"]}
+    cp = hosts(join_lab)[0]
+    for check_id in ("1.1.12", "1.2.1", "1.2.5", "1.2.15", "1.2.16", "1.2.27", "1.3.2", "1.4.1", "3.2.1"):
+        assert changed.get((check_id, cp)) == ("fail", "pass"), check_id
+    for host in join_lab.hosts:
+        for check_id in ("4.1.9", "4.2.1", "4.2.4"):
+            assert changed.get((check_id, host)) == ("fail", "pass"), (check_id, host)
+
+
+SCHEDULER = "/etc/kubernetes/manifests/kube-scheduler.yaml"
+
+
+def _scheduler(lab, old_pid, profiling):
+    """Wait for the kubelet to replace the scheduler pod: a new process, with or without
+    --profiling=true, answering /healthz. Returns its pid."""
+    cp = hosts(lab)[0]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        pid = pid_of(lab, cp, "kube-scheduler")
+        if pid and pid != old_pid:
+            argv = lab.podman_exec(cp, "cat", f"/proc/{pid}/cmdline").stdout.split("\0")
+            health = lab.podman_exec(cp, "curl", "-sk", "--max-time", "5", "https://127.0.0.1:10259/healthz").stdout
+            if ("--profiling=true" in argv) == profiling and health == "ok":
+                return pid
+        time.sleep(1)
+    raise AssertionError(f"the kubelet did not restart kube-scheduler (profiling={profiling}) in time")
+
+
+def test_profiling_planted_in_kubeadm_s_scheduler_manifest_fails_1_4_1(hardened, join_lab):
+    """kubeadm's way: edit the static pod manifest, the kubelet recreates the pod."""
+    cp = hosts(join_lab)[0]
+    assert audit.rows(hardened["report"], cp)["1.4.1"]["result"] == "pass"
+    pod = yaml.safe_load(cp_exec(join_lab, "cat", SCHEDULER))
+    container = next(c for c in pod["spec"]["containers"] if c["name"] == "kube-scheduler")
+    command = [a for a in container["command"] if not a.startswith("--profiling")]
+    container["command"] = [command[0], "--profiling=true", *command[1:]]
+    old = pid_of(join_lab, cp, "kube-scheduler")
+    keep, staged = "/etc/kubernetes/kube-scheduler.yaml.audit-test", "/etc/kubernetes/.kube-scheduler.audit-test"
+    cp_exec(join_lab, "cp", "-p", SCHEDULER, keep)  # outside manifests/: the kubelet would run it
+    try:
+        text = yaml.safe_dump(pod)
+        cp_exec(join_lab, "sh", "-c", f"umask 077; cat >{staged} <<'EOF'\n{text}EOF\nmv {staged} {SCHEDULER}")
+        planted = _scheduler(join_lab, old, profiling=True)
+        row = audit.node(join_lab, cp)["1.4.1"]
+    finally:
+        cp_exec(join_lab, "mv", keep, SCHEDULER)
+    _scheduler(join_lab, planted, profiling=False)
+    assert row["result"] == "fail", row
+    assert f"--profiling=true (kube-scheduler process {planted})" in row["evidence"], row["evidence"]
+    assert audit.node(join_lab, cp)["1.4.1"]["result"] == "pass"
+
+
+def test_the_report_names_the_version_of_the_static_pod_s_binary(hardened, join_lab):
+    """A kubeadm node has no control-plane binary of its own (the lab's nodes have them): the
+    version comes from the running pod's binary, not from an error reading the node's path."""
+    cp = hosts(join_lab)[0]
+    host_binary = "/usr/local/bin/kube-scheduler"
+    pid = pid_of(join_lab, cp, "kube-scheduler")
+    running = cp_exec(join_lab, f"/proc/{pid}/exe", "--version").strip()
+    cp_exec(join_lab, "mv", host_binary, f"{host_binary}.audit-test")
+    try:
+        versions = audit.node_result(join_lab, cp)["node"]["versions"]
+    finally:
+        cp_exec(join_lab, "mv", f"{host_binary}.audit-test", host_binary)
+    assert running.startswith("Kubernetes v")
+    assert versions["kube-scheduler"] == running, versions
 
 
 def test_with_the_exception_off_discovery_fails_and_back_on_it_works(hardened, join_lab):

@@ -6,7 +6,6 @@ version and flags, and the CIS 1.1.x files with their modes and owners."""
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
 import shutil
@@ -71,14 +70,17 @@ def _load_yaml(text, path):
         raise KubeguardError("manifest", f"{path} is not valid YAML: {exc}") from None
 
 
-def binary_path(component, argv, running):
+def binary_path(component, argv, running, static_pod=False):
+    """The binary to ask for its version and flags. A static pod's binary is in its image, not on the
+    node (a node may hold another version, or none): the running process's /proc/<pid>/exe opens it."""
+    exe = f"/proc/{running['pid']}/exe" if running else ""
+    if static_pod and exe and os.access(exe, os.X_OK):
+        return exe
     for candidate in (argv[0] if argv else "", f"/usr/local/bin/{component}", shutil.which(component) or ""):
         if candidate and os.path.isabs(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    if running:
-        with contextlib.suppress(OSError):
-            return os.readlink(f"/proc/{running['pid']}/exe")
-    return ""
+    # readlink() would name the path in the process's mount namespace, which the node may lack.
+    return exe if exe and os.access(exe, os.X_OK) else ""
 
 
 def binary_facts(component, path):
@@ -149,7 +151,7 @@ def gather(params):
         conf["pid"] = proc["pid"] if proc else None
         conf["user"] = process_user(proc["pid"]) if proc else None
         conf["running_flags"] = flaglib.parse_argv(proc["argv"])[1] if proc else {}
-        conf["binary"] = binary_facts(name, binary_path(name, conf["argv"], proc))
+        conf["binary"] = binary_facts(name, binary_path(name, conf["argv"], proc, conf["layout"] == "static-pod"))
         components[name] = conf
     layouts = sorted({c["layout"] for c in components.values()})
     return {

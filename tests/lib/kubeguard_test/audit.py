@@ -10,6 +10,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 CONSOLE = re.compile(r":CONSOLE[:(]")
+# Automated checks that fail by the user's choice after site.yml, with the reason (docs/audit.md,
+# "After site.yml"): none on the hard-way or the kubeadm layout with the defaults.
+USER_CHOICES = {}
+# Manual checks that still fail after site.yml on the lab, each explained in docs/audit.md.
+MANUAL_CHOICES = {
+    "1.1.9": "the CNI plugin owns its files",
+    "1.2.11": "AlwaysPullImages breaks pods relying on pre-pulled images",
+    "5.2.1": "Pod Security levels per namespace depend on the workloads",
+}
 
 
 def _env():
@@ -61,10 +70,14 @@ def _adhoc(lab, pattern, module, args, become):
     return hosts
 
 
+def node_result(lab, host):
+    """One audit_node call on ``host``: its rows and what it says of the node (layout, versions)."""
+    return _adhoc(lab, host, "kubeguard.hardening.audit_node", {"node": host}, True)[host]
+
+
 def node(lab, host):
     """{check id: result row} of one audit_node call on ``host``."""
-    result = _adhoc(lab, host, "kubeguard.hardening.audit_node", {"node": host}, True)[host]
-    return {row["id"]: row for row in result["results"]}
+    return {row["id"]: row for row in node_result(lab, host)["results"]}
 
 
 def cluster(lab):

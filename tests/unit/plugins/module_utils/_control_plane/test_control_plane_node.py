@@ -31,6 +31,18 @@ def test_processes_finds_components_by_binary_name_oldest_first(tmp_path):
     }
 
 
+def test_a_static_pod_s_binary_is_the_running_process_s():
+    """A static pod's binary lives in its image: /proc/<pid>/exe opens it from the node (here: this
+    test's own interpreter, a real process). readlink() would name a path the node may not have."""
+    me = {"pid": os.getpid(), "argv": ["kube-scheduler"]}
+    exe = f"/proc/{os.getpid()}/exe"
+    assert gather.binary_path("kube-scheduler", ["kube-scheduler"], me, static_pod=True) == exe
+    # A unit's binary is the one its command line names; without one on the node, the process's.
+    assert gather.binary_path("kube-kg-absent", ["kube-kg-absent"], me) == exe
+    assert gather.binary_path("kube-kg-absent", ["kube-kg-absent"], None) == ""
+    assert gather.binary_facts("kube-scheduler", exe)["version"].startswith("Python 3")
+
+
 @pytest.mark.parametrize(
     ("have", "want", "ok"),
     [("0600", "0600", True), ("0400", "0600", True), ("0644", "0600", False), ("0640", "0644", True),
