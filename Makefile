@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 LAYOUT ?= hardway
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule build ee
+.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule molecule-cluster build ee
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,9 +57,12 @@ integration: host-deps venv ## Integration tests: a fresh lab's stream and the l
 	lab/bin/fetch-idp >/dev/null
 	LAYOUT=$(LAYOUT) tests/run-integration
 
-molecule: venv host-deps ## All Molecule scenarios, two at a time (podman driver, lab images)
+molecule: venv host-deps ## The Molecule scenarios but cluster, two at a time (podman driver, lab images)
 	lab/bin/build-images >/dev/null
 	tests/run-molecule
+
+molecule-cluster: venv host-deps ## Molecule's cluster scenario: a lab cluster, site.yml, rerun, verify (MOLECULE_CLUSTER_LAB_ID, default 8)
+	tests/run-molecule cluster
 
 test: lint unit host-deps ## Everything: lint, unit, then integration and Molecule side by side
 	lab/bin/build-images >/dev/null
