@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """Plans node_os's packages concern on the node, changing nothing: which of the
 wanted packages are missing, which the node's apt sources do not have or cannot
 install, which listed packages are installed and would go, and what else their
