@@ -1,0 +1,53 @@
+"""Plans node_os's packages concern on the node, changing nothing: which of the
+wanted packages are missing, which the node's apt sources do not have or cannot
+install, which listed packages are installed and would go, and what else their
+removal would take. Prints one JSON object (tasks/packages.yml reads it)."""
+
+import json
+import re
+import subprocess
+import sys
+
+APT = ["-o", "Debug::NoLocking=1", "-o", "APT::Get::Show-User-Simulation-Note=false"]
+
+
+def run(argv):
+    return subprocess.run(
+        argv, capture_output=True, text=True, check=False, env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+    )
+
+
+def installed(name):
+    return run(["dpkg-query", "-W", "-f=${db:Status-Status}", name]).stdout.strip() == "installed"
+
+
+def main():
+    wanted = json.loads(sys.argv[1])
+    install, remove = wanted["install"], wanted["remove"]
+    plan = {"install": [], "unavailable": [], "unresolvable": "", "remove": [], "remove_also": []}
+    for name in install:
+        if installed(name):
+            continue
+        # A name the sources do not have, or only as a virtual package, has no candidate.
+        policy = run(["apt-cache", "policy", name]).stdout
+        candidate = re.search(r"^\s*Candidate:\s*(\S+)", policy, re.M)
+        if not candidate or candidate.group(1) == "(none)":
+            plan["unavailable"].append(name)
+        else:
+            plan["install"].append(name)
+    if plan["install"] and not plan["unavailable"]:
+        sim = run(["apt-get", "-s", *APT, "install", "--no-install-recommends", *plan["install"]])
+        if sim.returncode != 0:
+            plan["unresolvable"] = (sim.stdout + sim.stderr).strip()[-1500:]
+    plan["remove"] = [name for name in remove if name not in install and installed(name)]
+    if plan["remove"]:
+        sim = run(["apt-get", "-s", *APT, "remove", *plan["remove"]])
+        gone = re.findall(r"^Remv (\S+)", sim.stdout, re.M)
+        plan["remove_also"] = sorted({name.split(":")[0] for name in gone} - set(plan["remove"]))
+        if sim.returncode != 0:
+            plan["remove_also"].append("(apt-get -s remove failed: " + (sim.stdout + sim.stderr).strip()[-500:] + ")")
+    print(json.dumps(plan))
+
+
+if __name__ == "__main__":
+    main()
