@@ -30,14 +30,21 @@ def _podman(*args, check=True):
     return run
 
 
-def node_images():
-    """The lab's node images (lab/bin/build-images builds or reuses them): one per release."""
+def _lab_bin(name, *args):
     run = subprocess.run(
-        [str(REPO / "lab" / "bin" / "build-images")], capture_output=True, text=True, env=_env(), check=False
+        [str(REPO / "lab" / "bin" / name), *args], capture_output=True, text=True, env=_env(), check=False
     )
     if run.returncode != 0:
-        raise RuntimeError(f"lab/bin/build-images failed: {run.stderr[-2000:]}")
-    return run.stdout.split()
+        raise RuntimeError(f"lab/bin/{name} failed: {run.stderr[-2000:]}")
+    return run.stdout
+
+
+def node_images():
+    """[(image, apt repository)]: the lab's node images, one per release, each with the local apt
+    repository node_os installs its packages from (lab/bin/build-images and build-apt-repo, as lab-up)."""
+    images = _lab_bin("build-images").split()
+    repos = dict(line.split() for line in _lab_bin("build-apt-repo", *images).splitlines())
+    return [(image, repos[image.rsplit(":", 1)[1].split("-", 1)[0]]) for image in images]
 
 
 class Fleet:
@@ -83,6 +90,7 @@ class Fleet:
 
         def start(index_node):
             index, (_, container, ip, port) = index_node
+            image, apt_repo = images[index % len(images)]
             # The lab's node container mode (docs/lab.md): systemd as a plain init,
             # privileged so that node_os may set the node's own sysctls.
             _podman(
@@ -90,14 +98,16 @@ class Fleet:
                 "--ip", ip, "-p", f"127.0.0.1:{port}:22", "--privileged", "--cgroupns=private",
                 "--systemd=false", "-e", "container=podman", "--stop-signal=SIGRTMIN+3",
                 "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp", "--label", self.label,
-                images[index % len(images)], "/sbin/init",
+                "-v", f"{apt_repo}:/opt/kubeguard/apt:ro", image, "/sbin/init",
             )  # fmt: skip
             _podman("exec", container, "timeout", "90", "systemctl", "is-system-running", "--wait", check=False)
             script = (
                 "install -d -m 0700 -o operator -g operator /home/operator/.ssh && "
                 f"echo '{pubkey}' > /home/operator/.ssh/authorized_keys && "
                 "chown operator:operator /home/operator/.ssh/authorized_keys && "
-                "chmod 0600 /home/operator/.ssh/authorized_keys"
+                "chmod 0600 /home/operator/.ssh/authorized_keys && "
+                # The only apt source the fleet can reach, as on the lab's nodes.
+                "echo 'deb [trusted=yes] file:/opt/kubeguard/apt ./' > /etc/apt/sources.list"
             )
             _podman("exec", container, "sh", "-c", script)
 
@@ -145,6 +155,7 @@ all:
     kubeguard_control_plane_endpoint: "{self.prefix}.10:6443"
     # No kubelet answers the firewall's health proof here; the other concerns run.
     node_os_firewall_enabled: false
+    node_os_packages_aide_exclude_extra: [/opt/kubeguard]
     node_os_firewall_admin_networks: [{self.subnet}]
     node_os_firewall_kubelet_sources: [{gateway}]
   children:
