@@ -22,6 +22,7 @@ import yaml
 from conftest import ansible_playbook
 from kubeguard_test.api import Identity, https, request
 from kubeguard_test.api import api_port as kube_api_port
+from kubeguard_test.waiting import wait_for
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -213,7 +214,18 @@ def harden(lab, lab_binaries):
             made = kubectl(lab_binaries, lab.kubeconfig, *args, check=False)
             assert made.returncode == 0 or "already exists" in made.stderr, made.stderr
         kubectl(lab_binaries, lab.kubeconfig, "apply", "-f", "-", stdin=json.dumps(CRD))
-        kubectl(lab_binaries, lab.kubeconfig, "wait", "--for=condition=Established", "crd/widgets.cp8.example.com")
+        # Not `kubectl wait`: it fails at once while the new CRD has no status.conditions yet (a busy apiserver).
+        established = '{.status.conditions[?(@.type=="Established")].status}'
+        wait_for(
+            lambda: (
+                kubectl(
+                    lab_binaries, lab.kubeconfig, "get", "crd/widgets.cp8.example.com", "-o", f"jsonpath={established}"
+                ).stdout
+                == "True"
+            ),
+            120,
+            "the Widget CRD Established",
+        )
         widget = {
             "apiVersion": "cp8.example.com/v1",
             "kind": "Widget",
