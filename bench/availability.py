@@ -165,6 +165,8 @@ def summary(record, start, end):
         "seconds": round(end - start, 1),
         # Every gap of 2 s or more: (seconds into the run, length), to match against the run's log.
         "gaps_over_2s": [(round(at - start, 1), round(gap, 1)) for gap, at in gaps if gap >= 2],
+        # Every failed request, seconds into the run (add started_at for the wall clock).
+        "failures_at": [round(t - start, 1) for t, ok in record if not ok],
     }
 
 
@@ -199,7 +201,7 @@ def main():
     client = Client(opts.kubeconfig)
     accept = tuple(int(code) for code in opts.accept.split(","))
     record, stop = [], threading.Event()
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     deadline = start + opts.max_seconds
     thread = threading.Thread(
         target=poll,
@@ -222,7 +224,7 @@ def main():
     end = time.monotonic()
     stop.set()
     thread.join()
-    result = {"command_rc": rc, **summary(record, start, end)}
+    result = {"command_rc": rc, "started_at": round(started_at, 1), **summary(record, start, end)}
     if writer is not None:
         writer.join()
         lost = lost_writes(client, api, opts.write_namespace, acked)
@@ -233,6 +235,7 @@ def main():
             "lost": lost,
             "longest_gap_seconds": written["longest_gap_seconds"],
             "gaps_over_2s": written["gaps_over_2s"],
+            "failures_at": written["failures_at"],
         }
         if lost is not None:
             client.call("DELETE", f"{api}/api/v1/namespaces/{opts.write_namespace}/configmaps?{SELECTOR}", 60)

@@ -184,6 +184,17 @@ options:
         0600. They may hold tokens or keys, so the option is C(no_log) and the diff shows only their paths.
     type: dict
     default: {}
+  defer_to_apiserver:
+    description:
+      - etcd only. When etcd's change keeps its client side (client URLs, serving certificate and key, client CA,
+        client-certificate rule), apply nothing and return RV(deferred), so that the caller hardens kube-apiserver
+        first (its C(--etcd-servers) then list every member) and applies etcd after it. kubeadm points a stacked
+        node's apiserver at its own member alone, and that member's restart would fail the apiserver's C(/readyz)
+        behind the API load balancer.
+      - A change that moves the client side (plain HTTP to TLS, a new client CA) is applied at once, before the
+        apiserver follows it.
+    type: bool
+    default: false
   health_timeout:
     description: Seconds to wait for the restarted component to be healthy before rolling back.
     type: int
@@ -253,6 +264,13 @@ data_dir_entries_chowned:
   returned: component is etcd
   type: int
   sample: 12
+deferred:
+  description:
+    - etcd with O(defer_to_apiserver) only. The change was validated but not applied, for the caller to apply after
+      kube-apiserver.
+  returned: when deferred
+  type: bool
+  sample: true
 layout:
   description: C(systemd) or C(static-pod).
   returned: changed
@@ -304,6 +322,7 @@ ARGUMENT_SPEC = {
     "extra_flags": {"type": "dict", "default": {}},
     "contributed_flags": {"type": "dict", "default": {}},
     "contributed_files": {"type": "dict", "default": {}, "no_log": True},
+    "defer_to_apiserver": {"type": "bool", "default": False},
     "health_timeout": {"type": "int", "default": 120},
 }
 

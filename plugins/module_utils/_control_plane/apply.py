@@ -36,6 +36,27 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import restart, state, system
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import file_mode, read
 
+# What etcd's clients dial and trust. While these stay, kube-apiserver can move to every
+# member first and ride out this member's restart (TLS versions and suites aside: its Go
+# client negotiates them).
+CLIENT_SIDE = ("listen-client-urls", "cert-file", "key-file", "trusted-ca-file", "client-cert-auth")
+
+
+def clients_kept(running, new_flags, sources):
+    """Whether etcd's change leaves its client side as a client sees it: the same
+    client URLs, serving certificate and key (a systemd credential counts as its
+    source file), client CA and client-certificate rule."""
+    if not running:
+        return False
+
+    def seen(flags, name):
+        value = flags.get(name)
+        if name == "listen-client-urls":
+            return {url.rstrip("/") for url in (value or "").split(",") if url}
+        return sources.get(value, value)
+
+    return all(seen(running, name) == seen(new_flags, name) for name in CLIENT_SIDE)
+
 
 def target(component, conf, flags, params):
     """The component as the node engine restarts it. systemd: a queued restart (an
@@ -104,6 +125,14 @@ def apply(params, check_mode):
         return result
     check_known_flags(component, new_flags, conf["binary"], params)
     check_pki(component, {k: sources.get(v, v) for k, v in new_flags.items()}, params, writing=files)
+    if (
+        component == "etcd"
+        and params.get("defer_to_apiserver")
+        and clients_kept(conf["running_flags"], new_flags, sources)
+    ):
+        # kube-apiserver first: kubeadm points it at this member alone, so this restart
+        # would fail its /readyz behind the load balancer; the caller applies etcd after it.
+        return {**{k: v for k, v in result.items() if k != "diff"}, "changed": False, "deferred": True}
     if check_mode:
         return result
     rollback = state.remember(

@@ -6,7 +6,7 @@ import pwd
 import time
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import cis, gather, health, plan
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import apply, cis, gather, health, plan
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files, restart, system
@@ -201,3 +201,41 @@ def test_an_old_apiserver_that_stopped_listening_is_killed_after_the_drain_bound
     finally:
         proc.kill()
         listener.close()
+
+
+KUBEADM_ETCD = {
+    "listen-client-urls": "https://127.0.0.1:2379,https://10.0.0.11:2379",
+    "cert-file": "/etc/kubernetes/pki/etcd/server.crt",
+    "key-file": "/etc/kubernetes/pki/etcd/server.key",
+    "trusted-ca-file": "/etc/kubernetes/pki/etcd/ca.crt",
+    "client-cert-auth": "true",
+}
+
+
+def test_an_etcd_change_that_keeps_the_client_side_can_follow_the_apiserver():
+    hardened = {
+        **KUBEADM_ETCD,
+        "cipher-suites": "TLS_AES_128_GCM_SHA256",
+        "listen-client-urls": "https://10.0.0.11:2379,https://127.0.0.1:2379/",
+    }
+    assert apply.clients_kept(KUBEADM_ETCD, hardened, {})
+    # etcd as its own user: the same files, handed over as systemd credentials.
+    creds = {
+        f"/run/credentials/etcd.service/{n}": KUBEADM_ETCD[n] for n in ("cert-file", "key-file", "trusted-ca-file")
+    }
+    assert apply.clients_kept(KUBEADM_ETCD, {**KUBEADM_ETCD, **{k.rsplit("/", 1)[1]: k for k in creds}}, creds)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"listen-client-urls": "http://127.0.0.1:2379"},  # plain HTTP: the apiserver must follow etcd
+        {"listen-client-urls": "https://127.0.0.1:2379"},  # the node IP no longer served
+        {"trusted-ca-file": "/etc/kubernetes/pki/etcd/new-ca.crt"},
+        {"client-cert-auth": None},
+    ],
+)
+def test_an_etcd_change_that_moves_the_client_side_goes_first(change):
+    running = {**KUBEADM_ETCD, **change}
+    assert not apply.clients_kept(running, KUBEADM_ETCD, {})
+    assert not apply.clients_kept({}, KUBEADM_ETCD, {})  # not running: nothing to keep
