@@ -1,12 +1,21 @@
-"""Plans node_os's packages concern on the node, changing nothing: which of the
-wanted packages are missing, which the node's apt sources do not have or cannot
-install, which listed packages are installed and would go, and what else their
-removal would take. Prints one JSON object (tasks/packages.yml reads it)."""
+"""Plans node_os's packages concern on the node, installing and removing nothing:
+which of the wanted packages are missing, which the node's apt sources do not
+have or cannot install, which listed packages are installed and would go, and
+what else their removal would take. Only when a wanted package is missing, the
+apt index is refreshed first if it is older than the given cache_valid_time (a
+stale index cannot tell a missing package from an unknown one); an idempotent
+rerun runs no apt command at all. Prints one JSON object (tasks/packages.yml reads it)."""
 
+import glob
 import json
+import os
 import re
 import subprocess
 import sys
+import time
+
+STAMP = "/var/lib/apt/periodic/update-success-stamp"
+AIDE_DB = "/var/lib/aide/aide.db"
 
 APT = ["-o", "Debug::NoLocking=1", "-o", "APT::Get::Show-User-Simulation-Note=false"]
 
@@ -21,13 +30,28 @@ def installed(name):
     return run(["dpkg-query", "-W", "-f=${db:Status-Status}", name]).stdout.strip() == "installed"
 
 
+def refresh_if_stale(valid_seconds):
+    """apt-get update when the index is missing or older than ``valid_seconds``; True when it ran."""
+    fresh = os.path.exists(STAMP) and time.time() - os.stat(STAMP).st_mtime < valid_seconds
+    if fresh and glob.glob("/var/lib/apt/lists/*_Packages*"):
+        return False
+    update = run(["apt-get", "-q", "update"])
+    if update.returncode != 0:
+        sys.exit(f"apt-get update failed: {(update.stdout + update.stderr).strip()[-1000:]}")
+    os.makedirs(os.path.dirname(STAMP), exist_ok=True)
+    with open(STAMP, "w", encoding="utf-8"):
+        pass
+    return True
+
+
 def main():
     wanted = json.loads(sys.argv[1])
     install, remove = wanted["install"], wanted["remove"]
     plan = {"install": [], "unavailable": [], "unresolvable": "", "remove": [], "remove_also": []}
-    for name in install:
-        if installed(name):
-            continue
+    missing = [name for name in install if not installed(name)]
+    plan["refreshed"] = bool(missing) and refresh_if_stale(wanted["cache_valid_time"])
+    plan["aide_db"] = os.path.exists(AIDE_DB)
+    for name in missing:
         # A name the sources do not have, or only as a virtual package, has no candidate.
         policy = run(["apt-cache", "policy", name]).stdout
         candidate = re.search(r"^\s*Candidate:\s*(\S+)", policy, re.M)
