@@ -30,6 +30,25 @@ def installed(name):
     return run(["dpkg-query", "-W", "-f=${db:Status-Status}", name]).stdout.strip() == "installed"
 
 
+def same(path, content):
+    """Whether ``path`` holds exactly ``content``, owned by root with mode 0644."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            current = handle.read()
+        info = os.stat(path)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return current == content and (info.st_mode & 0o7777, info.st_uid, info.st_gid) == (0o644, 0, 0)
+
+
+def has_line(path, line):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return line in handle.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def refresh_if_stale(valid_seconds):
     """apt-get update when the index is missing or older than ``valid_seconds``; True when it ran."""
     fresh = os.path.exists(STAMP) and time.time() - os.stat(STAMP).st_mtime < valid_seconds
@@ -51,6 +70,10 @@ def main():
     missing = [name for name in install if not installed(name)]
     plan["refreshed"] = bool(missing) and refresh_if_stale(wanted["cache_valid_time"])
     plan["aide_db"] = os.path.exists(AIDE_DB)
+    # Configuration files that differ from what the role writes (content, root:root 0644), and files
+    # missing a line: only their tasks run.
+    plan["files_pending"] = [path for path, content in wanted.get("files", {}).items() if not same(path, content)]
+    plan["lines_pending"] = [path for path, line in wanted.get("lines", {}).items() if not has_line(path, line)]
     for name in missing:
         # A name the sources do not have, or only as a virtual package, has no candidate.
         policy = run(["apt-cache", "policy", name]).stdout
