@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._sshd import hostcert
@@ -20,6 +21,7 @@ from conftest import CONTAINERS_CONF, ansible_playbook
 pytestmark = pytest.mark.lab
 
 CERT = "/etc/ssh/ssh_host_{}_key-cert.pub"
+TRANSIENT = ("Connection refused", "Connection reset", "Connection closed by remote host")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,12 @@ def login(lab, host, known_hosts, tmp_path, via):
         target = ["-p", "22", f"operator@{lab.hostvars[host]['kubeguard_node_ip']}"]
     else:
         target = ["-p", str(lab.hostvars[host]["ansible_port"]), "-o", f"HostKeyAlias={host}", "operator@127.0.0.1"]
-    run = subprocess.run(["ssh", *opts, *target, "true"], capture_output=True, text=True, timeout=60, check=False)
+    for _attempt in range(20):
+        run = subprocess.run(["ssh", *opts, *target, "true"], capture_output=True, text=True, timeout=60, check=False)
+        # A reload re-executes sshd: for a moment nothing listens. Only that is retried.
+        if not any(sign in run.stderr for sign in TRANSIENT):
+            break
+        time.sleep(0.5)
     assert user_known.read_text() == "", "the client learned a key: it was not verified by the CA line alone"
     return run
 
@@ -88,9 +95,10 @@ def node_cert(lab, host, key_type="ed25519"):
 
 
 def install(lab, host, path, text):
-    """Put a certificate on the node behind the role's back and let new connections see it."""
+    """Put a certificate on the node behind the role's back and let new connections see it (a restart returns
+    once sshd listens again; a reload does not wait)."""
     podman(lab, host, "sh", "-c", f"cat > {path}", stdin=text)
-    podman(lab, host, "sh", "-c", "systemctl try-reload-or-restart ssh.service")
+    podman(lab, host, "sh", "-c", "systemctl try-restart ssh.service")
 
 
 def sign_elsewhere(tmp_path, ca, host_pub, principals, validity):
@@ -178,7 +186,7 @@ def test_regenerated_host_keys_are_re_signed(lab, store, converged, tmp_path):
            "/etc/ssh/ssh_host_rsa_key /etc/ssh/ssh_host_rsa_key.pub && "
            "ssh-keygen -q -N '' -C '' -t ed25519 -f /etc/ssh/ssh_host_ed25519_key && "
            "ssh-keygen -q -N '' -C '' -t rsa -b 4096 -f /etc/ssh/ssh_host_rsa_key")  # fmt: skip
-    podman(lab, host, "sh", "-c", "systemctl try-reload-or-restart ssh.service")
+    podman(lab, host, "sh", "-c", "systemctl try-restart ssh.service")
     # The old certificates certify keys sshd no longer has: the CA-only client refuses the node.
     assert_refused(login(lab, host, store / "ssh_known_hosts", tmp_path, "ip"))
     _run, recap = play(lab, store)
