@@ -140,3 +140,22 @@ def lab():
     if not (LAB_STATE / ".ready").exists():
         pytest.fail(f"the lab is not up ({LAB_STATE}/.ready missing): run `make lab` first")
     return Lab(LAB_STATE)
+
+
+def lab_up(**env):
+    return subprocess.run(
+        [str(REPO / "lab" / "bin" / "lab-up")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def kubeadm_lab():
+    """A kubeadm lab brought up afresh for one test module (it replaces the stream's lab)."""
+    result = lab_up(LAYOUT="kubeadm", LAB_FRESH="1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return Lab(LAB_STATE)

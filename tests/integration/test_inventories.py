@@ -144,10 +144,10 @@ def list_hosts(inventory, playbook, *extra):
     return plays
 
 
-def all_pending(tmp_path, hosts):
-    """A second inventory that puts hosts in kubelet_pending, as kubelet.yml's check play does for the nodes whose
-    kubelet has a change pending (it groups nobody in --check, so the change plays are seen through this)."""
-    write(tmp_path, **{"pending.yml": {"all": {"children": {"kubelet_pending": {"hosts": dict.fromkeys(hosts)}}}}})
+def all_pending(tmp_path, hosts, group="kubelet_pending"):
+    """A second inventory that puts hosts in ``group``, as kubelet.yml's (ssh_hardening.yml's) check play does for
+    the nodes with a change pending (it groups nobody in --check, so the change plays are seen through this)."""
+    write(tmp_path, **{"pending.yml": {"all": {"children": {group: {"hosts": dict.fromkeys(hosts)}}}}})
     return ("-i", str(tmp_path / "pending.yml"))
 
 
@@ -155,7 +155,9 @@ def test_etcd_only_hosts_get_ssh_their_pki_play_and_etcd_but_no_kubelet(tmp_path
     inventory = EXAMPLES / "external-etcd.yml"
     etcd = ["etcd1", "etcd2", "etcd3"]
     nodes = ["cp1", "cp2", "worker1", "worker2"]
-    assert list_hosts(inventory, "ssh_hardening.yml") == {"k8s_cluster:etcd": sorted(etcd + nodes)}
+    # ssh_hardening.yml checks every node and etcd-only host, and changes those its check play found pending.
+    assert list_hosts(inventory, "ssh_hardening.yml") == {"k8s_cluster:etcd": sorted(etcd + nodes),
+                                                         "ssh_hardening_pending": []}  # fmt: skip
     assert list_hosts(inventory, "cluster_pki.yml") == {"k8s_cluster:etcd": sorted(etcd + nodes)}
     assert list_hosts(inventory, "control_plane.yml") == {"etcd:control_plane": sorted([*etcd, "cp1", "cp2"])}
     # kubelet.yml checks the nodes (k8s_cluster) and changes only those its check play put in kubelet_pending.
@@ -235,17 +237,30 @@ def change_batches(found):
 SSH_ONLY_ARGSPEC = ("--skip-tags", "ssh_hardening")
 
 
-def test_ssh_starts_with_one_canary_node_and_a_failed_canary_stops_the_play(tmp_path):
-    run, _ = run_batches(tmp_path, "ssh_hardening.yml", {}, *SSH_ONLY_ARGSPEC)
+def ssh_batches(run):
+    """The batches of ssh_hardening.yml's change play (the nodes with a change pending)."""
+    return [len(hosts) for name, hosts in batches(run.stdout) if name.startswith("Harden SSH on the nodes")]
+
+
+def test_ssh_checks_every_node_at_once_then_changes_a_canary_node_first(tmp_path):
+    pending = all_pending(tmp_path, HA_NODES, "ssh_hardening_pending")
+    run, _ = run_batches(tmp_path, "ssh_hardening.yml", {}, *SSH_ONLY_ARGSPEC, *pending)
     assert run.returncode == 0, run.stdout + run.stderr
-    sizes = [len(hosts) for _, hosts in batches(run.stdout)]
+    assert batches(run.stdout)[0] == ("Check SSH on every cluster node at once (check mode, nothing written)", HA_NODES)
+    sizes = ssh_batches(run)
     assert sizes[0] == 1 and sum(sizes) == 6, run.stdout
-    run, _ = run_batches(tmp_path, "ssh_hardening.yml", {"kubeguard_serial_ssh": [1, "50%"]}, *SSH_ONLY_ARGSPEC)
-    assert [len(hosts) for _, hosts in batches(run.stdout)] == [1, 3, 2], run.stdout
-    # A setting that fails on every node fails on the canary only: the other five are never touched.
+    run, _ = run_batches(
+        tmp_path, "ssh_hardening.yml", {"kubeguard_serial_ssh": [1, "50%"]}, *SSH_ONLY_ARGSPEC, *pending
+    )
+    assert ssh_batches(run) == [1, 3, 2], run.stdout
+    # No node pending (a rerun with nothing to do): nothing goes serial.
+    run, _ = run_batches(tmp_path, "ssh_hardening.yml", {}, *SSH_ONLY_ARGSPEC)
+    assert run.returncode == 0 and ssh_batches(run) == [], run.stdout
+    # A setting that fails on every node is refused by the check play on every node, before any node is changed.
     run, recap = run_batches(tmp_path, "ssh_hardening.yml", {"ssh_hardening_max_auth_tries": "many"}, *SSH_ONLY_ARGSPEC)
     assert run.returncode != 0, run.stdout + run.stderr
-    assert list(recap) == ["cp1"] and recap["cp1"]["failed"] == 1, run.stdout
+    assert sorted(recap) == HA_NODES and all(counts["failed"] == 1 for counts in recap.values()), run.stdout
+    assert ssh_batches(run) == [], run.stdout
 
 
 @pytest.mark.parametrize(

@@ -9,21 +9,10 @@ import subprocess
 import time
 
 import pytest
-from conftest import CONTAINERS_CONF, LAB_LABEL, LAB_STATE, REPO, Lab
+from conftest import CONTAINERS_CONF, LAB_LABEL, LAB_STATE, lab_up
 from control_plane_proofs import ControlPlaneProofs, cmdline
 
 pytestmark = pytest.mark.lab
-
-
-def lab_up(**env):
-    return subprocess.run(
-        [str(REPO / "lab" / "bin" / "lab-up")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=900,
-        check=False,
-    )
 
 
 def podman(*argv):
@@ -74,13 +63,6 @@ def test_a_taken_port_fails_clearly_and_leaves_nothing_behind():
     assert podman("ps", "-aq", "--filter", f"label={LAB_LABEL}") == ""
     assert podman("volume", "ls", "-q", "--filter", f"label={LAB_LABEL}") == ""
     assert not LAB_STATE.exists()
-
-
-@pytest.fixture(scope="module")
-def kubeadm_lab():
-    result = lab_up(LAYOUT="kubeadm", LAB_FRESH="1")
-    assert result.returncode == 0, result.stderr[-2000:]
-    return Lab(LAB_STATE)
 
 
 def test_kubeadm_wrote_its_layout(kubeadm_lab):

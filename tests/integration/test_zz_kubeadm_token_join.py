@@ -16,9 +16,8 @@ import time
 
 import pytest
 import yaml
-from conftest import LAB_STATE, Lab, ansible_playbook
+from conftest import ansible_playbook
 from kubeguard_test import audit
-from test_zz_kubeadm_layout import lab_up
 
 pytestmark = pytest.mark.lab
 
@@ -46,13 +45,6 @@ KUBEADM_GRANTS = (
     ("clusterrolebinding", "", "kubeadm:node-autoapprove-certificate-rotation"),
     ("clusterrolebinding", "", "system:public-info-viewer"),
 )
-
-
-@pytest.fixture(scope="module")
-def join_lab():
-    result = lab_up(LAYOUT="kubeadm", LAB_FRESH="1")
-    assert result.returncode == 0, result.stderr[-2000:]
-    return Lab(LAB_STATE)
 
 
 def hosts(lab):
@@ -106,20 +98,20 @@ def discover(lab, join, timeout="20s"):
 DISCOVERED = "Cluster info signature and contents are valid and TLS certificate validates against pinned roots"
 
 
-def test_before_site_yml_discovery_works_and_anonymous_reaches_more(join_lab):
+def test_before_site_yml_discovery_works_and_anonymous_reaches_more(kubeadm_lab):
     """The weak kubeadm lab: anonymous auth on everywhere (RBAC decides), kubeadm's discovery works."""
-    assert anonymous_get(join_lab, CLUSTER_INFO) == "200"
+    assert anonymous_get(kubeadm_lab, CLUSTER_INFO) == "200"
     # anonymous is authenticated everywhere: RBAC answers 403 where kubeadm granted nothing
-    assert anonymous_get(join_lab, "/api") == "403"
-    assert anonymous_get(join_lab, "/version") == "200"  # system:public-info-viewer
-    rc, out = discover(join_lab, join_command(join_lab, SUPER_ADMIN))
+    assert anonymous_get(kubeadm_lab, "/api") == "403"
+    assert anonymous_get(kubeadm_lab, "/version") == "200"  # system:public-info-viewer
+    rc, out = discover(kubeadm_lab, join_command(kubeadm_lab, SUPER_ADMIN))
     assert rc == 0 and DISCOVERED in out, out[-3000:]
 
 
 @pytest.fixture(scope="module")
-def audit_before(join_lab):
+def audit_before(kubeadm_lab):
     """playbooks/audit.yml on the weak kubeadm lab, before any role ran."""
-    run, doc = audit.playbook(join_lab, join_lab.state / "audit-kubeadm-before")
+    run, doc = audit.playbook(kubeadm_lab, kubeadm_lab.state / "audit-kubeadm-before")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     return doc
 
@@ -129,14 +121,14 @@ def pid_of(lab, host, name):
     return lab.podman_exec(host, "pgrep", "-o", "-f", f"^([^ ]*/)?{name}( |$)").stdout.strip()
 
 
-def test_the_audit_of_the_weak_kubeadm_lab_fails_with_evidence_from_kubeadm_files(join_lab, audit_before):
+def test_the_audit_of_the_weak_kubeadm_lab_fails_with_evidence_from_kubeadm_files(kubeadm_lab, audit_before):
     """Read from kubeadm's static pods (their processes and manifests), the kubelet's config file and
     the files' modes; the pids and modes are taken from the nodes, not from the report."""
-    cp = hosts(join_lab)[0]
+    cp = hosts(kubeadm_lab)[0]
     rows = audit.rows(audit_before, cp)
     assert audit_before["nodes"][cp]["layout"] == "static-pod"
     api, kcm, sched, etcd = (
-        pid_of(join_lab, cp, n) for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
+        pid_of(kubeadm_lab, cp, n) for n in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd")
     )
     failing = {
         "1.2.1": f"--anonymous-auth=true (kube-apiserver process {api})",
@@ -166,31 +158,31 @@ def test_the_audit_of_the_weak_kubeadm_lab_fails_with_evidence_from_kubeadm_file
     for check_id, evidence in passing.items():
         assert rows[check_id]["result"] == "pass", (check_id, rows[check_id])
         assert evidence in rows[check_id]["evidence"], (check_id, rows[check_id]["evidence"])
-    for host in join_lab.hosts:
+    for host in kubeadm_lab.hosts:
         rows = audit.rows(audit_before, host)
         config = "/var/lib/kubelet/config.yaml"
         assert rows["4.2.1"]["result"] == rows["4.2.4"]["result"] == rows["4.1.9"]["result"] == "fail", host
         assert f"authentication.anonymous.enabled: true ({config})" in rows["4.2.1"]["evidence"], host
         assert f"readOnlyPort: 10255 ({config})" in rows["4.2.4"]["evidence"], host
-        mode = join_lab.podman_exec(host, "stat", "-c", "%a", config).stdout.strip()
+        mode = kubeadm_lab.podman_exec(host, "stat", "-c", "%a", config).stdout.strip()
         assert f"{config} 0{mode} (wants 0600 or stricter)" in rows["4.1.9"]["evidence"], (host, mode)
 
 
 @pytest.fixture(scope="module")
-def hardened(join_lab, audit_before):
+def hardened(kubeadm_lab, audit_before):
     """An anonymous grant that is not kubeadm's, site.yml, then a rerun that changes nothing.
     Both runs end with the audit, compared with the weak lab's report."""
-    cp_exec(join_lab, "sh", "-c", f"echo {shlex.quote(json.dumps(LOOSE))} | kubectl {SUPER_ADMIN} apply -f -")
-    report = join_lab.state / "audit-kubeadm-join"
+    cp_exec(kubeadm_lab, "sh", "-c", f"echo {shlex.quote(json.dumps(LOOSE))} | kubectl {SUPER_ADMIN} apply -f -")
+    report = kubeadm_lab.state / "audit-kubeadm-join"
     extra = (
         "-e",
         f"audit_report_dir={report}",
         "-e",
-        f"audit_baseline={join_lab.state / 'audit-kubeadm-before' / 'report.json'}",
+        f"audit_baseline={kubeadm_lab.state / 'audit-kubeadm-before' / 'report.json'}",
     )
-    first, _recap = ansible_playbook(join_lab.inventory, "site.yml", *extra, timeout=2400)
+    first, _recap = ansible_playbook(kubeadm_lab.inventory, "site.yml", *extra, timeout=2400)
     assert first.returncode == 0, first.stdout[-4000:]
-    again, recap = ansible_playbook(join_lab.inventory, "site.yml", *extra, timeout=2400)
+    again, recap = ansible_playbook(kubeadm_lab.inventory, "site.yml", *extra, timeout=2400)
     assert again.returncode == 0, again.stdout[-4000:]
     return {"rerun": recap, "report": json.loads((report / "report.json").read_text())}
 
@@ -199,39 +191,48 @@ def test_a_rerun_of_site_yml_changes_nothing(hardened):
     assert hardened["rerun"] and all(counts["changed"] == 0 for counts in hardened["rerun"].values()), hardened["rerun"]
 
 
-def test_anonymous_reaches_cluster_info_and_health_only(hardened, join_lab):
-    config = yaml.safe_load(cp_exec(join_lab, "cat", "/etc/kubernetes/kubeguard/authentication.yaml"))
+def test_anonymous_reaches_cluster_info_and_health_only(hardened, kubeadm_lab):
+    config = yaml.safe_load(cp_exec(kubeadm_lab, "cat", "/etc/kubernetes/kubeguard/authentication.yaml"))
     assert config["anonymous"] == {"enabled": True, "conditions": [{"path": p} for p in (CLUSTER_INFO, *HEALTH)]}
-    assert "--anonymous-auth=true" not in cp_exec(join_lab, "cat", "/etc/kubernetes/manifests/kube-apiserver.yaml")
-    assert anonymous_get(join_lab, CLUSTER_INFO) == "200"
+    assert "--anonymous-auth=true" not in cp_exec(kubeadm_lab, "cat", "/etc/kubernetes/manifests/kube-apiserver.yaml")
+    assert anonymous_get(kubeadm_lab, CLUSTER_INFO) == "200"
     for path in HEALTH:
-        assert anonymous_get(join_lab, path) == "200", path
+        assert anonymous_get(kubeadm_lab, path) == "200", path
     # Not admitted by the structured config: the anonymous authenticator declines, no other
     # authenticator knows the request, so the apiserver answers 401 (not RBAC's 403).
     for path in OTHERS:
-        assert anonymous_get(join_lab, path) == "401", path
+        assert anonymous_get(kubeadm_lab, path) == "401", path
 
 
-def test_kubeadm_token_create_and_discovery_work_after_site_yml(hardened, join_lab):
+def test_kubeadm_token_create_and_discovery_work_after_site_yml(hardened, kubeadm_lab):
     # the operator's own command, with kubeadm's admin.conf on cp1
-    join = join_command(join_lab)
-    rc, out = discover(join_lab, join)
+    join = join_command(kubeadm_lab)
+    rc, out = discover(kubeadm_lab, join)
     assert rc == 0 and DISCOVERED in out, out[-3000:]
 
 
-def test_rbac_keeps_kubeadm_grants_and_removes_other_anonymous_ones(hardened, join_lab):
+def test_rbac_keeps_kubeadm_grants_and_removes_other_anonymous_ones(hardened, kubeadm_lab):
     for kind, namespace, name in KUBEADM_GRANTS:
         ns = ["-n", namespace] if namespace else []
-        run = join_lab.podman_exec(hosts(join_lab)[0], "kubectl", SUPER_ADMIN, "get", kind, name, *ns, "-o", "name")
+        run = kubeadm_lab.podman_exec(
+            hosts(kubeadm_lab)[0], "kubectl", SUPER_ADMIN, "get", kind, name, *ns, "-o", "name"
+        )
         assert run.returncode == 0, (kind, namespace, name, run.stderr)
-    gone = join_lab.podman_exec(
-        hosts(join_lab)[0], "kubectl", SUPER_ADMIN, "-n", "kube-public", "get", "rolebinding", LOOSE["metadata"]["name"]
+    gone = kubeadm_lab.podman_exec(
+        hosts(kubeadm_lab)[0],
+        "kubectl",
+        SUPER_ADMIN,
+        "-n",
+        "kube-public",
+        "get",
+        "rolebinding",
+        LOOSE["metadata"]["name"],
     )
     assert gone.returncode != 0 and "NotFound" in gone.stderr, gone.stdout + gone.stderr
 
 
-def test_the_audit_passes_1_2_1_naming_the_kubeadm_exception(hardened, join_lab):
-    cp = hosts(join_lab)[0]
+def test_the_audit_passes_1_2_1_naming_the_kubeadm_exception(hardened, kubeadm_lab):
+    cp = hosts(kubeadm_lab)[0]
     row = next(r for r in hardened["report"]["results"] if r["id"] == "1.2.1" and r["node"] == cp)
     assert row["result"] == "pass", row
     evidence = "\n".join(row["evidence"])
@@ -249,12 +250,12 @@ def test_no_automated_check_fails_after_site_yml_but_the_documented_choices(hard
     assert hardened["report"]["totals"]["pass"] > hardened["report"]["baseline"]["totals"]["pass"]
 
 
-def test_the_report_shows_what_site_yml_fixed_on_kubeadm(hardened, join_lab):
+def test_the_report_shows_what_site_yml_fixed_on_kubeadm(hardened, kubeadm_lab):
     changed = {(c["id"], c["node"]): (c["before"], c["after"]) for c in hardened["report"]["changes"]}
-    cp = hosts(join_lab)[0]
+    cp = hosts(kubeadm_lab)[0]
     for check_id in ("1.1.12", "1.2.1", "1.2.5", "1.2.15", "1.2.16", "1.2.27", "1.3.2", "1.4.1", "3.2.1"):
         assert changed.get((check_id, cp)) == ("fail", "pass"), check_id
-    for host in join_lab.hosts:
+    for host in kubeadm_lab.hosts:
         for check_id in ("4.1.9", "4.2.1", "4.2.4"):
             assert changed.get((check_id, host)) == ("fail", "pass"), (check_id, host)
 
@@ -278,65 +279,65 @@ def _scheduler(lab, old_pid, profiling):
     raise AssertionError(f"the kubelet did not restart kube-scheduler (profiling={profiling}) in time")
 
 
-def test_profiling_planted_in_kubeadm_s_scheduler_manifest_fails_1_4_1(hardened, join_lab):
+def test_profiling_planted_in_kubeadm_s_scheduler_manifest_fails_1_4_1(hardened, kubeadm_lab):
     """kubeadm's way: edit the static pod manifest, the kubelet recreates the pod."""
-    cp = hosts(join_lab)[0]
+    cp = hosts(kubeadm_lab)[0]
     assert audit.rows(hardened["report"], cp)["1.4.1"]["result"] == "pass"
-    pod = yaml.safe_load(cp_exec(join_lab, "cat", SCHEDULER))
+    pod = yaml.safe_load(cp_exec(kubeadm_lab, "cat", SCHEDULER))
     container = next(c for c in pod["spec"]["containers"] if c["name"] == "kube-scheduler")
     command = [a for a in container["command"] if not a.startswith("--profiling")]
     container["command"] = [command[0], "--profiling=true", *command[1:]]
-    old = pid_of(join_lab, cp, "kube-scheduler")
+    old = pid_of(kubeadm_lab, cp, "kube-scheduler")
     keep, staged = "/etc/kubernetes/kube-scheduler.yaml.audit-test", "/etc/kubernetes/.kube-scheduler.audit-test"
-    cp_exec(join_lab, "cp", "-p", SCHEDULER, keep)  # outside manifests/: the kubelet would run it
+    cp_exec(kubeadm_lab, "cp", "-p", SCHEDULER, keep)  # outside manifests/: the kubelet would run it
     try:
         text = yaml.safe_dump(pod)
-        cp_exec(join_lab, "sh", "-c", f"umask 077; cat >{staged} <<'EOF'\n{text}EOF\nmv {staged} {SCHEDULER}")
-        planted = _scheduler(join_lab, old, profiling=True)
-        row = audit.node(join_lab, cp)["1.4.1"]
+        cp_exec(kubeadm_lab, "sh", "-c", f"umask 077; cat >{staged} <<'EOF'\n{text}EOF\nmv {staged} {SCHEDULER}")
+        planted = _scheduler(kubeadm_lab, old, profiling=True)
+        row = audit.node(kubeadm_lab, cp)["1.4.1"]
     finally:
-        cp_exec(join_lab, "mv", keep, SCHEDULER)
-    _scheduler(join_lab, planted, profiling=False)
+        cp_exec(kubeadm_lab, "mv", keep, SCHEDULER)
+    _scheduler(kubeadm_lab, planted, profiling=False)
     assert row["result"] == "fail", row
     assert f"--profiling=true (kube-scheduler process {planted})" in row["evidence"], row["evidence"]
-    assert audit.node(join_lab, cp)["1.4.1"]["result"] == "pass"
+    assert audit.node(kubeadm_lab, cp)["1.4.1"]["result"] == "pass"
 
 
-def test_the_report_names_the_version_of_the_static_pod_s_binary(hardened, join_lab):
+def test_the_report_names_the_version_of_the_static_pod_s_binary(hardened, kubeadm_lab):
     """A kubeadm node has no control-plane binary of its own (the lab's nodes have them): the
     version comes from the running pod's binary, not from an error reading the node's path."""
-    cp = hosts(join_lab)[0]
+    cp = hosts(kubeadm_lab)[0]
     host_binary = "/usr/local/bin/kube-scheduler"
-    pid = pid_of(join_lab, cp, "kube-scheduler")
-    running = cp_exec(join_lab, f"/proc/{pid}/exe", "--version").strip()
-    cp_exec(join_lab, "mv", host_binary, f"{host_binary}.audit-test")
+    pid = pid_of(kubeadm_lab, cp, "kube-scheduler")
+    running = cp_exec(kubeadm_lab, f"/proc/{pid}/exe", "--version").strip()
+    cp_exec(kubeadm_lab, "mv", host_binary, f"{host_binary}.audit-test")
     try:
-        versions = audit.node_result(join_lab, cp)["node"]["versions"]
+        versions = audit.node_result(kubeadm_lab, cp)["node"]["versions"]
     finally:
-        cp_exec(join_lab, "mv", f"{host_binary}.audit-test", host_binary)
+        cp_exec(kubeadm_lab, "mv", f"{host_binary}.audit-test", host_binary)
     assert running.startswith("Kubernetes v")
     assert versions["kube-scheduler"] == running, versions
 
 
-def test_with_the_exception_off_discovery_fails_and_back_on_it_works(hardened, join_lab):
+def test_with_the_exception_off_discovery_fails_and_back_on_it_works(hardened, kubeadm_lab):
     """The proof can fail: api_access_anonymous_kubeadm_discovery_enabled=false leaves only the
     kubelet's probe paths (control_plane keeps those), cluster-info answers 401 and discovery fails."""
-    join = join_command(join_lab)
+    join = join_command(kubeadm_lab)
     off, _ = ansible_playbook(
-        join_lab.inventory,
+        kubeadm_lab.inventory,
         "api_access.yml",
         "-e",
         json.dumps({"api_access_anonymous_kubeadm_discovery_enabled": False}),
     )
     try:
         assert off.returncode == 0, off.stdout[-4000:]
-        assert anonymous_get(join_lab, CLUSTER_INFO) == "401"
-        rc, out = discover(join_lab, join, timeout="10s")
+        assert anonymous_get(kubeadm_lab, CLUSTER_INFO) == "401"
+        rc, out = discover(kubeadm_lab, join, timeout="10s")
         assert rc != 0, out[-3000:]
         assert "failed to request the cluster-info ConfigMap" in out and "Unauthorized" in out, out[-3000:]
     finally:
-        on, _ = ansible_playbook(join_lab.inventory, "api_access.yml")
+        on, _ = ansible_playbook(kubeadm_lab.inventory, "api_access.yml")
     assert on.returncode == 0, on.stdout[-4000:]
-    assert anonymous_get(join_lab, CLUSTER_INFO) == "200"
-    rc, out = discover(join_lab, join)
+    assert anonymous_get(kubeadm_lab, CLUSTER_INFO) == "200"
+    rc, out = discover(kubeadm_lab, join)
     assert rc == 0 and DISCOVERED in out, out[-3000:]

@@ -1,0 +1,69 @@
+"""The playbooks that check every node at once and change only the nodes with a change pending
+(ssh_hardening.yml, kubelet.yml) pick those nodes from the results the role's tasks register. A writing
+task whose result the pick play does not read would leave its node out of the change play: its change
+would never be made. Every task that can change something must register a result that the pick reads."""
+
+import pathlib
+
+import pytest
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+# Tasks that only read, check, report or decide: they change nothing on the node.
+READ_ONLY = {
+    "ansible.builtin.assert",
+    "ansible.builtin.debug",
+    "ansible.builtin.fail",
+    "ansible.builtin.set_fact",
+    "ansible.builtin.import_tasks",
+    "ansible.builtin.include_tasks",
+    "ansible.builtin.wait_for_connection",
+    "ansible.builtin.meta",
+}
+# The facts, the checks and the apply step (reload and proof after a change the pick already saw).
+NOT_A_CONCERN = {"facts.yml", "apply.yml", "main.yml", "host_certificate_check.yml"}
+
+
+def tasks(path):
+    for task in yaml.safe_load(path.read_text()) or []:
+        yield from tasks_in(task)
+
+
+def tasks_in(task):
+    for key in ("block", "rescue", "always"):
+        for inner in task.get(key, []):
+            yield from tasks_in(inner)
+    if not any(key in task for key in ("block", "rescue", "always")):
+        yield task
+
+
+def module(task):
+    return next(key for key in task if "." in key and key.startswith(("ansible.", "kubeguard.")))
+
+
+def writing_tasks(role):
+    for path in sorted((REPO / "roles" / role / "tasks").glob("*.yml")):
+        if path.name in NOT_A_CONCERN:
+            continue
+        for task in tasks(path):
+            if module(task) in READ_ONLY or task.get("changed_when") is False or task.get("check_mode") is False:
+                continue
+            yield path.name, task
+
+
+def pick_condition(playbook):
+    plays = yaml.safe_load((REPO / "playbooks" / playbook).read_text())
+    (pick,) = [play for play in plays if play["name"].startswith("Pick the nodes")]
+    (task,) = pick["tasks"]
+    return " ".join(str(c) for c in task["when"])
+
+
+@pytest.mark.parametrize("role,playbook", [("ssh_hardening", "ssh_hardening.yml"), ("kubelet", "kubelet.yml")])
+def test_every_writing_task_is_read_by_the_pick_play(role, playbook):
+    condition = pick_condition(playbook)
+    missed = [
+        f"{name}: {task['name']} ({task.get('register', 'registers nothing')})"
+        for name, task in writing_tasks(role)
+        if task.get("register") is None or f"{task['register']} |" not in condition
+    ]
+    assert missed == [], missed
