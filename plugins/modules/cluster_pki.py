@@ -261,7 +261,8 @@ distribution:
       C(kubelet) (/var/lib/kubelet/pki). C(components) are the services that read the file. C(pending) is true when this
       run writes (in check mode, would write) the file. CA certificates carry C(ca=true) (the node side refuses to
       replace a different CA); kubeconfigs carry C(server) and C(server_option), the option that URL comes from (the
-      node side checks a changed server before repointing).
+      node side checks a changed server before repointing). Node agents' kubeconfigs (O(node_agents)) have C(root) C(/)
+      (C(dest) is their absolute path without the leading C(/)) and carry C(agent) and C(unit).
     - Who receives what is declared once, in the layout table of the collection's PKI model.
     - CA keys go to control-plane nodes only (the etcd CA key to etcd members only), etcd keys to etcd members only,
       and each node gets only its own kubelet credentials.
