@@ -16,6 +16,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _kubeconfig,
     _restart,
 )
+from test_pki_engine import params as engine_params
 
 KUBE_PROXY = {
     "name": "kube-proxy",
@@ -37,22 +38,15 @@ ROUTER = dict(
 
 
 def params(out, agents, **extra):
-    return {
-        "output_dir": str(out),
-        "cluster_name": "unit",
-        "control_plane_nodes": [{"name": "cp1", "ips": ["10.0.0.10"]}],
-        "worker_nodes": [{"name": "worker1", "ips": ["10.0.0.11"]}],
-        "etcd_nodes": [{"name": "etcd1", "ips": ["10.0.0.20"]}],
-        "control_plane_endpoint": "api.unit.test:6443",
-        "service_cidr": "10.96.0.0/12",
-        "dns_domain": "cluster.local",
-        "key_algorithm": "ECDSA-P256",
-        "ca_validity_days": 3650,
-        "leaf_validity_days": 365,
-        "renew_before_days": 30,
-        "node_agents": agents,
+    """The engine tests' cluster plus a worker, an external etcd member and a named endpoint."""
+    return engine_params(
+        out,
+        worker_nodes=[{"name": "worker1", "ips": ["10.0.0.11"]}],
+        etcd_nodes=[{"name": "etcd1", "ips": ["10.0.0.20"]}],
+        control_plane_endpoint="api.unit.test:6443",
+        node_agents=agents,
         **extra,
-    }
+    )
 
 
 # ------------------------------------------------------------------ the option
