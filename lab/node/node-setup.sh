@@ -6,14 +6,15 @@
 #   node-setup.sh runtime  containerd (Debian's), CNI bridge + host-local,
 #                          routes to the other nodes' pod CIDRs, the lab images
 #                          imported, kubelet/kube-proxy/kube-router units written
-#   node-setup.sh start    installs the kubeconfigs lab-up placed in
-#                          /opt/kubeguard/lab/credentials and starts kubelet,
-#                          kube-proxy and kube-router
+#   node-setup.sh start    installs the kubelet's kubeconfig lab-up placed in
+#                          /opt/kubeguard/lab/credentials and starts the kubelet;
+#                          kube-proxy and kube-router start once the collection's
+#                          cluster_pki role gave them their identities (lab-up)
 # Env: NODE_NAME, NODE_IP, POD_CIDR, CLUSTER_CIDR, POD_ROUTES ("cidr=via ..."),
 #      CLUSTER_DNS, SERVICE_CIDR, PAUSE_IMAGE, IMAGE_TARS (space-separated).
 # KUBEADM_NODE=1 (LAYOUT=kubeadm-ha): kubeadm init/join writes the kubelet's
 # configuration and starts it (kubeadm's unit layout), kube-proxy is kubeadm's
-# DaemonSet, and `start` starts only kube-router.
+# DaemonSet, and `start` starts nothing.
 set -euo pipefail
 BIN=/usr/local/bin
 source "$(dirname "$0")/lib.sh"
@@ -147,17 +148,13 @@ EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env"
 start() {
   local credentials=/opt/kubeguard/lab/credentials
   if [ "${KUBEADM_NODE:-}" = 1 ]; then
-    install -m 0600 "$credentials/kube-router.conf" /var/lib/kube-router/kubeconfig
     rm -rf "$credentials"
-    systemctl start kube-router.service
     return
   fi
   # kubeadm already gave the control-plane node its kubelet.conf.
   [ -s /etc/kubernetes/kubelet.conf ] || install -m 0600 "$credentials/kubelet.conf" /etc/kubernetes/kubelet.conf
-  install -m 0600 "$credentials/kube-proxy.conf" /var/lib/kube-proxy/kubeconfig
-  install -m 0600 "$credentials/kube-router.conf" /var/lib/kube-router/kubeconfig
   rm -rf "$credentials"
-  systemctl start kubelet.service kube-proxy.service kube-router.service
+  systemctl start kubelet.service
 }
 
 case "${1:-}" in

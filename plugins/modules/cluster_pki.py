@@ -150,6 +150,43 @@ options:
     description: Validity of new leaf certificates (capped at the CA's not-after). Must not exceed O(ca_validity_days).
     type: int
     default: 365
+  node_agents:
+    description:
+      - Node agents that talk to the API server with a client certificate (kube-proxy of a hand-built cluster, a
+        CNI or policy agent run from a systemd unit). Each node that runs a kubelet gets, per agent, its own
+        kubeconfig with embedded data signed by the cluster CA (C(nodes/<name>/node-agents/<agent>.conf) in the tree),
+        renewed like the kubelet's. The C(distribution) entries carry C(agent) and C(unit); the node side installs
+        them only where that unit exists.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name:
+        description: The agent's name (lowercase DNS-1123 label), also the component the restart knows it by.
+        type: str
+        required: true
+      common_name:
+        description: The certificate's CN, the API user (C(system:kube-proxy)).
+        type: str
+        required: true
+      organizations:
+        description: The certificate's O values, the API groups.
+        type: list
+        elements: str
+        default: []
+      kubeconfig:
+        description: Absolute path of the kubeconfig the agent's unit reads on the nodes.
+        type: str
+        required: true
+      unit:
+        description: The agent's systemd service, without C(.service).
+        type: str
+        required: true
+      health_checks:
+        description: Health URLs of the agent on the node (used by the role's restart).
+        type: list
+        elements: str
+        default: []
   workers:
     description: Processes used for key generation; V(0) means one per CPU.
     type: int
@@ -224,7 +261,8 @@ distribution:
       C(kubelet) (/var/lib/kubelet/pki). C(components) are the services that read the file. C(pending) is true when this
       run writes (in check mode, would write) the file. CA certificates carry C(ca=true) (the node side refuses to
       replace a different CA); kubeconfigs carry C(server) and C(server_option), the option that URL comes from (the
-      node side checks a changed server before repointing).
+      node side checks a changed server before repointing). Node agents' kubeconfigs (O(node_agents)) have C(root) C(/)
+      (C(dest) is their absolute path without the leading C(/)) and carry C(agent) and C(unit).
     - Who receives what is declared once, in the layout table of the collection's PKI model.
     - CA keys go to control-plane nodes only (the etcd CA key to etcd members only), etcd keys to etcd members only,
       and each node gets only its own kubelet credentials.
@@ -296,6 +334,15 @@ NODE_OPTIONS = {
     "dns_names": {"type": "list", "elements": "str", "default": []},
 }
 
+AGENT_OPTIONS = {
+    "name": {"type": "str", "required": True},
+    "common_name": {"type": "str", "required": True},
+    "organizations": {"type": "list", "elements": "str", "default": []},
+    "kubeconfig": {"type": "str", "required": True},
+    "unit": {"type": "str", "required": True},
+    "health_checks": {"type": "list", "elements": "str", "default": []},
+}
+
 
 def argument_spec():
     return {
@@ -322,6 +369,7 @@ def argument_spec():
         "ca_validity_days": {"type": "int", "default": 3650},
         "leaf_validity_days": {"type": "int", "default": 365},
         "renew_before_days": {"type": "int", "default": 30},
+        "node_agents": {"type": "list", "elements": "dict", "default": [], "options": AGENT_OPTIONS},
         "workers": {"type": "int", "default": 0},
     }
 

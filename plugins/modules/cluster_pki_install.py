@@ -39,6 +39,9 @@ options:
         C(root) (C(kubernetes) for O(kubernetes_dir) or C(kubelet) for O(kubelet_pki_dir)), C(dest) (a path relative
         to that root, without C(..)), C(mode) (octal string such as C("0600")) and optionally C(components) (the
         services reading the file). Other keys of a distribution entry are ignored.
+      - A node agent's entry (root C(/), C(dest) its absolute path without the leading C(/)) carries C(agent) and
+        C(unit); it is installed only when the systemd unit C(unit) exists on the node (kubeadm's kube-proxy is a
+        DaemonSet and has none), and its directory is created when absent, never changed.
     type: list
     elements: dict
     required: true
@@ -103,6 +106,12 @@ components:
   type: list
   elements: str
   sample: [kube-apiserver]
+agents_skipped:
+  description: Node agents of O(files) whose systemd unit does not exist on this node; nothing of theirs is installed.
+  returned: always
+  type: list
+  elements: str
+  sample: [kube-proxy]
 pending_restart:
   description: Whether components wait for a restart (this run's changes or a restart left over by an earlier run).
   returned: always

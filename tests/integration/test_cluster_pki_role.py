@@ -211,7 +211,10 @@ def test_after_a_refusal_a_good_run_still_changes_nothing(applied, lab):
     assert {h: recap[h]["changed"] for h in lab.groups["k8s_cluster"]} == dict.fromkeys(lab.groups["k8s_cluster"], 0)
 
 
-@pytest.mark.parametrize("tag", ["cluster_pki", "cluster_pki_generate", "cluster_pki_distribute", "cluster_pki_report"])
+@pytest.mark.parametrize(
+    "tag",
+    ["cluster_pki", "cluster_pki_generate", "cluster_pki_distribute", "cluster_pki_node_agents", "cluster_pki_report"],
+)
 def test_each_tag_runs_alone(applied, lab, tag):
     run, recap = play(lab, "--tags", tag)
     assert run.returncode == 0, run.stdout[-3000:]

@@ -79,7 +79,7 @@ def probe(url, ca_pem, timeout):
 def run(params, check_mode=False):
     """The cluster_pki_endpoint module: read-only, so the same in check mode."""
     del check_mode
-    roots = {"kubernetes": params["kubernetes_dir"], "kubelet": params["kubelet_pki_dir"]}
+    roots = _install.roots_of(params)
     ca_pem = (params.get("ca_certificate") or "").encode()
     checked, verdicts = [], {}
     for path, before, after, entry, current_ca in repointed(roots, params["files"]):

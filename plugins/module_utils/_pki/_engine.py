@@ -15,6 +15,7 @@ import os
 from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
+    _agents,
     _crypto,
     _files,
     _inputs,
@@ -204,11 +205,14 @@ def _entries(item, out, pending):
 def _entry_extras(item, dest):
     """What the node side needs to know beyond the file: a CA certificate is
     guarded against silent replacement; a kubeconfig's server is checked from
-    the node before it changes."""
+    the node before it changes; a node agent's file goes only where its unit is."""
     if item.kind == "ca" and dest.endswith(".crt"):
         return {"ca": True}
     if item.kind == "kubeconfig":
-        return {"server": item.server, "server_option": item.server_option}
+        extras = {"server": item.server, "server_option": item.server_option}
+        if item.layout and item.layout.unit:
+            extras.update(agent=item.components[0], unit=item.layout.unit)
+        return extras
     return {}
 
 
@@ -227,11 +231,12 @@ def run(params, check_mode=False, now=None):
     """
     now = now or datetime.datetime.now(datetime.timezone.utc)
     cluster = _inputs.parse_cluster(params)
+    agents = _agents.parse(params.get("node_agents"))
     out = os.path.abspath(str(params.get("output_dir") or ""))
     if not params.get("output_dir"):
         raise KubeguardError("output_dir", "is required")
     _files.check_writable(out)
-    items = _model.catalogue(cluster)
+    items = _model.catalogue(cluster) + _agents.catalogue(cluster, agents)
     # A store written before the vault was on: its secrets are encrypted in place (a change).
     secret_files = [
         os.path.join(out, r) for i in items for r in _model.item_files(i) if _wanted_mode(r) == _files.KEY_MODE

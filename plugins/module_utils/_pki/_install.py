@@ -21,6 +21,8 @@ import stat
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import system
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._agents import ROOT as AGENT_ROOT
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._files import PRIVATE_DIR_MODE, PUBLIC_DIR_MODE
 
 
@@ -45,10 +47,14 @@ def file_mode(entry):
 
 def directories_for(roots, paths):
     """Every directory from each root down to the files, with its mode:
-    etcd's key directory 0700, the rest 0755 (as the role always set them)."""
+    etcd's key directory 0700, the rest 0755 (as the role always set them).
+    A node agent's file (root ``/``) is not under a root the PKI owns: see
+    ``plan``."""
     wanted = {}
     for path in paths:
-        root = next(r for r in roots.values() if path.startswith(r.rstrip("/") + "/"))
+        root = next((r for k, r in roots.items() if k != AGENT_ROOT and path.startswith(r.rstrip("/") + "/")), None)
+        if root is None:
+            continue
         directory = os.path.dirname(path)
         while len(directory) >= len(root.rstrip("/")):
             wanted[directory] = PRIVATE_DIR_MODE if os.path.basename(directory) == "etcd" else PUBLIC_DIR_MODE
@@ -79,6 +85,15 @@ def plan(roots, files, contents, uid, gid, replace_ca=False):
         info = _current(directory)
         if info is None or stat.S_IMODE(info.st_mode) != mode or (info.st_uid, info.st_gid) != (uid, gid):
             directory_changes.append((directory, mode))
+    # A node agent's directory (/var/lib/kube-proxy) is the agent's: created when absent, never changed.
+    for path, entry in zip(paths, files):
+        parent = os.path.dirname(path)
+        if (
+            entry.get("root") == AGENT_ROOT
+            and _current(parent) is None
+            and (parent, PUBLIC_DIR_MODE) not in directory_changes
+        ):
+            directory_changes.append((parent, PUBLIC_DIR_MODE))
     file_changes = []
     for path, entry, content in zip(paths, files, contents):
         mode, data = file_mode(entry), content.encode()
@@ -209,14 +224,42 @@ def _id(value, lookup, option):
         raise KubeguardError(option, f"unknown user or group {value!r}") from None
 
 
-def run(params, check_mode=False):
+def roots_of(params):
+    """The install roots: the PKI's two directories and ``/`` for node agents' files."""
+    return {"kubernetes": params["kubernetes_dir"], "kubelet": params["kubelet_pki_dir"], AGENT_ROOT: "/"}
+
+
+def unit_loaded(unit):
+    rc, out = system.systemctl_status("show", "-p", "LoadState", "--value", f"{unit}.service")
+    return rc == 0 and out == "loaded"
+
+
+def agents_here(entries, loaded):
+    """Which node agents of ``entries`` run from a unit on this node: (present, absent) names.
+
+    kubeadm's kube-proxy is a DaemonSet with its ServiceAccount token: no
+    unit, so its identity is not installed there.
+    """
+    units = {e["agent"]: e.get("unit") or e["agent"] for e in entries if e.get("agent")}
+    present = {name for name, unit in units.items() if loaded(unit)}
+    return present, sorted(set(units) - present)
+
+
+def run(params, check_mode=False, loaded=unit_loaded):
     """Make the node match its entries; the module result."""
-    roots = {"kubernetes": params["kubernetes_dir"], "kubelet": params["kubelet_pki_dir"]}
+    roots = roots_of(params)
     uid = _id(params["owner"], lambda n: pwd.getpwnam(n).pw_uid, "owner")
     gid = _id(params["group"], lambda n: grp.getgrnam(n).gr_gid, "group")
     backup_dir = params.get("backup_dir") or ""
+    if len(params["files"]) != len(params["contents"]):
+        raise KubeguardError(
+            "contents", f"{len(params['contents'])} contents for {len(params['files'])} files; they pair up by position"
+        )
+    present, absent = agents_here(list(params["files"]) + list(params.get("planned") or []), loaded)
+    pairs = [(e, c) for e, c in zip(params["files"], params["contents"]) if not e.get("agent") or e["agent"] in present]
+    wanted = [e for e, _unused in pairs]
     try:
-        directories, files = plan(roots, params["files"], params["contents"], uid, gid, params.get("replace_ca"))
+        directories, files = plan(roots, wanted, [c for _unused, c in pairs], uid, gid, params.get("replace_ca"))
         # Check mode: the PKI tree does not hold these files yet; they would be written.
         planned = [
             {
@@ -226,6 +269,7 @@ def run(params, check_mode=False):
                 "components": e.get("components") or [],
             }
             for e in params.get("planned") or []
+            if not e.get("agent") or e["agent"] in present
         ]
         pending = read_manifest(backup_dir)["components"]
         if not check_mode:
@@ -239,6 +283,7 @@ def run(params, check_mode=False):
         "changed_files": [{"path": f["path"], "reason": f["reason"]} for f in changes],
         "components": sorted(components),
         "pending_restart": bool(components),
+        "agents_skipped": absent,
     }
     if directories or changes:
         result["diff"] = {

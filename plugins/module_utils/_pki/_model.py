@@ -101,6 +101,7 @@ class Layout:
     secret_to: str = OWN_NODE
     components: tuple = ()  # services that read the file
     root: str = "kubernetes"
+    unit: str = ""  # node agents (_agents): installed only where this systemd unit exists
 
     @property
     def per_node(self):

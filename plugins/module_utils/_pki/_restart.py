@@ -118,10 +118,12 @@ def run(params, check_mode=False, restarter=None):
     restarter = restarter or Restarter(params)
     backup_dir = params.get("backup_dir") or ""
     wanted = set(params["components"]) | set(_install.read_manifest(backup_dir)["components"])
-    unknown = sorted(wanted - set(ORDER))
+    # Node agents (cluster_pki_node_agents) come after the components, in name order.
+    order = ORDER + tuple(sorted(set(restarter.services) - set(ORDER)))
+    unknown = sorted(wanted - set(order))
     if unknown:
-        raise KubeguardError("components", f"unknown components {unknown}; known: {', '.join(ORDER)}")
-    plan = [(c, restarter.unit(c)) for c in ORDER if c in wanted and restarter.unit(c)]
+        raise KubeguardError("components", f"unknown components {unknown}; known: {', '.join(order)}")
+    plan = [(c, restarter.unit(c)) for c in order if c in wanted and restarter.unit(c)]
     plan = [(c, u) for c, u in plan if restarter.exists(u)]
     if check_mode:
         return {"changed": bool(plan), "restarted": [c for c, _unused in plan]}
