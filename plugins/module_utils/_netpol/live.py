@@ -29,7 +29,7 @@ from .._k8s.objects import expand, namespace_selected
 from .._k8s.runner import connect
 from .._k8s.service import ApplyService
 from . import validate
-from .policy import Pod, verdict
+from .policy import Pod, policy_types, verdict
 from .runner import NETWORKING_V1, _active_namespaces, pod_from_api
 from .truth_table import port_label
 
@@ -248,6 +248,42 @@ def _describe(flow):
     )
 
 
+TRANSITION_LABELS = {"app.kubernetes.io/managed-by": "kubeguard", "kubeguard.io/set": "network-policy-transition"}
+
+
+def transition(current, namespaces):
+    """Allow-all policies for the directions no policy isolates yet in ``namespaces``: they change nothing
+    there (those directions are open today), but while the run applies its policies one by one, no allow
+    rule or DNS policy isolates a pod before the rest of the set is in place. Removed once all are applied."""
+    isolated = {}
+    for policy in current:
+        if (policy.get("metadata") or {}).get("labels", {}).get("kubeguard.io/set") == TRANSITION_LABELS[
+            "kubeguard.io/set"
+        ]:
+            continue
+        isolated.setdefault(policy["metadata"].get("namespace"), set()).update(policy_types(policy))
+    out = []
+    for namespace in namespaces:
+        directions = [d for d in ("Ingress", "Egress") if d not in isolated.get(namespace, set())]
+        if not directions:
+            continue
+        spec = {"podSelector": {}, "policyTypes": directions}
+        spec.update({field: [{}] for field, d in (("ingress", "Ingress"), ("egress", "Egress")) if d in directions})
+        out.append(
+            {
+                "apiVersion": NETWORKING_V1,
+                "kind": "NetworkPolicy",
+                "metadata": {
+                    "name": "kubeguard-transition-allow-all",
+                    "namespace": namespace,
+                    "labels": TRANSITION_LABELS,
+                },
+                "spec": spec,
+            }
+        )
+    return out
+
+
 def run(params, check_mode, service=None):
     service = service or ApplyService(connect(params))
     service.discover({"v1", NETWORKING_V1})
@@ -261,6 +297,7 @@ def run(params, check_mode, service=None):
         "namespaces": changed,
         "running_pods": pods_in_changed,
         "needs_flows": bool(pods_in_changed),
+        "transition": transition(current, sorted({key.split("/")[0] for key in pods_in_changed})),
         "cut": [],
         "refused": [],
         "accepted": [],
