@@ -59,10 +59,6 @@ def proposed_policies(current, namespaces, params):
     replace = params.get("replace_labels") or []
     templates = list(params.get("namespace_objects") or [])
     objects = list(params.get("objects") or [])
-    validate.policies(
-        [dict(t, metadata=dict(t.get("metadata") or {}, namespace="-")) for t in templates], "namespace_objects"
-    )
-    validate.policies(objects, "objects")
     selected = sorted(name for name in namespaces if namespace_selected(name, excluded))
     rendered = expand(templates, selected) + [
         obj for obj in objects if namespace_selected(obj["metadata"]["namespace"], excluded)
@@ -84,6 +80,18 @@ def proposed_policies(current, namespaces, params):
     before_map, after_map = by_namespace(current), by_namespace(after)
     changed = sorted(ns for ns in set(before_map) | set(after_map) if before_map.get(ns) != after_map.get(ns))
     return after, changed
+
+
+def check_params(params):
+    """The policies and flows given, before any request (the API would refuse a bad policy only later)."""
+    for index, template in enumerate(params.get("namespace_objects") or []):
+        name = ((template.get("metadata") or {}) if isinstance(template, dict) else {}).get("name")
+        if not isinstance(template, dict) or template.get("kind") != "NetworkPolicy":
+            raise KubeguardError("namespace_objects", f"item {index} is not a NetworkPolicy")
+        validate.spec(template.get("spec") or {}, "namespace_objects", f"NetworkPolicy {name}: spec")
+    validate.policies(params.get("objects") or [], "objects")
+    if params.get("gathered") is not None:
+        _check_gathered(params["gathered"])
 
 
 def _running_pods(items):
@@ -141,6 +149,20 @@ def _peer(namespace, labels, own_namespace, address=None):
     return peer
 
 
+def _rule(name, namespace, labels, direction, peer, ports):
+    """One rule of network_policy_custom_rules: ``direction`` of the pods with ``labels``, to or from ``peer``."""
+    field, peers = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+    return {
+        "name": name,
+        "namespaces": [namespace],
+        "spec": {
+            "podSelector": {"matchLabels": labels} if labels else {},
+            "policyTypes": [direction],
+            field: [{peers: [peer], "ports": ports}],
+        },
+    }
+
+
 def suggest(flows):
     """Allow rules ({name, namespaces, spec}) keeping ``flows``: egress in the source's namespace and
     ingress in the destination's, each only where the new policies block that direction."""
@@ -162,28 +184,11 @@ def suggest(flows):
         ports = [{"protocol": protocol, "port": port} for protocol, port in sorted(group["ports"])]
         base = f"allow-live-{src_ns}-to-{dst_ns or 'outside'}-{digest}"
         if group["egress"]:
-            rules.append(
-                {
-                    "name": f"{base}-egress",
-                    "namespaces": [src_ns],
-                    "spec": {
-                        "podSelector": {"matchLabels": src_labels} if src_labels else {},
-                        "policyTypes": ["Egress"],
-                        "egress": [{"to": [_peer(dst_ns or None, dst_labels, src_ns, dst_json)], "ports": ports}],
-                    },
-                }
-            )
+            peer = _peer(dst_ns or None, dst_labels, src_ns, dst_json)
+            rules.append(_rule(f"{base}-egress", src_ns, src_labels, "Egress", peer, ports))
         if group["ingress"]:
             rules.append(
-                {
-                    "name": f"{base}-ingress",
-                    "namespaces": [dst_ns],
-                    "spec": {
-                        "podSelector": {"matchLabels": dst_labels} if dst_labels else {},
-                        "policyTypes": ["Ingress"],
-                        "ingress": [{"from": [_peer(src_ns, src_labels, dst_ns)], "ports": ports}],
-                    },
-                }
+                _rule(f"{base}-ingress", dst_ns, dst_labels, "Ingress", _peer(src_ns, src_labels, dst_ns), ports)
             )
     return rules
 
@@ -285,6 +290,7 @@ def transition(current, namespaces):
 
 
 def run(params, check_mode, service=None):
+    check_params(params)
     service = service or ApplyService(connect(params))
     service.discover({"v1", NETWORKING_V1})
     namespace_labels = _active_namespaces(service)

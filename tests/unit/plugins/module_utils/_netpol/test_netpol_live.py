@@ -3,6 +3,7 @@
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._netpol import live, policy
+from kubeguard_test.kube import DNS_EGRESS_RULE
 
 BASELINE = {
     "apiVersion": "networking.k8s.io/v1",
@@ -100,21 +101,7 @@ def test_cut_flows_listed_by_pod_and_pod_port_dns_kept_by_the_allow_dns_template
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": "kubeguard-allow-dns", "labels": {"kubeguard.io/set": "network-policy-baseline"}},
-        "spec": {
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-            "egress": [
-                {
-                    "to": [
-                        {
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                        }
-                    ],
-                    "ports": [{"protocol": "UDP", "port": 53}],
-                }
-            ],
-        },
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [DNS_EGRESS_RULE]},
     }
     result = live.run(
         dict(
