@@ -135,7 +135,7 @@ def selector_labels(pods):
     """The labels every pod of ``pods`` shares, without the per-replica ones."""
     common = None
     for pod in pods:
-        labels = {k: v for k, v in pod.labels.items() if k not in INSTANCE_LABELS}
+        labels = _stable_labels(pod.labels)
         common = labels if common is None else {k: v for k, v in common.items() if labels.get(k) == v}
     return dict(sorted((common or {}).items()))
 
@@ -343,7 +343,10 @@ def run(params, check_mode, service=None):
     return result
 
 
+def _stable_labels(labels):
+    return {key: value for key, value in labels.items() if key not in INSTANCE_LABELS}
+
+
 def _same_workload(pod, other):
     """Pods of one workload: same namespace, same labels once the per-replica ones are dropped."""
-    strip = lambda labels: {k: v for k, v in labels.items() if k not in INSTANCE_LABELS}  # noqa: E731
-    return pod.namespace == other.namespace and strip(pod.labels) == strip(other.labels)
+    return pod.namespace == other.namespace and _stable_labels(pod.labels) == _stable_labels(other.labels)
