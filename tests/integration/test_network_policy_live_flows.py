@@ -180,6 +180,10 @@ def test_refused_then_enforced_with_the_suggested_rules_shop_keeps_working_batch
     assert judged["refused"] == [] and ("batch/client", "shop/web", "tcp/8080") in accepted, judged
     assert sum(s["changed"] for s in stats.values()) > 0
     assert any(p.endswith("/kubeguard-default-deny") for p in shop.policies())
+    # the transition allow-all held shop and batch open while the set went in, and is gone
+    transition = next(t for t in tasks if t["task"].endswith("until every policy is in place"))
+    assert transition.get("changed"), transition
+    assert not any("transition" in p for p in shop.policies()), shop.policies()
 
     # real packets: batch is cut (three failed requests in a row), shop keeps being served meanwhile
     shop.wait_log("batch", lambda log: len(log) >= 3 and not any(ok for ok, _ in log[-3:]), "cut off")

@@ -240,3 +240,21 @@ def test_egress_to_an_address_outside_the_pods_is_judged_by_ip_block_and_from_on
         "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {}}]}]},
     }
     assert len(run(gathered(to_api), objects=[everywhere])["refused"]) == 1
+
+
+def test_transition_opens_only_the_directions_no_policy_isolates_in_namespaces_with_running_pods():
+    ingress_only = {"metadata": {"name": "web-in", "namespace": "shop"}, "spec": {"podSelector": {}, "ingress": [{}]}}
+    result = run(policies=[ingress_only])
+    by_namespace = {p["metadata"]["namespace"]: p["spec"] for p in result["transition"]}
+    # idle has no running pod: nothing to keep open there; shop is isolated for ingress already
+    assert by_namespace == {
+        "batch": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "ingress": [{}], "egress": [{}]},
+        "shop": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]},
+    }
+    assert {p["metadata"]["labels"]["kubeguard.io/set"] for p in result["transition"]} == {"network-policy-transition"}
+    # a transition policy a failed run left is replaced, not counted as isolation
+    leftover = dict(result["transition"][0])
+    assert (
+        run(policies=[leftover], replace_labels=[{"kubeguard.io/set": "network-policy-transition"}])["transition"][0]
+        == leftover
+    )
