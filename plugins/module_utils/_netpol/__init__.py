@@ -6,5 +6,7 @@ Nothing in this package is a public API; it may change without notice. It owns
 the exact NetworkPolicy evaluation (``policy``: label selectors, policy types,
 peers, ipBlock, named ports, endPort), the pods x pods x ports prediction and
 its Cyclonus-style matrix (``truth_table``), the CIS 5.3.2 coverage audit
-(``audit``) and the cluster reads of the modules (``runner``).
+(``audit``), the cluster reads of the modules (``runner``), a node's live flows
+from its conntrack table (``flows``) and which of them the role's next policies
+would cut (``live``).
 """

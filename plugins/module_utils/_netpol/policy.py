@@ -106,6 +106,8 @@ def peer_matches(peer, policy_namespace, other, namespace_labels):
     namespace_selector = peer.get("namespaceSelector")
     if namespace_selector is None and pod_selector is None:
         return False  # an empty peer is invalid upstream; match nothing rather than everything
+    if other.namespace is None:
+        return False  # an address outside the pods (a node, the world): only an ipBlock matches it
     if namespace_selector is None:
         in_scope = other.namespace == policy_namespace
     else:
