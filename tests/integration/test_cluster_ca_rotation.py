@@ -32,6 +32,8 @@ pytestmark = pytest.mark.lab
 
 NAMESPACE = "ca-rotation"
 PODS = {"rot-cp": "cp1", "rot-worker": "worker1"}
+# The controller-manager signs from a file of its own during the rotation (it accepts one certificate).
+SIGNER = "/etc/kubernetes/pki/ca-signer.crt"
 # The lab's kube-proxy and kube-router kubeconfigs are not in the store; CoreDNS keeps the CA it read at start.
 LAB_VARS = {
     "cluster_pki_rotate_ca_node_kubeconfigs": [
@@ -39,7 +41,9 @@ LAB_VARS = {
         {"path": "/var/lib/kube-router/kubeconfig", "service": "kube-router"},
     ],
     "cluster_pki_rotate_ca_restart_pods": True,
+    "cluster_pki_rotate_ca_signer_file": SIGNER,
 }
+SIGNER_VAR = "cluster_pki_rotate_ca_signer_file"
 STEPS = ["generate", "trust", "pods", "reissue", "verify", "remove"]
 PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
@@ -161,13 +165,29 @@ def rotation(lab, lab_binaries):
     token = kubectl("-n", NAMESPACE, "create", "token", "probe", "--duration=2h").stdout.strip()
 
     facts = {"round": round_, "old": old[0], "uids": uids, "token": token, "kubectl": kubectl, "store": store}
+    # Refused while the controller-manager signs from pki/ca.crt; nothing is begun.
+    refused, _recap = ansible_playbook(lab.inventory, "cluster_pki.yml", "-e", json.dumps({**asked, SIGNER_VAR: ""}))
+    facts["refused"] = refused
+    facts["refused_state"] = json.loads(read(state_file)) if os.path.exists(state_file) else {"rotations": {}}
+    # The signer file first (generate only), then the controller-manager pointed at it.
+    setup, _recap = ansible_playbook(
+        lab.inventory, "cluster_pki.yml", "-e", json.dumps({**asked, "cluster_pki_rotate_ca_stop_after": "generate"})
+    )
+    assert setup.returncode == 0, setup.stdout[-3000:]
+    flags = {"control_plane_controller_manager_extra_flags": {"cluster-signing-cert-file": SIGNER}}
+    pointed, _recap = ansible_playbook(lab.inventory, "control_plane.yml", "-e", json.dumps(flags))
+    assert pointed.returncode == 0, pointed.stdout[-3000:]
     before = store_tree(store)
     check, _recap = ansible_playbook(lab.inventory, "cluster_pki.yml", "--check", "-e", json.dumps(asked))
     facts["check"] = check
     facts["check_store_unchanged"] = store_tree(store) == before
 
+    restarts = "systemctl show kube-controller-manager -p NRestarts --value"
+    kcm_before = lab.ssh("cp1", restarts).stdout.strip()
     first, facts["first_figures"] = under_load(lab, {**asked, "cluster_pki_rotate_ca_stop_after": "trust"})
     assert first.returncode == 0, (first.stdout[-4000:], first.stderr[-3000:])
+    # It exits once it holds the leader lease (~20 s after a restart): read after that.
+    facts["kcm_restarts"] = (kcm_before, lab.ssh("cp1", f"sleep 25; {restarts}", timeout=60).stdout.strip())
     facts["after_trust_state"] = json.loads(read(state_file))["rotations"]["ca"]
     facts["after_trust_bundles"] = {host: node_bundles(lab, host) for host in lab.hosts}
 
@@ -199,20 +219,33 @@ def rotation(lab, lab_binaries):
     print("availability, rerun after the kill:", facts["final_figures"])
     yield facts
     kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+    # Back to the layout the lab stream expects: the controller-manager signs from pki/ca.crt (single again).
+    ansible_playbook(lab.inventory, "control_plane.yml")
+
+
+def test_refused_while_the_controller_manager_signs_from_the_bundle_file(rotation):
+    refused = rotation["refused"]
+    assert refused.returncode != 0
+    assert "cluster_pki_rotate_ca_signer_file: kube-controller-manager on cp1 signs with" in refused.stdout
+    entry = rotation["refused_state"]["rotations"].get("ca", {})
+    assert entry.get("round", 0) < rotation["round"]  # nothing was begun
 
 
 def test_check_mode_lists_the_steps_and_writes_nothing(rotation):
     check = rotation["check"]
     assert check.returncode == 0, check.stdout[-3000:]
-    for step in STEPS:
+    for step in STEPS[1:]:  # generate ran with the signer file
         assert f"- {step}\n" in check.stdout
     assert "coredns" in check.stdout  # the pods that hold the old root CA are listed
     assert "rotation/ca/new.key" in check.stdout
     assert rotation["check_store_unchanged"]
 
 
-def test_stopped_after_trust_every_node_trusts_both_cas(rotation):
+def test_stopped_after_trust_every_node_trusts_both_cas(lab, rotation):
     assert rotation["after_trust_state"]["steps"] == ["generate", "trust"]
+    # The controller-manager kept running on its single signer file (it exits on a bundle, and systemd restarts it).
+    before, after = rotation["kcm_restarts"]
+    assert before == after
     new = rotation["after_trust_state"]["new"].split(":", 1)[1]
     for host, bundles in rotation["after_trust_bundles"].items():
         for path, found in bundles.items():

@@ -21,6 +21,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import
 ROOT_CA = "kube-root-ca.crt"
 MIRROR = "kubernetes.io/config.mirror"
 ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+FIELD_MANAGER = "kubeguard-ca-rotation"
 RESTARTABLE = {"Deployment": "deployments", "DaemonSet": "daemonsets", "StatefulSet": "statefulsets"}
 
 
@@ -80,8 +81,15 @@ def run(client, before, restart, check_mode, ca_pem, now_text, timeout=180):
     _wait_for_bundle(client, sorted({ns for _k, ns, _n in planned}), ca_pem, timeout)
     for kind, namespace, name in planned:
         path = f"/apis/apps/v1/namespaces/{namespace}/{RESTARTABLE[kind]}/{name}"
-        body = {"spec": {"template": {"metadata": {"annotations": {ANNOTATION: now_text}}}}}
-        client.request("PATCH", path, body=body, content_type="application/strategic-merge-patch+json")
+        # Server-side apply of the one annotation (the client sends apply patches as text, others re-encoded).
+        body = {
+            "apiVersion": "apps/v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"template": {"metadata": {"annotations": {ANNOTATION: now_text}}}},
+        }
+        query = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        client.request("PATCH", path, query=query, body=body, content_type="application/apply-patch+yaml")
         result["restarted"].append(f"{kind}/{namespace}/{name}")
     for kind, namespace, name in planned:
         _wait_rolled_out(client, kind, namespace, name, timeout)
