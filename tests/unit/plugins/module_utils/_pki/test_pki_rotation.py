@@ -15,6 +15,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _rotation_pods,
 )
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_store as store
+from test_pki_engine import params as engine_params
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -88,20 +89,8 @@ def test_a_foreign_state_file_is_refused():
 
 
 def _pki(out):
-    return {
-        "output_dir": str(out),
-        "cluster_name": "t",
-        "control_plane_nodes": [{"name": "cp1", "ips": ["10.0.0.10"], "etcd": True}],
-        "worker_nodes": [{"name": "w1", "ips": ["10.0.0.11"]}],
-        "service_cidr": "10.96.0.0/12",
-        "dns_domain": "cluster.local",
-        "key_algorithm": "ECDSA-P256",
-        "ca_validity_days": 3650,
-        "leaf_validity_days": 365,
-        "renew_before_days": 30,
-        "api_port": 6443,
-        "workers": 1,
-    }
+    """The engine tests' cluster with a worker, as the rotation walks it."""
+    return engine_params(out, worker_nodes=[{"name": "w1", "ips": ["10.0.0.11"]}], workers=1)
 
 
 def _rot(out, action, step="", **extra):
@@ -203,7 +192,7 @@ def test_a_killed_generate_keeps_the_new_ca(tmp_path):
 
 def test_an_expiring_ca_is_reported(tmp_path):
     out = tmp_path / "pki"
-    _engine.run(dict(_pki(out), ca_validity_days=20, leaf_validity_days=10, renew_before_days=5), now=NOW)
+    _engine.run(engine_params(out, ca_validity_days=20, leaf_validity_days=10, renew_before_days=5), now=NOW)
     result = _rot(out, "plan", ca_renew_before_days=90)
     assert result["expiry"]["ca"]["days_left"] == 20
     assert any("cluster_pki_rotate_ca: [ca]" in w for w in result["warnings"])
