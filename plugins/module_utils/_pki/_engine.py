@@ -37,6 +37,7 @@ class _State:
         self.mode = "own"
         self.report = ""
         self.written = []
+        self.bundle = None  # a CA file with more than one certificate (a CA rotation, docs/ca-rotation.md)
 
 
 def _load(out, item, ca_states):
@@ -56,9 +57,7 @@ def _load(out, item, ca_states):
             state.obs.server = parsed["server"]
             state.cert, state.key = _crypto.load_cert(parsed["cert"]), _crypto.load_key(parsed["key"])
             ca = ca_states.get(item.signer)
-            state.obs.ca_data_matches = bool(
-                ca and ca.cert and parsed["ca"].strip() == _crypto.cert_pem(ca.cert).strip()
-            )
+            state.obs.ca_data_matches = bool(ca and ca.cert and parsed["ca"].strip() == _ca_pem(ca).strip())
         else:
             state.cert, state.key = _crypto.load_cert(data[files[0]]), _crypto.load_key(data[files[1]])
         state.obs.key_matches = _crypto.public_der(state.key) == _crypto.public_der(state.cert.public_key())
@@ -71,6 +70,11 @@ def _load(out, item, ca_states):
         state.obs.readable = False
         state.cert = state.key = None
     return state, data
+
+
+def _ca_pem(ca_state):
+    """What a kubeconfig embeds for this CA: the whole bundle during a rotation, else the certificate."""
+    return ca_state.bundle or _crypto.cert_pem(ca_state.cert)
 
 
 def _load_sa(state, data, files):
@@ -248,8 +252,11 @@ def run(params, check_mode=False, now=None):
     states, warnings, external = {}, [], []
 
     for item in items:
-        state, _unused = _load(out, item, states)
+        state, data = _load(out, item, states)
         states[item.path] = state
+        raw = data.get(f"{item.path}.crt") if item.kind == "ca" else None
+        if raw and raw.count(b"-----BEGIN CERTIFICATE-----") > 1:
+            state.bundle = raw
         if item.kind == "ca":
             if state.obs.files.get(f"{item.path}.crt") and not state.obs.files.get(f"{item.path}.key"):
                 _load_partial_ca(out, item, state)
@@ -316,7 +323,7 @@ def run(params, check_mode=False, now=None):
     result["changed_files"] = sorted(f for s in changed for f in s.written)
     result["distribution"] = distribution(cluster, items, out, set(result["changed_files"]))
     ca = states["pki/ca"].cert
-    result["ca_certificate"] = _crypto.cert_pem(ca).decode() if ca is not None else ""
+    result["ca_certificate"] = _ca_pem(states["pki/ca"]).decode() if ca is not None else ""
     if diffs:
         result["diff"] = diffs
     return result
@@ -370,7 +377,7 @@ def _issue(out, cluster, state, states, now):
             cluster.name,
             item.server,
             item.cn,
-            _crypto.cert_pem(states[item.signer].cert),
+            _ca_pem(states[item.signer]),
             _crypto.cert_pem(state.cert),
             _crypto.key_pem(state.key),
         )

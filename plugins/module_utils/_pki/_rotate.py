@@ -1,0 +1,143 @@
+# Copyright: kubeguard maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Private to kubeguard.hardening: the ``cluster_ca_rotation`` module's entry
+point. ``plan`` writes nothing; ``begin`` refuses a step whose predecessors
+are not recorded and writes the store's part of it; ``record`` records it
+(``verify`` only with evidence that nothing in use chains only to the old CA).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import os
+
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _files, _rotation, _rotation_pods
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_store as store
+
+ACTIONS = ("plan", "begin", "rewrite", "pods", "record")
+
+
+def _expiry(out, rotate_before_days, now):
+    """Per CA of the tree: days left, and a warning when within the renewal window."""
+    report, warnings = {}, []
+    for name, path in (("ca", "pki/ca"), ("front-proxy-ca", "pki/front-proxy-ca"), ("etcd-ca", "pki/etcd/ca")):
+        found = store.certs(_files.read(os.path.join(out, f"{path}.crt")))
+        if not found:
+            continue
+        left = (found[0].not_valid_after_utc - now).days
+        report[name] = {"not_after": found[0].not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"), "days_left": left}
+        if left <= rotate_before_days:
+            warnings.append(f"{path}.crt expires in {left} d: rotate it with cluster_pki_rotate_ca: [{name}]")
+    return report, warnings
+
+
+def _signing(out):
+    """The certificate the cluster CA's key signs with: the first of pki/ca.crt (for the controller-manager)."""
+    found = store.certs(_files.read(os.path.join(out, "pki/ca.crt")))
+    return _crypto.cert_pem(found[0]).decode() if found else ""
+
+
+def run(params, check_mode=False, now=None):
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    out = os.path.abspath(str(params.get("output_dir") or ""))
+    if not params.get("output_dir"):
+        raise KubeguardError("output_dir", "is required")
+    action = params.get("action") or "plan"
+    if action not in ACTIONS:
+        raise KubeguardError("action", f"must be one of {', '.join(ACTIONS)}")
+    round_ = params.get("round", 1)
+    rotate = _rotation.check_request(params.get("rotate") or [], round_)
+    state = store.read_state(out)
+    expiry, warnings = _expiry(out, int(params.get("ca_renew_before_days") or 0), now)
+    kubeconfig = params.get("controller_kubeconfig") or ""
+    result = {"changed": False, "expiry": expiry, "warnings": warnings, "signing_certificate": _signing(out)}
+    if action == "plan":
+        plan = _rotation.describe(state, rotate, round_)
+        for name, entry in plan.items():
+            entry["files"] = {s: store.step_files(out, name, s, kubeconfig) for s in entry["due"]}
+        result.update(plan=plan, in_progress=_rotation.in_progress(state))
+        return result
+    name, step = params.get("ca") or "", params.get("step") or ""
+    if name not in rotate:
+        raise KubeguardError("ca", f"{name!r} is not in rotate")
+    result.update(ca=name, step=step, files=store.step_files(out, name, step, kubeconfig))
+    if step not in _rotation.due(state, name, round_) and action != "pods":
+        result["skipped"] = True  # recorded already: a rerun changes nothing
+        return result
+    if action == "rewrite":
+        return _rewrite(out, name, step, params, result, now)
+    if action == "pods":
+        return _pods(out, name, state, round_, params, result, check_mode, now)
+    if action == "begin":
+        _rotation.begin(state, name, round_, step)  # refusal before anything is written
+        result["changed"] = step in ("generate", "trust", "reissue", "remove")
+        if check_mode or not result["changed"]:
+            return result
+        _files.check_writable(out)
+        if step == "generate":
+            facts = store.generate(out, name, params["key_algorithm"], int(params["ca_validity_days"]), now)
+            _rotation.record(state, name, round_, step, **facts)
+            store.write_state(out, state)
+        elif step == "trust":
+            store.trust(out, name, kubeconfig)
+        elif step == "reissue":
+            store.reissue(out, name, kubeconfig, int(params["leaf_validity_days"]), now)
+        else:
+            store.remove(out, name, kubeconfig)
+        result["signing_certificate"] = _signing(out)
+        return result
+    # record
+    evidence = params.get("evidence") or []
+    sources = params.get("evidence_sources") or []
+    found = store.offenders(out, name, evidence, sources, kubeconfig) if step == "verify" else []
+    result["offenders"] = found
+    if check_mode:
+        return result
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    _rotation.record(state, name, round_, step, offenders=found, trusted_at=stamp if step == "trust" else "")
+    store.write_state(out, state)
+    if step == "remove":
+        store.forget(out, name)
+    result["changed"] = True
+    result["fingerprint"] = _crypto.fingerprint(store.certs(_files.read(os.path.join(out, "pki/ca.crt")))[0])
+    return result
+
+
+def _rewrite(out, name, step, params, result, now):
+    """Of ``contents`` (base64 kubeconfigs read on a node, '' for an absent one), those ``step`` changes,
+    rewritten, as [{'index', 'content'}]: the role writes them back (they are not in the store). Only
+    indexes and new contents are returned: Ansible masks every value equal to a no_log input."""
+    if step not in ("trust", "reissue", "remove"):
+        raise KubeguardError("step", f"only trust, reissue and remove rewrite kubeconfigs, not {step}")
+    changed = []
+    for index, content in enumerate(params.get("contents") or []):
+        if not content:
+            continue
+        text = base64.b64decode(content).decode("utf-8")
+        after = store.rewrite_node_kubeconfig(out, name, step, text, int(params["leaf_validity_days"]), now)
+        if after != text:
+            changed.append({"index": index, "content": base64.b64encode(after.encode()).decode("ascii")})
+    result.update(rewritten=changed, changed=bool(changed))
+    return result
+
+
+def _pods(out, name, state, round_, params, result, check_mode, now):
+    """List the pods that hold the old root CA; restart their controllers when asked (step pods, after trust)."""
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s.client import Client
+
+    if not params.get("kubeconfig"):
+        raise KubeguardError("kubeconfig", "the pods step needs the controller's kubeconfig")
+    entry = state["rotations"].get(name) or {}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    restart = bool(params.get("restart_pods")) and "pods" in _rotation.due(state, name, round_)
+    if restart and not check_mode:
+        _rotation.begin(state, name, round_, "pods")  # refused before trust is recorded
+    new = store.certs(_files.read(os.path.join(out, store.CA[name] + ".crt")))
+    new_pem = _crypto.cert_pem(new[-1]).decode() if new else ""  # the bundle's last certificate during trust
+    client = Client.from_kubeconfig(params["kubeconfig"])
+    before = entry.get("trusted_at") if entry.get("round") == round_ and entry.get("trusted_at") else stamp
+    found = _rotation_pods.run(client, before, restart, check_mode, new_pem, stamp)
+    result.update(found, changed=bool(found["restarted"]) or (restart and check_mode and bool(found["controllers"])))
+    return result
