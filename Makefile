@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 LAYOUT ?= hardway
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule molecule-cluster build ee
+.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule molecule-cluster test-ca-rotation build ee
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,13 @@ molecule: venv host-deps ## The Molecule scenarios but cluster, two at a time (p
 
 molecule-cluster: venv host-deps ## Molecule's cluster scenario: a lab cluster, site.yml, rerun, verify (MOLECULE_CLUSTER_LAB_ID, default 8)
 	tests/run-molecule cluster
+
+ROTATION_LAB = LAB_ID=$${ROTATION_LAB_ID:-7} LAB_STATE=$(CURDIR)/.lab-rotation
+test-ca-rotation: venv host-deps ## The cluster CA rotation proof on a fresh lab of its own: site.yml, then the rotation (~25 min; ROTATION_LAB_ID, default 7)
+	lab/bin/build-images >/dev/null
+	$(ROTATION_LAB) LAB_FRESH=1 lab/bin/lab-up
+	$(ROTATION_LAB) pytest -q -rA -m lab tests/integration/test_50_site.py tests/integration/test_cluster_ca_rotation.py; \
+	  status=$$?; $(ROTATION_LAB) lab/bin/lab-down; exit $$status
 
 test: lint unit host-deps ## Everything: lint, unit, then integration and Molecule side by side
 	lab/bin/build-images >/dev/null

@@ -28,18 +28,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubeguard_test.kube import Kubectl
 
-pytestmark = pytest.mark.lab
+# Its own stream (make test-ca-rotation): about 10 minutes, over the lab stream's share of make test.
+pytestmark = [pytest.mark.lab, pytest.mark.rotation]
 
 NAMESPACE = "ca-rotation"
 PODS = {"rot-cp": "cp1", "rot-worker": "worker1"}
 # The controller-manager signs from a file of its own during the rotation (it accepts one certificate).
 SIGNER = "/etc/kubernetes/pki/ca-signer.crt"
-# The lab's kube-proxy and kube-router kubeconfigs are not in the store; CoreDNS keeps the CA it read at start.
+# The lab's kube-proxy and kube-router are node agents (cluster_pki_node_agents): their kubeconfigs come from
+# the store and each step installs them. CoreDNS keeps the CA it read at start: its pods are restarted.
 LAB_VARS = {
-    "cluster_pki_rotate_ca_node_kubeconfigs": [
-        {"path": "/var/lib/kube-proxy/kubeconfig", "service": "kube-proxy"},
-        {"path": "/var/lib/kube-router/kubeconfig", "service": "kube-router"},
-    ],
     "cluster_pki_rotate_ca_restart_pods": True,
     "cluster_pki_rotate_ca_signer_file": SIGNER,
 }
