@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 LAYOUT ?= hardway
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule molecule-cluster build ee
+.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule molecule-cluster molecule-kind build ee
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ molecule: venv host-deps ## The Molecule scenarios but cluster, two at a time (p
 
 molecule-cluster: venv host-deps ## Molecule's cluster scenario: a lab cluster, site.yml, rerun, verify (MOLECULE_CLUSTER_LAB_ID, default 8)
 	tests/run-molecule cluster
+
+molecule-kind: venv host-deps ## Molecule's kind scenario: real kind (podman), a node image built locally, kubelet.yml + audit.yml, rerun, verify
+	tests/run-molecule kind
 
 test: lint unit host-deps ## Everything: lint, unit, then integration and Molecule side by side
 	lab/bin/build-images >/dev/null
