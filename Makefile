@@ -15,7 +15,7 @@ export PATH := $(BIN):$(PATH)
 LAYOUT ?= hardway
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule molecule-cluster test-ca-rotation build ee
+.PHONY: help venv host-deps lab lab-down demo test lint unit integration molecule molecule-cluster molecule-kind test-ca-rotation build ee
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ molecule: venv host-deps ## The Molecule scenarios but cluster, two at a time (p
 
 molecule-cluster: venv host-deps ## Molecule's cluster scenario: a lab cluster, site.yml, rerun, verify (MOLECULE_CLUSTER_LAB_ID, default 8)
 	tests/run-molecule cluster
+
+molecule-kind: venv host-deps ## Molecule's kind scenario: real kind (podman), a node image built locally, kubelet.yml + audit.yml, rerun, verify
+	tests/run-molecule kind
 
 ROTATION_LAB = LAB_ID=$${ROTATION_LAB_ID:-7} LAB_STATE=$(CURDIR)/.lab-rotation
 test-ca-rotation: venv host-deps ## The cluster CA rotation proof on a fresh lab of its own: site.yml, then the rotation (~25 min; ROTATION_LAB_ID, default 7)
