@@ -16,6 +16,7 @@ bounded by ``--max-seconds`` and stops by itself when the command ends.
 With ``--write-interval`` a second thread creates one small ConfigMap per
 interval (no retry) in ``--write-namespace`` (an existing one) and, after the command, lists
 them: every write the API acknowledged (201) must still be there (lost writes).
+With ``--get-url`` a third thread GETs that URL (an API read) the same way.
 With ``--kubectl`` the lab's shop/batch client logs over the run are counted
 (lines that are not ``200 OK`` are failed requests).
 
@@ -192,6 +193,11 @@ def main():
         help="an existing namespace (a new one would be a change for the hardening run); "
         "the writer's ConfigMaps are deleted afterwards",
     )
+    parser.add_argument(
+        "--get-url",
+        help="also GET this URL every --interval (an API read such as /api/v1/namespaces/default: /readyz "
+        'fails on purpose while an apiserver drains, a read does not); reported under "get"',
+    )
     parser.add_argument("--kubectl", help="read the shop/batch clients' logs over the run with this kubectl")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run while polling")
     opts = parser.parse_args()
@@ -210,6 +216,11 @@ def main():
     )
     thread.start()
     api = "/".join(opts.url.split("/")[:3])
+    reads, reader = [], None
+    if opts.get_url:
+        args = (Client(opts.kubeconfig), opts.get_url, opts.interval, opts.timeout, stop, deadline, reads, accept)
+        reader = threading.Thread(target=poll, args=args, daemon=True)
+        reader.start()
     acked, tried, writer = [], [], None
     if opts.write_interval:
         args = (Client(opts.kubeconfig), api, opts.write_namespace, opts.write_interval, opts.timeout)
@@ -225,6 +236,9 @@ def main():
     stop.set()
     thread.join()
     result = {"command_rc": rc, "started_at": round(started_at, 1), **summary(record, start, end)}
+    if reader is not None:
+        reader.join()
+        result["get"] = {k: v for k, v in summary(reads, start, end).items() if "starts_after" not in k}
     if writer is not None:
         writer.join()
         lost = lost_writes(client, api, opts.write_namespace, acked)
@@ -250,6 +264,9 @@ def main():
             f"into the run) run={result['seconds']}s rc={rc}"
         )
         print("gaps >= 2 s (start, seconds):", result["gaps_over_2s"])
+        if "get" in result:
+            g = result["get"]
+            print(f"get requests={g['requests']} failures={g['failures']} longest_gap={g['longest_gap_seconds']}s")
         if "writes" in result:
             w = result["writes"]
             lost = "unknown (list failed)" if w["lost"] is None else len(w["lost"])
