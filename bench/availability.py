@@ -16,6 +16,7 @@ bounded by ``--max-seconds`` and stops by itself when the command ends.
 With ``--write-interval`` a second thread creates one small ConfigMap per
 interval (no retry) in ``--write-namespace`` (an existing one) and, after the command, lists
 them: every write the API acknowledged (201) must still be there (lost writes).
+With ``--get-url`` a third thread GETs that URL (an API read) the same way.
 With ``--kubectl`` the lab's shop/batch client logs over the run are counted
 (lines that are not ``200 OK`` are failed requests).
 
@@ -87,24 +88,32 @@ class Client:
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             return exc.code, {}
-        except (OSError, ValueError, ssl.SSLError, urllib.error.URLError):
-            return 0, {}
+        except (OSError, ValueError, ssl.SSLError, urllib.error.URLError) as exc:
+            return _kind(exc), {}
 
     def ok(self, url, timeout, accept=(200,)):
+        """``(ok, what)``: whether the GET succeeded, and its HTTP status or error kind."""
         try:
             self.refresh()
             with urllib.request.urlopen(url, timeout=timeout, context=self.context) as response:  # noqa: S310
-                return response.status in accept
+                return response.status in accept, response.status
         except urllib.error.HTTPError as exc:
-            return exc.code in accept
-        except (OSError, ValueError, ssl.SSLError, urllib.error.URLError):
-            return False
+            return exc.code in accept, exc.code
+        except (OSError, ValueError, ssl.SSLError, urllib.error.URLError) as exc:
+            return False, _kind(exc)
+
+
+def _kind(exc):
+    """A failed request without an HTTP answer, named: "timeout", "ConnectionRefusedError", ..."""
+    reason = getattr(exc, "reason", exc)
+    return "timeout" if isinstance(reason, TimeoutError) or "timed out" in str(reason) else type(reason).__name__
 
 
 def poll(client, url, interval, timeout, stop, deadline, record, accept):
     while not stop.is_set() and time.monotonic() < deadline:
         started = time.monotonic()
-        record.append((started, client.ok(url, timeout, accept)))
+        ok, what = client.ok(url, timeout, accept)
+        record.append((started, ok, what))
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
@@ -123,7 +132,7 @@ def write(client, api, namespace, interval, timeout, stop, deadline, acked, trie
         meta = {"name": f"kubeguard-bench-{RUN}-{n}", "namespace": namespace, "labels": {"kubeguard-bench": RUN}}
         body = {"metadata": meta, "data": {"n": str(n)}}
         status, _unused = client.call("POST", f"{api}/api/v1/namespaces/{namespace}/configmaps", timeout, body)
-        tried.append((started, status == 201))
+        tried.append((started, status == 201, status))
         if status == 201:
             acked.append(n)
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
@@ -152,21 +161,30 @@ def client_failures(kubectl, kubeconfig, seconds):
     return counts
 
 
+def _counts(items):
+    counts = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
 def summary(record, start, end):
     """Requests, failures, the longest gap between successes (and where it began)."""
-    edges = [start] + [t for t, ok in record if ok] + [end]
+    edges = [start] + [t for t, ok, *_ in record if ok] + [end]
     gaps = [(b - a, a) for a, b in zip(edges, edges[1:])]
     longest, at = max(gaps) if gaps else (0.0, start)
     return {
         "requests": len(record),
-        "failures": sum(1 for _, ok in record if not ok),
+        "failures": sum(1 for _, ok, *_ in record if not ok),
+        # What each failure got: an HTTP status or an error kind ("timeout", "ConnectionRefusedError").
+        "failure_kinds": _counts(str(what[0]) if what else "?" for _, ok, *what in record if not ok),
         "longest_gap_seconds": round(longest, 1),
         "longest_gap_starts_after_seconds": round(at - start, 1),
         "seconds": round(end - start, 1),
         # Every gap of 2 s or more: (seconds into the run, length), to match against the run's log.
         "gaps_over_2s": [(round(at - start, 1), round(gap, 1)) for gap, at in gaps if gap >= 2],
         # Every failed request, seconds into the run (add started_at for the wall clock).
-        "failures_at": [round(t - start, 1) for t, ok in record if not ok],
+        "failures_at": [round(t - start, 1) for t, ok, *_ in record if not ok],
     }
 
 
@@ -192,6 +210,11 @@ def main():
         help="an existing namespace (a new one would be a change for the hardening run); "
         "the writer's ConfigMaps are deleted afterwards",
     )
+    parser.add_argument(
+        "--get-url",
+        help="also GET this URL every --interval (an API read such as /api/v1/namespaces/default: /readyz "
+        'fails on purpose while an apiserver drains, a read does not); reported under "get"',
+    )
     parser.add_argument("--kubectl", help="read the shop/batch clients' logs over the run with this kubectl")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the command to run while polling")
     opts = parser.parse_args()
@@ -210,6 +233,11 @@ def main():
     )
     thread.start()
     api = "/".join(opts.url.split("/")[:3])
+    reads, reader = [], None
+    if opts.get_url:
+        args = (Client(opts.kubeconfig), opts.get_url, opts.interval, opts.timeout, stop, deadline, reads, accept)
+        reader = threading.Thread(target=poll, args=args, daemon=True)
+        reader.start()
     acked, tried, writer = [], [], None
     if opts.write_interval:
         args = (Client(opts.kubeconfig), api, opts.write_namespace, opts.write_interval, opts.timeout)
@@ -225,6 +253,9 @@ def main():
     stop.set()
     thread.join()
     result = {"command_rc": rc, "started_at": round(started_at, 1), **summary(record, start, end)}
+    if reader is not None:
+        reader.join()
+        result["get"] = {k: v for k, v in summary(reads, start, end).items() if "starts_after" not in k}
     if writer is not None:
         writer.join()
         lost = lost_writes(client, api, opts.write_namespace, acked)
@@ -236,6 +267,7 @@ def main():
             "longest_gap_seconds": written["longest_gap_seconds"],
             "gaps_over_2s": written["gaps_over_2s"],
             "failures_at": written["failures_at"],
+            "failure_kinds": written["failure_kinds"],
         }
         if lost is not None:
             client.call("DELETE", f"{api}/api/v1/namespaces/{opts.write_namespace}/configmaps?{SELECTOR}", 60)
@@ -250,6 +282,9 @@ def main():
             f"into the run) run={result['seconds']}s rc={rc}"
         )
         print("gaps >= 2 s (start, seconds):", result["gaps_over_2s"])
+        if "get" in result:
+            g = result["get"]
+            print(f"get requests={g['requests']} failures={g['failures']} longest_gap={g['longest_gap_seconds']}s")
         if "writes" in result:
             w = result["writes"]
             lost = "unknown (list failed)" if w["lost"] is None else len(w["lost"])

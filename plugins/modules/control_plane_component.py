@@ -162,6 +162,15 @@ options:
         until C(--request-timeout), which is that long an outage.
     type: str
     default: 5s
+  shutdown_delay_duration:
+    description:
+      - kube-apiserver C(--shutdown-delay-duration); C(0s) removes it. From SIGTERM on, C(/readyz) fails
+        while the apiserver keeps serving this long, so a load balancer checking C(/readyz) takes it out of
+        rotation before it stops listening. The restart waits this much longer for the old process, and a
+        kubeadm static pod's C(terminationGracePeriodSeconds) is raised when it would not cover the delay
+        and the drain.
+    type: str
+    default: 0s
   terminated_pod_gc_threshold:
     description: kube-controller-manager C(--terminated-pod-gc-threshold).
     type: int
@@ -318,6 +327,7 @@ ARGUMENT_SPEC = {
     "audit_log_maxsize": {"type": "int", "default": 100},
     "request_timeout": {"type": "str", "default": "60s"},
     "shutdown_watch_termination_grace_period": {"type": "str", "default": "5s"},
+    "shutdown_delay_duration": {"type": "str", "default": "0s"},
     "terminated_pod_gc_threshold": {"type": "int", "default": 10},
     "extra_flags": {"type": "dict", "default": {}},
     "contributed_flags": {"type": "dict", "default": {}},

@@ -58,6 +58,11 @@ def clients_kept(running, new_flags, sources):
     return all(seen(running, name) == seen(new_flags, name) for name in CLIENT_SIDE)
 
 
+def delay_seconds(flags):
+    """An apiserver's --shutdown-delay-duration in seconds (0 without it)."""
+    return desired.seconds((flags or {}).get("shutdown-delay-duration") or "0s")
+
+
 def target(component, conf, flags, params):
     """The component as the node engine restarts it. systemd: a queued restart (an
     apiserver cut off from etcd is killed first: it could finish no request while
@@ -153,10 +158,12 @@ def apply(params, check_mode):
         files,
         rollback,
         params["state_dir"],
-        params["health_timeout"],
+        # The process being replaced keeps serving through its shutdown delay before it stops.
+        params["health_timeout"] + delay_seconds(conf["running_flags"]),
         restart=bool(changed_files or pending),
         always_wait=True,
         drain=drain,
+        rollback_timeout=params["health_timeout"] + delay_seconds(new_flags),
         rollback_healthy=lambda: healthy(component, _flags_of_files(component, conf, rollback), params, True),
     )
     result["restarted"] = outcome["restarted"]

@@ -174,6 +174,11 @@ def apiserver_flags(current, params):
         "request-timeout": params["request_timeout"],  # CIS 1.2.20
         # Without it a restart waits for open watches until --request-timeout (60 s of outage).
         "shutdown-watch-termination-grace-period": params["shutdown_watch_termination_grace_period"],
+        # Behind a load balancer: from SIGTERM on /readyz fails while the apiserver keeps serving
+        # this long, so the balancer's health check takes it out before it stops listening.
+        # No --shutdown-send-retry-after: after the delay a refused connection is retried on
+        # another server by a TCP balancer, where a 429 would reach the client.
+        "shutdown-delay-duration": shutdown_delay(params),
         "service-account-lookup": "true",  # CIS 1.2.21
         "service-account-key-file": pki(params, "sa.pub"),  # CIS 1.2.22
         "service-account-signing-key-file": pki(params, "sa.key"),
@@ -199,6 +204,12 @@ def apiserver_flags(current, params):
     kept = [p for p in disabled if p not in ("ServiceAccount", "NamespaceLifecycle", *plugins)]
     flags["disable-admission-plugins"] = ",".join(kept) if kept else None
     return flags
+
+
+def shutdown_delay(params):
+    """--shutdown-delay-duration, or None (the flag removed) for none: 0 is kube-apiserver's default."""
+    value = params.get("shutdown_delay_duration") or "0s"
+    return value if seconds(value) > 0 else None
 
 
 def controller_manager_flags(current, params, feature_gates_help=""):

@@ -100,7 +100,7 @@ def _validate_apiserver(params, binary):
         cidr = ipaddress.ip_network(params["service_cidr"])
     except ValueError as exc:
         raise KubeguardError(var("service_cidr"), str(exc)) from None
-    for name in ("request_timeout", "shutdown_watch_termination_grace_period"):
+    for name in ("request_timeout", "shutdown_watch_termination_grace_period", "shutdown_delay_duration"):
         duration.seconds(var(name), params[name], example="60s or 1m30s")
     return cidr
 

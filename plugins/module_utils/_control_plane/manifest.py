@@ -53,6 +53,22 @@ def edit(pod, component, argv, host_dirs, config_hash=""):
     return new
 
 
+# What the kubelet gives a pod that sets no terminationGracePeriodSeconds (kubeadm's manifests do not).
+DEFAULT_GRACE_SECONDS = 30
+
+
+def with_grace(pod, seconds):
+    """``pod`` with ``spec.terminationGracePeriodSeconds`` raised to ``seconds`` when its
+    own (or the kubelet's default) is shorter: the kubelet SIGKILLs the container then,
+    cutting an apiserver's shutdown delay or drain short. Never lowered."""
+    spec = pod.get("spec") or {}
+    if seconds <= (spec.get("terminationGracePeriodSeconds") or DEFAULT_GRACE_SECONDS):
+        return pod
+    new = copy.deepcopy(pod)
+    new["spec"]["terminationGracePeriodSeconds"] = int(seconds)
+    return new
+
+
 def validate_pod(pod, path):
     """The checks the kubelet's static-pod source makes before running a manifest."""
     problems = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
@@ -34,6 +35,8 @@ def plan(component, params):
     service_lines, sources = [], {}
     if component == "etcd" and conf["layout"] == "systemd" and params.get("etcd_user"):
         new_flags, sources, service_lines = etcd_credentials(new_flags, params["etcd_user"])
+    if component == "kube-apiserver" and conf["layout"] == "systemd" and stop_seconds(new_flags) > SYSTEMD_STOP_SECONDS:
+        service_lines = [f"TimeoutStopSec={stop_seconds(new_flags)}"]
     argv = flaglib.render_argv(conf["argv"][0], new_flags)
     files = {}
     if conf["layout"] == "systemd":
@@ -52,6 +55,8 @@ def plan(component, params):
         if component == "kube-apiserver":
             config_hash = _config_hash(new_flags, params)
         new_pod = manifest.edit(pod, component, argv, host_dirs, config_hash)
+        if component == "kube-apiserver":
+            new_pod = manifest.with_grace(new_pod, stop_seconds(new_flags))
         manifest.validate_pod(new_pod, conf["source"])
         text = yaml.safe_dump(new_pod, default_flow_style=False, sort_keys=False)
         files[conf["source"]] = (text if new_pod != pod else read(conf["source"]), 0o600)
@@ -64,6 +69,20 @@ def plan(component, params):
         # Contributed files can hold tokens and keys: root-only, like kubeadm's keys.
         files.update({path: (text, 0o600) for path, text in (params.get("contributed_files") or {}).items()})
     return conf, new_flags, files, sources
+
+
+# After its shutdown delay and watch drain an apiserver still finishes in-flight requests and exits.
+STOP_MARGIN_SECONDS = 10
+SYSTEMD_STOP_SECONDS = 90  # systemd's DefaultTimeoutStopSec
+
+
+def stop_seconds(flags):
+    """How long a kube-apiserver running with ``flags`` may take to stop on SIGTERM:
+    its --shutdown-delay-duration, its watch drain and a margin. Whatever kills it
+    (the kubelet's terminationGracePeriodSeconds, systemd's TimeoutStopSec) must wait that long."""
+    delay = desired.seconds(flags.get("shutdown-delay-duration") or "0s")
+    watches = desired.seconds(flags.get("shutdown-watch-termination-grace-period") or "0s")
+    return math.ceil(delay + watches + STOP_MARGIN_SECONDS)
 
 
 def credentials_dir(component):

@@ -22,6 +22,7 @@ import signal
 import socket
 import time
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import duration
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as nodefiles
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import state, system
@@ -49,6 +50,15 @@ def flag(argv, name):
         if arg.startswith(f"--{name}="):
             return arg.split("=", 1)[1]
     return None
+
+
+def shutdown_delay(argv):
+    """An apiserver's --shutdown-delay-duration in seconds (0 without it): it keeps
+    serving that long after SIGTERM, so its restart takes that much longer."""
+    try:
+        return duration.parse(flag(argv or [], "shutdown-delay-duration") or "0s")
+    except ValueError:
+        return 0.0
 
 
 class DrainBound:

@@ -107,8 +107,10 @@ class Restarter:
             self.engine.queue_restart(unit)
         except KubeguardError as exc:
             return f"systemctl restart failed ({exc.message})"
+        # The old apiserver keeps serving through its shutdown delay before it stops.
+        timeout = self.timeout + (restart.shutdown_delay(system.cmdline(replaced)) if replaced else 0)
         ok, detail = self.engine.wait_new(
-            component, lambda: self.engine.main_pid(unit), self.healthy(component, unit), self.timeout, replaced, drain
+            component, lambda: self.engine.main_pid(unit), self.healthy(component, unit), timeout, replaced, drain
         )
         return None if ok else detail
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import apply, desired, manifest, plan
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 BINARY = {
@@ -45,6 +45,7 @@ def params(**extra):
         "audit_log_maxsize": 100,
         "request_timeout": "60s",
         "shutdown_watch_termination_grace_period": "5s",
+        "shutdown_delay_duration": "0s",
         "terminated_pod_gc_threshold": 10,
         "extra_flags": {},
     }
@@ -138,6 +139,8 @@ V = "control_plane_"
             "control_plane_shutdown_watch_termination_grace_period",
             "duration",
         ),
+        ("kube-apiserver", {"shutdown_delay_duration": "10"}, "control_plane_shutdown_delay_duration", "duration"),
+        ("kube-apiserver", {"shutdown_delay_duration": "-5s"}, "control_plane_shutdown_delay_duration", "duration"),
         ("etcd", {"tls_cipher_suites": ["TLS_AES_128_GCM_SHA265"]}, "control_plane_tls_cipher_suites", "SHA265"),
         ("kube-apiserver", {"tls_cipher_suites": ["TLS_AES_256_GCM_SHA384"]}, f"{V}tls_cipher_suites", "SHA384"),
         ("kube-scheduler", {"tls_min_version": "VersionTLS11"}, "control_plane_tls_min_version", "VersionTLS11"),
@@ -317,3 +320,46 @@ def test_anonymous_is_allowed_on_the_probed_paths_only():
     doc = json.loads(desired.anonymous_health_authn(["/readyz", "/livez"]))
     assert doc["kind"] == "AuthenticationConfiguration"
     assert doc["anonymous"] == {"enabled": True, "conditions": [{"path": "/livez"}, {"path": "/readyz"}]}
+
+
+@pytest.mark.parametrize(
+    ("delay", "current", "expected"),
+    [
+        ("10s", {}, "10s"),
+        ("1m", {"shutdown-delay-duration": "5s"}, "1m"),
+        ("0s", {}, None),  # one apiserver: no flag, kube-apiserver's own default of 0
+        ("0", {"shutdown-delay-duration": "10s"}, None),  # back to none: removed
+    ],
+)
+def test_shutdown_delay_is_set_or_removed(delay, current, expected):
+    flags = desired.desired_flags("kube-apiserver", current, params(shutdown_delay_duration=delay), BINARY)
+    assert flags.get("shutdown-delay-duration") == expected
+    assert "shutdown-send-retry-after" not in flags
+
+
+def test_stop_seconds_cover_the_delay_the_watch_drain_and_a_margin():
+    assert plan.stop_seconds({}) == plan.STOP_MARGIN_SECONDS
+    flags = {"shutdown-delay-duration": "10s", "shutdown-watch-termination-grace-period": "5s"}
+    assert plan.stop_seconds(flags) == 25
+    assert plan.stop_seconds({"shutdown-delay-duration": "1m10.5s"}) == 81
+    assert apply.delay_seconds(flags) == 10
+    assert apply.delay_seconds(None) == 0
+    assert apply.delay_seconds({"shutdown-delay-duration": "1m"}) == 60
+
+
+@pytest.mark.parametrize(
+    ("own", "needed", "expected"),
+    [
+        (None, 25, None),  # the kubelet's default of 30 s covers it: the manifest is left alone
+        (None, 75, 75),
+        (20, 25, 25),
+        (120, 75, 120),  # never lowered
+    ],
+)
+def test_static_pod_grace_is_raised_only_when_short(own, needed, expected):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "kube-apiserver"}, "spec": {"containers": []}}
+    if own is not None:
+        pod["spec"]["terminationGracePeriodSeconds"] = own
+    new = manifest.with_grace(pod, needed)
+    assert new["spec"].get("terminationGracePeriodSeconds") == expected
+    assert pod["spec"].get("terminationGracePeriodSeconds") == own  # the input is not edited

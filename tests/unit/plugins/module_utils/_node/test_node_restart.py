@@ -153,3 +153,17 @@ def test_a_draining_old_process_is_looked_at_more_often():
         "x", lambda: 100, lambda pid: (True, "ok"), 1.6, 100, tick=lambda: next(looks, False)
     )
     assert not ok and fake.now == pytest.approx(0.2 + 0.2 + 1 + 1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "seconds"),
+    [
+        (["kube-apiserver", "--shutdown-delay-duration=10s"], 10),
+        (["kube-apiserver", "--shutdown-delay-duration", "1m5s"], 65),
+        (["kube-apiserver", "--secure-port=6443"], 0),
+        (["kube-apiserver", "--shutdown-delay-duration=soon"], 0),  # unreadable: no longer wait
+        (None, 0),  # the process is gone
+    ],
+)
+def test_shutdown_delay_of_a_running_apiserver(argv, seconds):
+    assert restart.shutdown_delay(argv) == seconds
