@@ -240,3 +240,7 @@ def test_an_agent_whose_unit_a_node_lacks_gets_nothing_there(lab, tree):
     for host in lab.hosts:
         assert lab.podman_exec(host, "test", "-e", "/var/lib/cni-agent").returncode != 0, host
     assert all(stats["failed"] == 0 for stats in recap.values())
+    # The store keeps what it issued: drop this agent's files, as a user who removes an agent from the list
+    # would, so that later runs (a CA rotation's verify step reads the whole store) do not find them.
+    for path in tree.glob("nodes/*/node-agents/cni-agent*"):
+        path.unlink()
