@@ -104,8 +104,7 @@ def test_the_kubeconfig_is_system_kube_proxy_as_rbac_says(lab, tree):
 def service(lab, lab_binaries, tree):
     """A ClusterIP Service whose one backend runs on another node than the client node."""
     kube = Kubectl(lab_binaries, lab.kubeconfig)
-    kube("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true")
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    kube.fresh_namespace(NAMESPACE)
     backend = lab.groups["workers"][1]
     kube.apply(
         {

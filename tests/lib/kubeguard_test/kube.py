@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import time
 
 # Egress to the cluster DNS only: what a default-deny-egress namespace still needs.
 DNS_EGRESS_RULE = {
@@ -36,3 +37,13 @@ class Kubectl:
 
     def get(self, *args):
         return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
+
+    def fresh_namespace(self, name, timeout=60):
+        """Deletes and recreates the namespace, then waits for its default ServiceAccount: the
+        controller-manager makes it a moment later, and admission refuses a bare pod until then."""
+        self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", timeout=300)
+        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+        deadline = time.monotonic() + timeout
+        while self.kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode != 0:
+            assert time.monotonic() < deadline, f"no default ServiceAccount in namespace {name} after {timeout} s"
+            time.sleep(0.5)
