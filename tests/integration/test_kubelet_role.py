@@ -172,14 +172,7 @@ def test_a_cluster_ca_client_without_rights_gets_403_and_nodes_proxy_gets_200(cl
 @pytest.fixture(scope="module")
 def pods(hardened, lab, kubectl):
     """One agnhost pod on every node (started under seccompDefault: RuntimeDefault)."""
-    kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true")
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    # the controller-manager creates the default ServiceAccount a moment later; admission refuses pods until then
-    wait_for(
-        lambda: kubectl("-n", NAMESPACE, "get", "serviceaccount", "default", check=False).returncode == 0,
-        60,
-        f"the controller-manager to create {NAMESPACE}/default",
-    )
+    kubectl.fresh_namespace(NAMESPACE)
     image = lab.vars["kubeguard_lab_images"]["agnhost"]
     names = {}
     for host in lab.hosts:
