@@ -23,7 +23,7 @@ description:
     addresses (the service IP of I(service_cidr) for kube-apiserver).
   - A kube-apiserver candidate (its command line or a file it reads would change; check mode too) is then
     judged by the installed binary itself, a throw-away instance on loopback with an unreachable etcd and the candidate
-    files in a private directory (about 2-3 s); what it refuses (a CEL claim rule, an authorizer's
+    files in a private directory (0.2-2 s on the lab); what it refuses (a CEL claim rule, an authorizer's
     matchCondition, an unknown API version) fails the task naming the role variable, nothing written.
   - Then writes (atomically; drop-ins and manifests 0600, the audit policy and admission configuration 0644),
     restarts the component (systemd) or lets the kubelet recreate the pod, and waits for the new process to be

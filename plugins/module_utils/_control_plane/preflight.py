@@ -34,7 +34,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import read
 
 UNREACHABLE_ETCD = "https://127.0.0.1:1"
-# Seconds a throw-away instance gets to refuse the candidate (about 2-3 s on an idle node).
+# Seconds a throw-away instance gets to refuse the candidate (it takes 0.2-2 s on the lab).
 TIMEOUT = 60.0
 # Printed once authentication, authorization and admission are built, i.e. after every
 # config was validated (kube-apiserver v1.34: it dials etcd earlier, so that is no sign).
