@@ -30,6 +30,7 @@ import subprocess
 import tempfile
 import time
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.gather import processes
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import read
 
@@ -197,11 +198,22 @@ def config_files(config_dir, writing):
     return files
 
 
+def binary_of(conf, running=processes):
+    """The binary to ask. A static pod's is its image's, which the gather named as
+    ``/proc/<pid>/exe``: the pod running now (it may have been recreated since, and its
+    old pid may name another process), or none."""
+    path = (conf.get("binary") or {}).get("path") or ""
+    if path.startswith("/proc/"):
+        pod = running().get("kube-apiserver")
+        return f"/proc/{pod['pid']}/exe" if pod else ""
+    return path
+
+
 def judge(conf, flags, writing, config_dir):
     """``check`` for one apply of kube-apiserver (``conf`` is its control_plane_facts
     entry, ``writing`` what the apply would write); the seconds it took, or None when
     the node has no binary to ask."""
-    binary = (conf.get("binary") or {}).get("path")
+    binary = binary_of(conf)
     if not binary or not os.access(binary, os.X_OK):
         return None
     started = time.monotonic()

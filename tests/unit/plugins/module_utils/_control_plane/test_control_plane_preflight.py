@@ -118,3 +118,11 @@ def test_judge_refuses_naming_the_role_variable(tmp_path):
     assert err.value.option == "api_access_jwt_issuers[0].claim_validation_rules[0]"
     assert "Syntax error" in str(err.value)
     assert not (config / "authentication.yaml").exists()  # nothing written where the real one reads
+
+
+def test_a_static_pod_s_binary_is_the_pod_running_now():
+    """The gather's /proc/<pid>/exe may name a pod recreated since (or a reused pid)."""
+    conf = {"binary": {"path": "/proc/577/exe"}}
+    assert preflight.binary_of(conf, lambda: {"kube-apiserver": {"pid": 2878, "argv": []}}) == "/proc/2878/exe"
+    assert preflight.binary_of(conf, dict) == ""  # no apiserver running: nothing to ask
+    assert preflight.binary_of({"binary": {"path": "/usr/local/bin/kube-apiserver"}}) == "/usr/local/bin/kube-apiserver"
