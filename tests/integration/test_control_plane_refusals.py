@@ -334,7 +334,7 @@ def test_the_cipher_catalogue_matches_the_installed_apiserver(lab_binaries):
 # or a file it reads would change, after the certificate checks and before the first write.
 
 
-def cel_issuer(rule):
+def cel_issuer(rule, message="verified e-mail only"):
     """One JWT issuer whose claim validation rule is ``rule`` (never fetched before the config is judged)."""
     return {
         "api_access_jwt_issuers": [
@@ -343,7 +343,7 @@ def cel_issuer(rule):
                 "audiences": ["kubeguard"],
                 "username_claim": "sub",
                 "username_prefix": "oidc:",
-                "claim_validation_rules": [{"expression": rule, "message": "verified e-mail only"}],
+                "claim_validation_rules": [{"expression": rule, "message": message}],
             }
         ]
     }
@@ -392,7 +392,8 @@ def test_a_good_cel_claim_rule_passes_the_installed_apiserver_in_check_mode(lab,
     test_api_access_role's, through the same path)."""
     cp_host = hardened
     before = (pids(lab, cp_host), checksums(lab, cp_host))
-    extra = cel_issuer("claims.email_verified == true")
+    # A message no other run applies, so the candidate differs from what runs (else nothing to judge).
+    extra = cel_issuer("claims.email_verified == true", "kubeguard preflight proof: verified e-mail only")
     run, _ = ansible_playbook(lab.inventory, "api_access.yml", "--check", "-v", "-e", json.dumps(extra))
     assert run.returncode == 0, run.stdout[-3000:]
     seconds = re.search(r"preflight_seconds: ([0-9.]+)", run.stdout)
