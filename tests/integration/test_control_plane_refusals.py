@@ -9,6 +9,7 @@ nothing is written, so there is nothing to undo.
 """
 
 import json
+import re
 import tempfile
 import threading
 import time
@@ -326,3 +327,76 @@ def test_the_cipher_catalogue_matches_the_installed_apiserver(lab_binaries):
         "insecure_not_insecure": [],
         "secure_not_listed": [],
     }
+
+
+# ------------------------------------------------ through the role: judged before any write
+# control_plane_component runs the same check on the node when kube-apiserver's command line
+# or a file it reads would change, after the certificate checks and before the first write.
+
+
+def cel_issuer(rule, message="verified e-mail only"):
+    """One JWT issuer whose claim validation rule is ``rule`` (never fetched before the config is judged)."""
+    return {
+        "api_access_jwt_issuers": [
+            {
+                "url": "https://127.0.0.1:1/idp",
+                "audiences": ["kubeguard"],
+                "username_claim": "sub",
+                "username_prefix": "oidc:",
+                "claim_validation_rules": [{"expression": rule, "message": message}],
+            }
+        ]
+    }
+
+
+def started(lab, host, pid):
+    """A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    stat = lab.podman_exec(host, "cat", f"/proc/{pid}/stat").stdout
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@pytest.fixture(scope="module")
+def hardened(lab, cp_host):
+    """api_access contributes to a hardened control plane (its certificates checked first): on a
+    lab that site.yml has not hardened yet (this file run alone), harden it as site.yml would."""
+    if lab.podman_exec(cp_host, "test", "-e", "/etc/kubernetes/pki/apiserver-etcd-client.crt").returncode != 0:
+        run, _ = ansible_playbook(lab.inventory, "site.yml", "--tags", "cluster_pki,control_plane")
+        assert run.returncode == 0, run.stdout[-3000:]
+    return cp_host
+
+
+def test_a_bad_cel_claim_rule_is_refused_by_the_installed_apiserver_through_the_role(lab, hardened):
+    """The api_access role run alone (its apiserver entry point): check mode refuses it too,
+    and the real run restarts nothing, writes nothing and fails no /readyz request."""
+    cp_host = hardened
+    pid = pids(lab, cp_host)["kube-apiserver"]
+    before = (pid, started(lab, cp_host, pid), checksums(lab, cp_host))
+    assert "/etc/systemd/system/kube-apiserver.service" in before[2] or "kube-apiserver.yaml" in before[2]
+    extra = cel_issuer("claims.email ==")
+    with ReadyzPoller(lab) as poller:
+        outs = [refused_run(lab, "api_access.yml", extra, *args) for args in (["--check"], [])]
+    for out in outs:
+        assert "api_access_jwt_issuers[0].claim_validation_rules[0]: the installed kube-apiserver refuses" in out, out[
+            -3000:
+        ]
+        assert "Syntax error" in out, out[-3000:]
+    after_pid = pids(lab, cp_host)["kube-apiserver"]
+    assert (after_pid, started(lab, cp_host, after_pid), checksums(lab, cp_host)) == before
+    assert poller.requests > 0 and poller.failed == [], poller.failed
+    print(f"\nbad CEL refused (check mode and real run); {poller.requests} /readyz requests, 0 failed")
+
+
+def test_a_good_cel_claim_rule_passes_the_installed_apiserver_in_check_mode(lab, hardened):
+    """The check refuses what is wrong, not everything: the same issuer with a valid rule gets
+    past it (check mode: nothing written; the applied change and its one restart are
+    test_api_access_role's, through the same path)."""
+    cp_host = hardened
+    before = (pids(lab, cp_host), checksums(lab, cp_host))
+    # A message no other run applies, so the candidate differs from what runs (else nothing to judge).
+    extra = cel_issuer("claims.email_verified == true", "kubeguard preflight proof: verified e-mail only")
+    run, _ = ansible_playbook(lab.inventory, "api_access.yml", "--check", "-v", "-e", json.dumps(extra))
+    assert run.returncode == 0, run.stdout[-3000:]
+    seconds = re.search(r"preflight_seconds: ([0-9.]+)", run.stdout)
+    assert seconds, run.stdout[-3000:]
+    assert (pids(lab, cp_host), checksums(lab, cp_host)) == before
+    print(f"\ngood CEL accepted by the installed kube-apiserver in {seconds.group(1)} s (check mode)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, preflight
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.checks import (
     check_known_flags,
@@ -130,6 +130,10 @@ def apply(params, check_mode):
         return result
     check_known_flags(component, new_flags, conf["binary"], params)
     check_pki(component, {k: sources.get(v, v) for k, v in new_flags.items()}, params, writing=files)
+    if component == "kube-apiserver" and (changed_files or pending):
+        # The installed apiserver judges the candidate before any write (in check mode too:
+        # read-only on the node), so a refused CEL rule or config restarts nothing.
+        result["preflight_seconds"] = preflight.judge(conf, new_flags, files, params["config_dir"])
     if (
         component == "etcd"
         and params.get("defer_to_apiserver")

@@ -14,8 +14,9 @@ gets past that point (it starts waiting for etcd), and is killed. Nothing of
 the real apiserver is touched: it reads the node's keys and writes only under
 its private directory.
 
-Called on the node by ``node.apply`` for kube-apiserver, after ``check_pki``
-and before the first write (see ``check``).
+Called on the node by ``apply`` (control_plane_component) through ``judge``,
+for kube-apiserver only, when its command line or a file it reads would
+change: after ``check_pki`` and before the first write, in check mode too.
 """
 
 from __future__ import annotations
@@ -29,9 +30,13 @@ import subprocess
 import tempfile
 import time
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.gather import processes
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import read
 
 UNREACHABLE_ETCD = "https://127.0.0.1:1"
+# Seconds a throw-away instance gets to refuse the candidate (it takes 0.2-2 s on the lab).
+TIMEOUT = 60.0
 # Printed once authentication, authorization and admission are built, i.e. after every
 # config was validated (kube-apiserver v1.34: it dials etcd earlier, so that is no sign).
 PASSED = re.compile(r"Using reconciler: |Loaded \d+ validating admission controller")
@@ -131,7 +136,7 @@ def owner(text, flags):
     return "control_plane_apiserver_extra_flags"
 
 
-def run(binary, flags, files, config_dir, timeout=60.0, workdir=None):
+def run(binary, flags, files, config_dir, timeout=TIMEOUT, workdir=None):
     """``(ok, output)`` of a throw-away kube-apiserver on the candidate ``flags``/``files``."""
     workdir = workdir or tempfile.mkdtemp(prefix="kubeguard-preflight-")
     os.chmod(workdir, 0o700)
@@ -164,7 +169,7 @@ def run(binary, flags, files, config_dir, timeout=60.0, workdir=None):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def check(binary, flags, files, config_dir, timeout=60.0):
+def check(binary, flags, files, config_dir, timeout=TIMEOUT):
     """Refuse the candidate when the installed kube-apiserver refuses it, naming the
     role variable behind the file it complains about. ``files`` maps node paths to
     contents (the ones this run writes)."""
@@ -175,3 +180,42 @@ def check(binary, flags, files, config_dir, timeout=60.0):
         why = reason(output)
         raise KubeguardError(owner(why, flags), f"the installed kube-apiserver refuses the candidate: {why}")
     return output
+
+
+def config_files(config_dir, writing):
+    """What the candidate finds in ``config_dir``: the files there now (another role's,
+    written by an earlier run and not contributed to this one, may still be named by a
+    flag or by another file), overlaid with the ones this run writes (``{path: (content,
+    mode)}``, as ``plan`` returns them)."""
+    root = config_dir.rstrip("/") + "/"
+    files = {}
+    for base, _dirs, names in os.walk(root):
+        for name in names:
+            text = read(os.path.join(base, name))
+            if text is not None:
+                files[os.path.join(base, name)] = text
+    files.update({path: content for path, (content, _mode) in writing.items() if path.startswith(root)})
+    return files
+
+
+def binary_of(conf, running=processes):
+    """The binary to ask. A static pod's is its image's, which the gather named as
+    ``/proc/<pid>/exe``: the pod running now (it may have been recreated since, and its
+    old pid may name another process), or none."""
+    path = (conf.get("binary") or {}).get("path") or ""
+    if path.startswith("/proc/"):
+        pod = running().get("kube-apiserver")
+        return f"/proc/{pod['pid']}/exe" if pod else ""
+    return path
+
+
+def judge(conf, flags, writing, config_dir):
+    """``check`` for one apply of kube-apiserver (``conf`` is its control_plane_facts
+    entry, ``writing`` what the apply would write); the seconds it took, or None when
+    the node has no binary to ask."""
+    binary = binary_of(conf)
+    if not binary or not os.access(binary, os.X_OK):
+        return None
+    started = time.monotonic()
+    check(binary, flags, config_files(config_dir, writing), config_dir)
+    return round(time.monotonic() - started, 1)
