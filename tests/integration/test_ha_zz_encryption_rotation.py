@@ -39,7 +39,7 @@ def start_probe(enc, binaries):
     bench = [sys.executable, str(REPO / "bench" / "availability.py"), "--json", "--write-interval=0.1"]
     bench += [f"--url=https://127.0.0.1:{API_PORT}/readyz", f"--kubeconfig={enc.lab.kubeconfig}"]
     bench += [f"--get-url=https://127.0.0.1:{API_PORT}/api/v1/namespaces/default"]
-    bench += [f"--kubectl={binaries / 'kubectl'}", "--max-seconds=1800", "--", "sh", "-c", "read _"]
+    bench += [f"--kubectl={binaries / 'kubectl'}", "--max-seconds=1800", "--", "sh", "-c", "cat >/dev/null"]
     return subprocess.Popen(bench, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
