@@ -203,7 +203,7 @@ def test_kube_proxy_and_coredns_run_as_kubeadm_installs_them(lab, kube):
     assert "mode: nftables" in config
     # the weak start: metrics on every interface of every node (CIS 4.3.1 fails; site.yml fixes it)
     for host in lab.hosts:
-        assert metrics_listeners(lab, host) == ["0.0.0.0:10249"], host
+        assert metrics_listeners(lab, host) == ["*:10249"], host
     coredns = kube.get("-n", "kube-system", "deployment", "coredns")
     assert coredns["status"].get("readyReplicas") == coredns["spec"]["replicas"] == 2
     # Spread over two nodes, as kubeadm's anti-affinity asks once there are several.

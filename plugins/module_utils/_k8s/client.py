@@ -96,8 +96,9 @@ class Client:
         payload = None
         if body is not None:
             headers["Content-Type"] = content_type
-            # the REST client serialises JSON bodies itself; other types (apply-patch+yaml) go as text
-            payload = body if content_type == "application/json" else json.dumps(body)
+            # the REST client serialises JSON bodies itself (merge-patch+json too); other types
+            # (apply-patch+yaml) go as text
+            payload = body if content_type.endswith("json") else json.dumps(body)
         method, url, headers, _unused, _unused = self._api.param_serialize(
             method, path, header_params=headers, auth_settings=["BearerToken"]
         )

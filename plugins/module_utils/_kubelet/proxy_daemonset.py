@@ -5,10 +5,11 @@
 kubeadm runs kube-proxy as the kube-system/kube-proxy DaemonSet, configured by
 the ``config.conf`` key of the ConfigMap of the same name; a node-side edit
 cannot reach it. This sets ``metricsBindAddress`` there (the line only, the
-rest of the text is kept), rolls the DaemonSet (its own rolling update: one
-node at a time by default) and waits until every pod is updated and available;
-if not in time, the previous ConfigMap is put back and the DaemonSet rolled
-again. Ansible-free: the module kubelet_kube_proxy_daemonset is its adapter.
+rest of the text is kept) with a roll-pending mark in the same write, rolls the
+DaemonSet (its own rolling update: one node at a time by default), waits until
+every pod is updated and available and clears the mark; a run killed before
+that finds the mark and rolls again. If not in time, the previous ConfigMap is
+put back and the DaemonSet rolled again. Ansible-free: the module kubelet_kube_proxy_daemonset is its adapter.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from . import config as cfg
 DEFAULT_ADDRESS = "127.0.0.1:10249"
 CONFIG_KEY = "config.conf"
 RESTARTED_AT = "kubeguard.io/restartedAt"
+PENDING = "kubeguard.io/kube-proxy-roll-pending"
 
 
 def _get(client, path):
@@ -67,6 +69,14 @@ def _wait(client, path, timeout, sleep=time.sleep, clock=time.monotonic):
         sleep(2)
 
 
+def _put_config(client, path, configmap, text, pending):
+    """Write config.conf and the roll-pending mark in one request; resourceVersion kept, so a
+    concurrent edit of the ConfigMap fails this write instead of being overwritten."""
+    meta = dict(configmap["metadata"])
+    meta["annotations"] = dict(meta.get("annotations") or {}, **{PENDING: pending})
+    client.request("PUT", path, body=dict(configmap, metadata=meta, data=dict(configmap["data"], **{CONFIG_KEY: text})))
+
+
 def run(params, check_mode, client=None):
     address = params["metrics_bind_address"]
     if not re.match(r"^127\.[0-9.]+:[0-9]+$", address):
@@ -83,12 +93,14 @@ def run(params, check_mode, client=None):
         reason = f"the DaemonSet {namespace}/{name} has no ConfigMap {namespace}/{name} with a {CONFIG_KEY} key"
         return {"changed": False, "skipped_reason": reason, "warnings": [f"{reason}: CIS 4.3.1 is not applied"]}
     current = effective(before)
+    # A run killed between the ConfigMap write and the end of the roll-out left this mark: roll again.
+    pending = PENDING in ((configmap.get("metadata") or {}).get("annotations") or {})
     where = f"configmap {namespace}/{name} {CONFIG_KEY}"
     result = {
-        "changed": current != address,
+        "changed": current != address or pending,
         "metrics_bind_address": address,
         "diff": {
-            "before": f"metricsBindAddress: {current}\n",
+            "before": f"metricsBindAddress: {current}{' (not rolled out yet)' if pending else ''}\n",
             "after": f"metricsBindAddress: {address}\n",
             "before_header": where,
             "after_header": where,
@@ -96,19 +108,23 @@ def run(params, check_mode, client=None):
     }
     if not result["changed"] or check_mode:
         return result
-    after = cfg.set_top_level(before, "metricsBindAddress", address)
-    # resourceVersion kept: a concurrent edit of the ConfigMap fails this write instead of being overwritten
-    client.request("PUT", cm_path, body=dict(configmap, data=dict(configmap["data"], **{CONFIG_KEY: after})))
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if current != address:
+        _put_config(client, cm_path, configmap, cfg.set_top_level(before, "metricsBindAddress", address), stamp)
     _roll(client, ds_path, stamp)
     if _wait(client, ds_path, params["restart_timeout"]):
+        client.request("PATCH", cm_path, body=_unmark(), content_type="application/merge-patch+json")
         result["restarted"] = True
         return result
-    latest = client.request("GET", cm_path)
-    client.request("PUT", cm_path, body=dict(latest, data=dict(latest["data"], **{CONFIG_KEY: before})))
+    if current != address:
+        _put_config(client, cm_path, client.request("GET", cm_path), before, stamp)
     _roll(client, ds_path, f"{stamp}-rollback")
     raise KubeguardError(
         "restart_timeout",
         f"the DaemonSet {namespace}/{name} did not roll out with metricsBindAddress {address} within "
         f"{params['restart_timeout']} s; the previous {where} was put back and the DaemonSet rolled again",
     )
+
+
+def _unmark():
+    return {"metadata": {"annotations": {PENDING: None}}}

@@ -47,6 +47,11 @@ class FakeApi:
         if method == "PUT":
             self.objects[path] = copy.deepcopy(body)
             return body
+        if path == CM:  # PATCH: the roll-pending mark cleared
+            annotations = self.objects[CM]["metadata"].setdefault("annotations", {})
+            for key, value in body["metadata"]["annotations"].items():
+                annotations.pop(key) if value is None else annotations.__setitem__(key, value)
+            return self.objects[CM]
         daemonset = self.objects[path]  # PATCH: a new template generation
         generation = daemonset["metadata"]["generation"] + 1
         daemonset["metadata"]["generation"] = generation
@@ -78,6 +83,7 @@ def test_the_address_line_alone_changes_and_the_daemonset_rolls():
     assert result["changed"] and result["restarted"]
     assert api.objects[CM]["data"]["config.conf"] == CONF.replace("0.0.0.0:10249", '"127.0.0.1:10249"')
     assert api.objects[CM]["metadata"]["resourceVersion"] == "7"  # a concurrent edit makes the PUT fail
+    assert api.objects[CM]["metadata"]["annotations"] == {}  # the roll-pending mark is cleared after the roll
     assert ("PATCH", DS) in api.calls
     again = FakeApi(conf=api.objects[CM]["data"]["config.conf"])
     assert pd.run(params(), False, client=again)["changed"] is False
@@ -112,3 +118,13 @@ def test_a_non_loopback_address_is_refused_before_any_request(address):
     with pytest.raises(KubeguardError) as caught:
         pd.run(params(metrics_bind_address=address), False, client=api)
     assert caught.value.option == "metrics_bind_address" and api.calls == []
+
+
+def test_a_run_killed_after_the_configmap_write_rolls_on_the_rerun():
+    api = FakeApi(conf=CONF.replace("0.0.0.0:10249", "127.0.0.1:10249"))
+    api.objects[CM]["metadata"]["annotations"] = {pd.PENDING: "2026-12-05T18:00:00Z"}
+    assert pd.run(params(), True, client=api)["changed"] is True
+    result = pd.run(params(), False, client=api)
+    assert result["restarted"] and api.objects[CM]["metadata"]["annotations"] == {}
+    assert [c for c in api.calls if c[0] == "PUT"] == []  # the text was right: only the roll was missing
+    assert pd.run(params(), False, client=api)["changed"] is False
