@@ -26,14 +26,13 @@ import socket
 import ssl
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
 import yaml
 from conftest import CONTAINERS_CONF, LAB_ID, LAB_STATE, REPO, Lab, ansible_playbook
 from kubeguard_test.kube import Kubectl
 from kubeguard_test.waiting import wait_for
+from test_ha_lab import lb_servers, readyz
 
 pytestmark = [pytest.mark.lab, pytest.mark.ha]
 
@@ -63,20 +62,6 @@ def on(host, *argv, timeout=300):
     return run("podman", "exec", container(host), *argv, timeout=timeout)
 
 
-def https_status(host, port, path):
-    """HTTP status of an anonymous GET on a new TLS connection (0: no answer)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    try:
-        with urllib.request.urlopen(f"https://{host}:{port}{path}", context=context, timeout=5) as answer:
-            return answer.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except OSError:
-        return 0
-
-
 def kubelet_tls_verifies(ip, cafile):
     """Does the kubelet on ip serve a certificate the cluster CA (cafile) signed? A real handshake."""
     context = ssl.create_default_context(cafile=str(cafile))
@@ -93,15 +78,6 @@ def cluster_ca(tmp_path_factory):
     path = tmp_path_factory.mktemp("ca") / "ca.crt"
     path.write_text(on("cp1", "cat", "/etc/kubernetes/pki/ca.crt").stdout)
     return path
-
-
-def lb_status():
-    """{apiserver: UP/DOWN} from the load balancer's stats CSV (lab network only)."""
-    lb_ip = Lab(LAB_STATE).vars["kubeguard_control_plane_endpoint"].split(":")[0]
-    with urllib.request.urlopen(f"http://{lb_ip}:8404/stats;csv", timeout=5) as answer:
-        rows = answer.read().decode().lstrip("# ").splitlines()
-    header = rows[0].split(",")
-    return {r[1]: r[header.index("status")] for r in (row.split(",") for row in rows[1:]) if r[0] == "apiservers"}
 
 
 def apiserver_command(host):
@@ -165,7 +141,7 @@ def test_a_control_plane_down_stops_site_before_any_change(hardened):
         # As lab-up does after `podman run`: / shared, as a host's systemd makes it.
         on("cp3", "mount", "--make-rshared", "/")
     ip = lab.hostvars["cp3"]["kubeguard_node_ip"]
-    wait_for(lambda: https_status(ip, 6443, "/readyz") == 200, 300, "cp3's apiserver after its restart")
+    wait_for(lambda: readyz(ip) == 200, 300, "cp3's apiserver after its restart")
     health = on("cp1", "etcdctl", "--endpoints=https://127.0.0.1:2379", *ETCD_TLS, "endpoint", "health", "--cluster")
     assert health.returncode == 0 and health.stdout.count("is healthy") == 3, health.stdout + health.stderr
 
@@ -280,10 +256,7 @@ def rewritten(hardened, kube):
     # Without --encryption-provider-config it cannot read a Secret (stored encrypted):
     # its /readyz fails (informer-sync) and the load balancer takes it out.
     wait_for(
-        lambda: (
-            "--authentication-config" not in " ".join(running_apiserver_flags("cp1"))
-            and https_status(ip, 6443, "/readyz") == 500
-        ),
+        lambda: "--authentication-config" not in " ".join(running_apiserver_flags("cp1")) and readyz(ip) == 500,
         300,
         "cp1's apiserver running kubeadm's manifest",
     )
@@ -297,8 +270,8 @@ def test_a_kubeadm_manifest_rewrite_drops_our_flags(rewritten):
         assert flag in gone, (flag, sorted(gone))
     assert {f.split("=")[0] for f in running_apiserver_flags("cp1")} & gone == set()
     # The other two serve: the API answers through the load balancer, which has cp1 DOWN.
-    wait_for(lambda: lb_status()["cp1"] == "DOWN", 60, "the load balancer taking cp1 out")
-    assert https_status("127.0.0.1", API_PORT, "/readyz") == 200
+    wait_for(lambda: lb_servers(Lab(LAB_STATE))["cp1"]["status"] == "DOWN", 60, "the load balancer taking cp1 out")
+    assert readyz("127.0.0.1", API_PORT) == 200
 
 
 @pytest.fixture(scope="module")
@@ -358,6 +331,5 @@ def test_the_rerun_hardened_the_new_workers_kubelet(rerun, worker3, kube, cluste
     assert config["authentication"]["anonymous"]["enabled"] is False
     ip = worker3.hostvars[NEW_WORKER]["kubeguard_node_ip"]
     assert kubelet_tls_verifies(ip, cluster_ca)
-    assert https_status(ip, 10250, "/pods") == 401
     # The apiserver reaches it with its verified client: logs of the pod on worker3.
     assert kube("-n", NAMESPACE, "logs", "on-worker3").returncode == 0
