@@ -17,7 +17,7 @@ import pytest
 from conftest import CONTAINERS_CONF, LAB_ID, REPO
 from test_encryption_at_rest import CONFIG, Enc, run_until
 
-pytestmark = [pytest.mark.lab, pytest.mark.ha]
+pytestmark = [pytest.mark.lab, pytest.mark.ha, pytest.mark.ha_upgrade]
 
 API_PORT = 16443 + 100 * LAB_ID
 

@@ -263,6 +263,7 @@ def rewritten(hardened, kube):
     return hardened_command
 
 
+@pytest.mark.ha_upgrade
 def test_a_kubeadm_manifest_rewrite_drops_our_flags(rewritten):
     now = apiserver_command("cp1")
     removed = set(rewritten) - set(now)  # --flag=value; some flags stay with kubeadm's value
@@ -308,6 +309,7 @@ def rerun(worker3, rewritten, lab_binaries):
     return {"figures": figures, "recap": recap}
 
 
+@pytest.mark.ha_upgrade
 def test_a_site_rerun_restores_the_flags_and_loses_no_write(rerun, rewritten):
     writes = rerun["figures"]["writes"]
     assert writes["acknowledged"] > 0 and writes["lost"] == [], writes
@@ -324,6 +326,7 @@ def test_a_site_rerun_restores_the_flags_and_loses_no_write(rerun, rewritten):
     assert {h: recap[h]["changed"] for h in ("worker1", "worker2")} == {"worker1": 0, "worker2": 0}, recap
 
 
+@pytest.mark.ha_upgrade
 def test_the_rerun_hardened_the_new_workers_kubelet(rerun, worker3, kube, cluster_ca):
     config = yaml.safe_load(on(NEW_WORKER, "cat", "/var/lib/kubelet/config.yaml").stdout)
     # kubeadm's kubelet config has neither (CIS 4.2.13, 4.2.14); anonymous is off in both.
