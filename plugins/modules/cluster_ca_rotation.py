@@ -21,7 +21,11 @@ description:
   - O(action=plan) writes nothing and returns the due steps and the files each would write; O(action=begin) refuses
     a step whose predecessors are not recorded and writes the store's part of it; O(action=record) records it.
     Installing on the nodes and restarting is the role's part (roles/cluster_pki/tasks/rotate.yml).
-  - Only C(ca) is implemented; the other names are refused, naming O(rotate).
+  - C(sa), the service-account signing key, goes through the same steps with C(pods) after C(reissue) (C(trust)
+    lists both public keys in C(pki/sa.pub), C(reissue) makes C(pki/sa.key) the new key, C(pods) lists the pods
+    started before C(reissue) that mount a projected service-account token, and the legacy token Secrets,
+    C(remove) leaves the new public key only).
+  - C(ca) and C(sa) are implemented; C(etcd-ca) and C(front-proxy-ca) are refused, naming O(rotate).
 author: Kubeguard maintainers (@kubeguard)
 requirements:
   - cryptography >= 42.0 on the host where the module runs
@@ -94,7 +98,7 @@ options:
     description: The controller's kubeconfig; its CA data follows the bundles and its client certificate is reissued.
     type: path
   key_algorithm:
-    description: Key algorithm of the new CA.
+    description: Key algorithm of the new CA (of the new service-account key for C(sa)).
     type: str
     default: RSA-2048
   ca_validity_days:
@@ -149,6 +153,12 @@ pods:
 restarted:
   description: The controllers restarted, C(Kind/namespace/name) (O(action=pods)).
   returned: when action is pods
+  type: list
+  elements: str
+token_secrets:
+  description: For C(sa), the Secrets of type C(kubernetes.io/service-account-token), C(namespace/name); their tokens
+    are signed by the old key and refused after C(remove) (O(action=pods)).
+  returned: when action is pods and ca is sa
   type: list
   elements: str
 offenders:
