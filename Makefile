@@ -72,7 +72,7 @@ test-ca-rotation: venv host-deps ## The cluster CA rotation proof on a fresh lab
 	lab/bin/build-images >/dev/null
 	$(ROTATION_LAB) LAB_FRESH=1 lab/bin/lab-up
 	$(ROTATION_LAB) pytest -q -rA -m lab tests/integration/test_50_site.py tests/integration/test_cluster_ca_rotation.py \
-	  tests/integration/test_cluster_sa_rotation.py; \
+	  tests/integration/test_cluster_sa_rotation.py tests/integration/test_cluster_front_proxy_rotation.py; \
 	  status=$$?; $(ROTATION_LAB) lab/bin/lab-down; exit $$status
 
 test: lint unit host-deps ## Everything: lint, unit, then integration and Molecule side by side

@@ -25,7 +25,10 @@ description:
     lists both public keys in C(pki/sa.pub), C(reissue) makes C(pki/sa.key) the new key, C(pods) lists the pods
     started before C(reissue) that mount a projected service-account token, and the legacy token Secrets,
     C(remove) leaves the new public key only).
-  - C(ca) and C(sa) are implemented; C(etcd-ca) and C(front-proxy-ca) are refused, naming O(rotate).
+  - C(front-proxy-ca) goes through the steps of C(ca) on C(pki/front-proxy-ca.crt) (the API server's
+    C(--requestheader-client-ca-file)); no kubeconfig embeds it and no pod reads it (C(pods) lists nothing); at
+    C(reissue) the engine reissues C(pki/front-proxy-client.crt) (C(--proxy-client-cert-file)).
+  - C(ca), C(sa) and C(front-proxy-ca) are implemented; C(etcd-ca) is refused, naming O(rotate).
 author: Kubeguard maintainers (@kubeguard)
 requirements:
   - cryptography >= 42.0 on the host where the module runs

@@ -124,7 +124,7 @@ def _rewrite(out, name, step, params, result, now):
     """Of ``contents`` (base64 kubeconfigs read on a node, '' for an absent one), those ``step`` changes,
     rewritten, as [{'index', 'content'}]: the role writes them back (they are not in the store). Only
     indexes and new contents are returned: Ansible masks every value equal to a no_log input."""
-    if step not in ("trust", "reissue", "remove") or name == "sa":
+    if step not in ("trust", "reissue", "remove") or name != "ca":
         raise KubeguardError("step", f"only trust, reissue and remove of a CA rewrite kubeconfigs, not {name} {step}")
     changed = []
     for index, content in enumerate(params.get("contents") or []):
@@ -143,6 +143,11 @@ def _pods(out, name, state, round_, params, result, check_mode, now):
     when asked (the pods step, after trust; after reissue for ``sa``)."""
     from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s.client import Client
 
+    if name == "front-proxy-ca":
+        # No pod reads it: the API server presents the front-proxy client certificate, aggregated
+        # API servers reread kube-system/extension-apiserver-authentication by themselves.
+        result.update(pods=[], controllers=[], restarted=[])
+        return result
     if not params.get("kubeconfig"):
         raise KubeguardError("kubeconfig", "the pods step needs the controller's kubeconfig")
     entry = state["rotations"].get(name) or {}

@@ -34,7 +34,7 @@ STEPS = ("generate", "trust", "pods", "reissue", "verify", "remove")
 # Per CA, when it differs: tokens signed by the old key are replaced only after reissue.
 ORDER = {"sa": ("generate", "trust", "reissue", "pods", "verify", "remove")}
 ROTATABLE = ("ca", "etcd-ca", "front-proxy-ca", "sa")
-IMPLEMENTED = ("ca", "sa")
+IMPLEMENTED = ("ca", "sa", "front-proxy-ca")
 OPTION = "rotate"
 VERSION = 1
 

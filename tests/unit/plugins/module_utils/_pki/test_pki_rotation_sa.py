@@ -47,7 +47,7 @@ def test_pods_comes_after_reissue_for_sa_only():
     assert _rotation.due(_rotation.empty_state(), "sa", 1) == ORDER
     assert _rotation.check_request(["sa", "ca"], 1) == ["sa", "ca"]
     with pytest.raises(KubeguardError, match="not implemented yet") as err:
-        _rotation.check_request(["front-proxy-ca"], 1)
+        _rotation.check_request(["etcd-ca"], 1)
     assert err.value.option == "rotate"
     state = _rotation.empty_state()
     _rotation.begin(state, "sa", 1, "generate")
