@@ -28,7 +28,10 @@ description:
   - C(front-proxy-ca) goes through the steps of C(ca) on C(pki/front-proxy-ca.crt) (the API server's
     C(--requestheader-client-ca-file)); no kubeconfig embeds it and no pod reads it (C(pods) lists nothing); at
     C(reissue) the engine reissues C(pki/front-proxy-client.crt) (C(--proxy-client-cert-file)).
-  - C(ca), C(sa) and C(front-proxy-ca) are implemented; C(etcd-ca) is refused, naming O(rotate).
+  - C(etcd-ca) goes through the same steps on C(pki/etcd/ca.crt) (etcd's C(--trusted-ca-file) and
+    C(--peer-trusted-ca-file), the API server's C(--etcd-cafile)); at C(reissue) the engine reissues etcd's server,
+    peer and healthcheck client certificates and the API server's etcd client certificate; etcd is restarted one
+    member at a time, health-checked. C(pods) lists nothing.
 author: Kubeguard maintainers (@kubeguard)
 requirements:
   - cryptography >= 42.0 on the host where the module runs

@@ -12,18 +12,11 @@ certificate of before the rotation is accepted until remove and refused after; t
 
 import json
 import os
-import signal
-import ssl
-import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 
 import pytest
-import yaml
-from conftest import REPO, ansible_playbook
-from test_cluster_ca_rotation import env, fingerprints, playbook_argv, read, store_tree, under_load
+from conftest import ansible_playbook
+from rotation_lab import fingerprints, kill_when, next_round, read, self_review, store_tree, under_load
 
 pytestmark = [pytest.mark.lab, pytest.mark.rotation]
 
@@ -43,23 +36,12 @@ USER = "rot-front-proxy-user"
 
 def as_proxy(lab, store, cert_pem):
     """(HTTP status, username) of a SelfSubjectReview sent as the front proxy (``cert_pem`` + its key) for USER."""
-    server = yaml.safe_load(lab.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    context = ssl.create_default_context(cafile=os.path.join(store, "pki", "ca.crt"))
     with tempfile.TemporaryDirectory() as tmp:
         cert = os.path.join(tmp, "client.crt")
         with open(cert, "wb") as handle:
             handle.write(cert_pem)
-        context.load_cert_chain(cert, os.path.join(store, "pki", "front-proxy-client.key"))
-    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode()
-    headers = {"X-Remote-User": USER, "X-Remote-Group": "rot-group", "Content-Type": "application/json"}
-    request = urllib.request.Request(  # noqa: S310 - https only
-        f"{server}/apis/authentication.k8s.io/v1/selfsubjectreviews", data=body, headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=20) as answer:  # noqa: S310 - https only
-            return answer.status, json.loads(answer.read())["status"]["userInfo"]["username"]
-    except urllib.error.HTTPError as err:
-        return err.code, ""
+        pair = (cert, os.path.join(store, "pki", "front-proxy-client.key"))
+        return self_review(lab, store, {"X-Remote-User": USER, "X-Remote-Group": "rot-group"}, pair)
 
 
 def node_bundle(lab):
@@ -71,10 +53,8 @@ def node_bundle(lab):
 @pytest.fixture(scope="module")
 def rotation(lab):
     store = lab.vars["kubeguard_pki_output_dir"]
-    state_file = os.path.join(store, "rotation", "state.json")
+    state_file, round_ = next_round(store, "front-proxy-ca")
     ca_file, client_file = (os.path.join(store, "pki", f) for f in ("front-proxy-ca.crt", "front-proxy-client.crt"))
-    done = json.loads(read(state_file)) if os.path.exists(state_file) else {"rotations": {}}
-    round_ = done["rotations"].get("front-proxy-ca", {}).get("round", 0) + 1
     asked = {"cluster_pki_rotate_ca": ["front-proxy-ca"], "cluster_pki_rotate_ca_round": round_}
     old = fingerprints(read(ca_file))
     assert len(old) == 1, "the lab's store must hold one front-proxy CA before a rotation"
@@ -95,23 +75,7 @@ def rotation(lab):
     facts["after_trust"] = {"state": json.loads(read(state_file))["rotations"]["front-proxy-ca"]}
     facts["after_trust"].update(node=node_bundle(lab), old_client=as_proxy(lab, store, old_client))
 
-    killed = subprocess.Popen(
-        playbook_argv(lab, asked),
-        env=env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline and killed.poll() is None:
-        current = fingerprints(read(ca_file))
-        if current and current[0] != old[0]:
-            break
-        time.sleep(0.2)
-    facts["killed_while_running"] = killed.poll() is None
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
+    facts["killed_while_running"] = kill_when(lab, asked, lambda: (fingerprints(read(ca_file)) or old)[0] != old[0])
     facts["after_kill_state"] = json.loads(read(state_file))["rotations"]["front-proxy-ca"]
 
     second, facts["reissue_figures"] = under_load(lab, {**asked, "cluster_pki_rotate_ca_stop_after": "verify"})

@@ -14,48 +14,21 @@ import base64
 import hashlib
 import json
 import os
-import signal
-import ssl
-import subprocess
-import time
-import urllib.error
-import urllib.request
 
 import pytest
-import yaml
-from conftest import REPO, ansible_playbook
+from conftest import ansible_playbook
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from kubeguard_test.kube import Kubectl
-from test_cluster_ca_rotation import env, playbook_argv, read, store_tree, under_load
+from rotation_lab import kill_when, next_round, pod_spec, read, self_review, store_tree, under_load
 
 pytestmark = [pytest.mark.lab, pytest.mark.rotation]
 
 NAMESPACE = "sa-rotation"
 ORDER = ["generate", "trust", "reissue", "pods", "verify", "remove"]
 TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-RESTRICTED = {
-    "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-}
-
-
-def pod_spec(image):
-    return {
-        "serviceAccountName": "probe",
-        "terminationGracePeriodSeconds": 1,
-        **RESTRICTED,
-        "containers": [
-            {
-                "name": "agnhost",
-                "image": image,
-                "imagePullPolicy": "Never",
-                "args": ["netexec", "--http-port=8080"],
-                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-            }
-        ],
-    }
 
 
 def public_keys(data):
@@ -91,20 +64,7 @@ def signed_by(token, key):
 
 def review(lab, store, token):
     """(HTTP status, username) of a SelfSubjectReview the API server answers for ``token``."""
-    server = yaml.safe_load(lab.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    context = ssl.create_default_context(cafile=os.path.join(store, "pki", "ca.crt"))
-    body = json.dumps({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}).encode()
-    request = urllib.request.Request(  # noqa: S310 - https only
-        f"{server}/apis/authentication.k8s.io/v1/selfsubjectreviews",
-        data=body,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=20) as answer:  # noqa: S310 - https only
-            return answer.status, json.loads(answer.read())["status"]["userInfo"]["username"]
-    except urllib.error.HTTPError as err:
-        return err.code, ""
+    return self_review(lab, store, {"Authorization": f"Bearer {token}"})
 
 
 def node_keys(lab):
@@ -124,9 +84,7 @@ def states(state_file):
 def rotation(lab, lab_binaries):
     kubectl = Kubectl(lab_binaries, lab.kubeconfig)
     store = lab.vars["kubeguard_pki_output_dir"]
-    state_file = os.path.join(store, "rotation", "state.json")
-    done = json.loads(read(state_file)) if os.path.exists(state_file) else {"rotations": {}}
-    round_ = done["rotations"].get("sa", {}).get("round", 0) + 1
+    state_file, round_ = next_round(store, "sa")
     asked = {"cluster_pki_rotate_ca": ["sa"], "cluster_pki_rotate_ca_round": round_}
     asked["cluster_pki_rotate_ca_restart_pods"] = True
     old_keys = public_keys(read(os.path.join(store, "pki", "sa.pub")))
@@ -181,23 +139,11 @@ def rotation(lab, lab_binaries):
     facts["after_trust"]["token"] = create_token()
 
     # A real kill: SIGKILL ansible-playbook once the reissue step began in the store (sa.pub's first key changes).
-    killed = subprocess.Popen(
-        playbook_argv(lab, asked),
-        env=env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline and killed.poll() is None:
+    def reissue_began():
         current = public_keys(read(os.path.join(store, "pki", "sa.pub")))
-        if current and fingerprint(current[0]) != fingerprint(old):
-            break
-        time.sleep(0.2)
-    facts["killed_while_running"] = killed.poll() is None
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
+        return bool(current) and fingerprint(current[0]) != fingerprint(old)
+
+    facts["killed_while_running"] = kill_when(lab, asked, reissue_began)
     facts["after_kill_state"] = states(state_file)
 
     second, facts["reissue_figures"] = under_load(lab, {**asked, "cluster_pki_rotate_ca_stop_after": "verify"})

@@ -143,9 +143,9 @@ def _pods(out, name, state, round_, params, result, check_mode, now):
     when asked (the pods step, after trust; after reissue for ``sa``)."""
     from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s.client import Client
 
-    if name == "front-proxy-ca":
-        # No pod reads it: the API server presents the front-proxy client certificate, aggregated
-        # API servers reread kube-system/extension-apiserver-authentication by themselves.
+    if name in ("front-proxy-ca", "etcd-ca"):
+        # No pod reads them: the API server presents the front-proxy client certificate (aggregated API
+        # servers reread kube-system/extension-apiserver-authentication by themselves) and is etcd's client.
         result.update(pods=[], controllers=[], restarted=[])
         return result
     if not params.get("kubeconfig"):

@@ -34,7 +34,6 @@ STEPS = ("generate", "trust", "pods", "reissue", "verify", "remove")
 # Per CA, when it differs: tokens signed by the old key are replaced only after reissue.
 ORDER = {"sa": ("generate", "trust", "reissue", "pods", "verify", "remove")}
 ROTATABLE = ("ca", "etcd-ca", "front-proxy-ca", "sa")
-IMPLEMENTED = ("ca", "sa", "front-proxy-ca")
 OPTION = "rotate"
 VERSION = 1
 
@@ -46,12 +45,6 @@ def check_request(rotate, round_):
     unknown = [name for name in rotate if name not in ROTATABLE]
     if unknown:
         raise KubeguardError(OPTION, f"unknown CA {', '.join(map(str, unknown))}; choose from {', '.join(ROTATABLE)}")
-    later = [name for name in rotate if name not in IMPLEMENTED]
-    if later:
-        raise KubeguardError(
-            OPTION,
-            f"rotating {', '.join(later)} is not implemented yet (only {', '.join(IMPLEMENTED)}); nothing was written",
-        )
     if not isinstance(round_, int) or isinstance(round_, bool) or round_ < 1:
         raise KubeguardError("round", "must be an integer >= 1")
     return list(dict.fromkeys(rotate))

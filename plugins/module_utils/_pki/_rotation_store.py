@@ -24,8 +24,9 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._node import f
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _files, _model, _rotation
 
 STATE = "rotation/state.json"
-CA = {"ca": "pki/ca", "front-proxy-ca": "pki/front-proxy-ca"}  # the CA's path in the tree, per rotatable name
-_CN = {"ca": "kubernetes", "front-proxy-ca": "front-proxy-ca"}
+# The CA's path in the tree and its CN, per rotatable name.
+CA = {"ca": "pki/ca", "front-proxy-ca": "pki/front-proxy-ca", "etcd-ca": "pki/etcd/ca"}
+_CN = {"ca": "kubernetes", "front-proxy-ca": "front-proxy-ca", "etcd-ca": "etcd-ca"}
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", re.S)
 _CA_DATA = re.compile(r"^(\s*certificate-authority-data:\s*)['\"]?([A-Za-z0-9+/=]+)['\"]?\s*$", re.M)
 _CLIENT = re.compile(r"^(\s*client-certificate-data:\s*)['\"]?([A-Za-z0-9+/=]+)['\"]?\s*$", re.M)

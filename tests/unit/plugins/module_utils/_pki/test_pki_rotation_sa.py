@@ -3,6 +3,7 @@
 import base64
 
 import pytest
+import test_pki_rotation as rotation
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _crypto,
@@ -12,27 +13,17 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import (
     _rotation_pods,
 )
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_sa as sa
-from test_pki_engine import params as engine_params
-from test_pki_rotation import NOW
+from test_pki_rotation import NOW, _pki
 
 ORDER = ["generate", "trust", "reissue", "pods", "verify", "remove"]
 
 
-def _pki(out):
-    return engine_params(out, worker_nodes=[{"name": "w1", "ips": ["10.0.0.11"]}], workers=1)
-
-
 def _rot(out, action, step="", **extra):
-    params = {"output_dir": str(out), "rotate": ["sa"], "action": action, "ca": "sa", "step": step}
-    params.update(key_algorithm="ECDSA-P256", ca_validity_days=3650, leaf_validity_days=365, **extra)
-    return _rotate.run(params, now=NOW)
+    return rotation._rot(out, action, step, "sa", **extra)
 
 
-def _step(out, step, **extra):
-    _rot(out, "begin", step, **extra)
-    engine = _engine.run(_pki(out), now=NOW)
-    _rot(out, "record", step, **extra)
-    return engine
+def _step(out, step):
+    return rotation._step(out, step, "sa")
 
 
 def _publics(out):
@@ -46,9 +37,7 @@ def _signer(out):
 def test_pods_comes_after_reissue_for_sa_only():
     assert _rotation.due(_rotation.empty_state(), "sa", 1) == ORDER
     assert _rotation.check_request(["sa", "ca"], 1) == ["sa", "ca"]
-    with pytest.raises(KubeguardError, match="not implemented yet") as err:
-        _rotation.check_request(["etcd-ca"], 1)
-    assert err.value.option == "rotate"
+    assert _rotation.check_request(["etcd-ca", "front-proxy-ca", "sa"], 1) == ["etcd-ca", "front-proxy-ca", "sa"]
     state = _rotation.empty_state()
     _rotation.begin(state, "sa", 1, "generate")
     _rotation.record(state, "sa", 1, "generate")
@@ -106,25 +95,6 @@ def test_a_store_signing_with_the_old_key_fails_verify(tmp_path):
     _rot(out, "record", "pods")
     with pytest.raises(KubeguardError, match=r"cp1:sa\.key: signs service-account tokens with the old key"):
         _rot(out, "record", "verify", evidence=[old_key], evidence_sources=["cp1:sa.key"])
-
-
-def test_sa_check_mode_writes_nothing(tmp_path):
-    out = tmp_path / "pki"
-    _engine.run(_pki(out), now=NOW)
-    before = sorted(p.name for p in out.rglob("*"))
-    params = {"output_dir": str(out), "rotate": ["sa"], "action": "begin", "ca": "sa", "step": "generate"}
-    params.update(key_algorithm="ECDSA-P256", ca_validity_days=10, leaf_validity_days=5)
-    result = _rotate.run(params, check_mode=True, now=NOW)
-    assert result["changed"] and "rotation/sa/new.key" in result["files"]
-    assert sorted(p.name for p in out.rglob("*")) == before
-
-
-def test_sa_has_no_kubeconfig_to_rewrite(tmp_path):
-    out = tmp_path / "pki"
-    _engine.run(_pki(out), now=NOW)
-    with pytest.raises(KubeguardError, match="not sa trust") as err:
-        _rot(out, "rewrite", "trust", contents=[""])
-    assert err.value.option == "step"
 
 
 def test_pods_with_a_projected_token_are_the_holders_for_sa():
