@@ -68,10 +68,12 @@ molecule-kind: venv host-deps ## Molecule's kind scenario: real kind (podman), a
 	tests/run-molecule kind
 
 ROTATION_LAB = LAB_ID=$${ROTATION_LAB_ID:-7} LAB_STATE=$(CURDIR)/.lab-rotation
-test-ca-rotation: venv host-deps ## The cluster CA rotation proof on a fresh lab of its own: site.yml, then the rotation (~25 min; ROTATION_LAB_ID, default 7)
+test-ca-rotation: venv host-deps ## The CA rotation proofs on a fresh lab of its own: site.yml, then ca, sa, front-proxy-ca, etcd-ca (~50 min; ROTATION_LAB_ID, default 7)
 	lab/bin/build-images >/dev/null
 	$(ROTATION_LAB) LAB_FRESH=1 lab/bin/lab-up
-	$(ROTATION_LAB) pytest -q -rA -m lab tests/integration/test_50_site.py tests/integration/test_cluster_ca_rotation.py; \
+	$(ROTATION_LAB) pytest -q -rA -m lab tests/integration/test_50_site.py tests/integration/test_cluster_ca_rotation.py \
+	  tests/integration/test_cluster_sa_rotation.py tests/integration/test_cluster_front_proxy_rotation.py \
+	  tests/integration/test_cluster_etcd_ca_rotation.py; \
 	  status=$$?; $(ROTATION_LAB) lab/bin/lab-down; exit $$status
 
 HA_UPGRADE_LAB = LAB_ID=$${HA_UPGRADE_LAB_ID:-6} LAB_STATE=$(CURDIR)/.lab-ha-upgrade LAYOUT=kubeadm-ha

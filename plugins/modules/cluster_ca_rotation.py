@@ -21,7 +21,17 @@ description:
   - O(action=plan) writes nothing and returns the due steps and the files each would write; O(action=begin) refuses
     a step whose predecessors are not recorded and writes the store's part of it; O(action=record) records it.
     Installing on the nodes and restarting is the role's part (roles/cluster_pki/tasks/rotate.yml).
-  - Only C(ca) is implemented; the other names are refused, naming O(rotate).
+  - C(sa), the service-account signing key, goes through the same steps with C(pods) after C(reissue) (C(trust)
+    lists both public keys in C(pki/sa.pub), C(reissue) makes C(pki/sa.key) the new key, C(pods) lists the pods
+    started before C(reissue) that mount a projected service-account token, and the legacy token Secrets,
+    C(remove) leaves the new public key only).
+  - C(front-proxy-ca) goes through the steps of C(ca) on C(pki/front-proxy-ca.crt) (the API server's
+    C(--requestheader-client-ca-file)); no kubeconfig embeds it and no pod reads it (C(pods) lists nothing); at
+    C(reissue) the engine reissues C(pki/front-proxy-client.crt) (C(--proxy-client-cert-file)).
+  - C(etcd-ca) goes through the same steps on C(pki/etcd/ca.crt) (etcd's C(--trusted-ca-file) and
+    C(--peer-trusted-ca-file), the API server's C(--etcd-cafile)); at C(reissue) the engine reissues etcd's server,
+    peer and healthcheck client certificates and the API server's etcd client certificate; etcd is restarted one
+    member at a time, health-checked. C(pods) lists nothing.
 author: Kubeguard maintainers (@kubeguard)
 requirements:
   - cryptography >= 42.0 on the host where the module runs
@@ -94,7 +104,7 @@ options:
     description: The controller's kubeconfig; its CA data follows the bundles and its client certificate is reissued.
     type: path
   key_algorithm:
-    description: Key algorithm of the new CA.
+    description: Key algorithm of the new CA (of the new service-account key for C(sa)).
     type: str
     default: RSA-2048
   ca_validity_days:
@@ -149,6 +159,12 @@ pods:
 restarted:
   description: The controllers restarted, C(Kind/namespace/name) (O(action=pods)).
   returned: when action is pods
+  type: list
+  elements: str
+token_secrets:
+  description: For C(sa), the Secrets of type C(kubernetes.io/service-account-token), C(namespace/name); their tokens
+    are signed by the old key and refused after C(remove) (O(action=pods)).
+  returned: when action is pods and ca is sa
   type: list
   elements: str
 offenders:

@@ -12,21 +12,16 @@ asserted. The lab is left hardened, its PKI the controller store's (a new CA):
 each run of this file is a new round."""
 
 import base64
-import hashlib
 import json
 import os
-import re
-import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
-from conftest import CONTAINERS_CONF, REPO, ansible_playbook
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from conftest import ansible_playbook
 from kubeguard_test.kube import Kubectl
+from rotation_lab import fingerprints, kill_when, next_round, pod_spec, read, store_tree, under_load
 
 # Its own stream (make test-ca-rotation): about 10 minutes, over the lab stream's share of make test.
 pytestmark = [pytest.mark.lab, pytest.mark.rotation]
@@ -43,29 +38,6 @@ LAB_VARS = {
 }
 SIGNER_VAR = "cluster_pki_rotate_ca_signer_file"
 STEPS = ["generate", "trust", "pods", "reissue", "verify", "remove"]
-PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
-
-
-def fingerprints(data):
-    """SHA-256 of each certificate of a PEM bundle (DER), in order."""
-    return [
-        hashlib.sha256(x509.load_pem_x509_certificate(b).public_bytes(Encoding.DER)).hexdigest()
-        for b in PEM.findall(data)
-    ]
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-def store_tree(store):
-    """Every file of the store with its content hash (check mode must change none)."""
-    return {
-        os.path.relpath(os.path.join(root, name), store): hashlib.sha256(read(os.path.join(root, name))).hexdigest()
-        for root, _dirs, names in os.walk(store)
-        for name in names
-    }
 
 
 def pod(name, node, image):
@@ -73,56 +45,8 @@ def pod(name, node, image):
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
-        "spec": {
-            "nodeName": node,
-            "serviceAccountName": "probe",
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [
-                {
-                    "name": "agnhost",
-                    "image": image,
-                    "imagePullPolicy": "Never",
-                    "args": ["netexec", "--http-port=8080"],
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-                }
-            ],
-        },
+        "spec": {**pod_spec(image), "nodeName": node},
     }
-
-
-def env():
-    return dict(
-        os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", CONTAINERS_CONF=CONTAINERS_CONF
-    )
-
-
-def playbook_argv(lab, extra):
-    return [
-        str(REPO / ".venv/bin/ansible-playbook"),
-        "-i",
-        str(lab.inventory),
-        str(REPO / "playbooks" / "cluster_pki.yml"),
-        "-e",
-        json.dumps(extra),
-    ]
-
-
-def under_load(lab, extra):
-    """Run the playbook while /readyz is polled every 200 ms; (process, figures)."""
-    server = yaml.safe_load(lab.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-    bench = [sys.executable, str(REPO / "bench" / "availability.py"), "--json", f"--url={server}/readyz"]
-    bench += [f"--kubeconfig={lab.kubeconfig}", "--interval=0.2", "--max-seconds=1500", "--"]
-    run = subprocess.run(
-        bench + playbook_argv(lab, extra),
-        capture_output=True,
-        text=True,
-        env=env(),
-        cwd=REPO,
-        check=False,
-        timeout=1800,
-    )
-    return run, json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def node_bundles(lab, host):
@@ -146,9 +70,7 @@ def node_bundles(lab, host):
 def rotation(lab, lab_binaries):
     kubectl = Kubectl(lab_binaries, lab.kubeconfig)
     store = lab.vars["kubeguard_pki_output_dir"]
-    state_file = os.path.join(store, "rotation", "state.json")
-    done = json.loads(read(state_file)) if os.path.exists(state_file) else {"rotations": {}}
-    round_ = done["rotations"].get("ca", {}).get("round", 0) + 1
+    state_file, round_ = next_round(store, "ca")
     asked = {"cluster_pki_rotate_ca": ["ca"], "cluster_pki_rotate_ca_round": round_, **LAB_VARS}
     old = fingerprints(read(os.path.join(store, "pki", "ca.crt")))
     assert len(old) == 1, "the lab's store must hold one CA before a rotation"
@@ -190,23 +112,9 @@ def rotation(lab, lab_binaries):
     facts["after_trust_bundles"] = {host: node_bundles(lab, host) for host in lab.hosts}
 
     # A real kill: SIGKILL ansible-playbook once the reissue step has begun in the store.
-    killed = subprocess.Popen(
-        playbook_argv(lab, asked),
-        env=env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    facts["killed_while_running"] = kill_when(
+        lab, asked, lambda: (fingerprints(read(os.path.join(store, "pki", "ca.crt"))) or old)[0] != old[0]
     )
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline and killed.poll() is None:
-        current = fingerprints(read(os.path.join(store, "pki", "ca.crt")))
-        if current and current[0] != old[0]:
-            break
-        time.sleep(0.2)
-    facts["killed_while_running"] = killed.poll() is None
-    os.killpg(killed.pid, signal.SIGKILL)
-    killed.wait()
     facts["after_kill_state"] = json.loads(read(state_file))["rotations"]["ca"]
 
     final, facts["final_figures"] = under_load(lab, asked)

@@ -14,6 +14,7 @@ import os
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _files, _rotation, _rotation_pods
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_sa as sa_store
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_store as store
 
 ACTIONS = ("plan", "begin", "rewrite", "pods", "record")
@@ -39,6 +40,17 @@ def _signing(out):
     return _crypto.cert_pem(found[0]).decode() if found else ""
 
 
+def _ops(name):
+    """The store's steps for ``name``: a CA's, or the service-account key's."""
+    return sa_store if name == "sa" else store
+
+
+def _fingerprint(out, name):
+    if name == "sa":
+        return sa_store.fingerprint(sa_store.current(out)[1])
+    return _crypto.fingerprint(store.certs(_files.read(os.path.join(out, store.CA[name] + ".crt")))[0])
+
+
 def run(params, check_mode=False, now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
     out = os.path.abspath(str(params.get("output_dir") or ""))
@@ -56,13 +68,14 @@ def run(params, check_mode=False, now=None):
     if action == "plan":
         plan = _rotation.describe(state, rotate, round_)
         for name, entry in plan.items():
-            entry["files"] = {s: store.step_files(out, name, s, kubeconfig) for s in entry["due"]}
+            entry["files"] = {s: _ops(name).step_files(out, name, s, kubeconfig) for s in entry["due"]}
         result.update(plan=plan, in_progress=_rotation.in_progress(state))
         return result
     name, step = params.get("ca") or "", params.get("step") or ""
     if name not in rotate:
         raise KubeguardError("ca", f"{name!r} is not in rotate")
-    result.update(ca=name, step=step, files=store.step_files(out, name, step, kubeconfig))
+    ops = _ops(name)
+    result.update(ca=name, step=step, files=ops.step_files(out, name, step, kubeconfig))
     if step not in _rotation.due(state, name, round_) and action != "pods":
         result["skipped"] = True  # recorded already: a rerun changes nothing
         return result
@@ -77,31 +90,33 @@ def run(params, check_mode=False, now=None):
             return result
         _files.check_writable(out)
         if step == "generate":
-            facts = store.generate(out, name, params["key_algorithm"], int(params["ca_validity_days"]), now)
+            facts = ops.generate(out, name, params["key_algorithm"], int(params["ca_validity_days"]), now)
             _rotation.record(state, name, round_, step, **facts)
             store.write_state(out, state)
         elif step == "trust":
-            store.trust(out, name, kubeconfig)
+            ops.trust(out, name, kubeconfig)
         elif step == "reissue":
-            store.reissue(out, name, kubeconfig, int(params["leaf_validity_days"]), now)
+            ops.reissue(out, name, kubeconfig, int(params["leaf_validity_days"]), now)
         else:
-            store.remove(out, name, kubeconfig)
+            ops.remove(out, name, kubeconfig)
         result["signing_certificate"] = _signing(out)
         return result
     # record
     evidence = params.get("evidence") or []
     sources = params.get("evidence_sources") or []
-    found = store.offenders(out, name, evidence, sources, kubeconfig) if step == "verify" else []
+    found = ops.offenders(out, name, evidence, sources, kubeconfig) if step == "verify" else []
     result["offenders"] = found
     if check_mode:
         return result
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    _rotation.record(state, name, round_, step, offenders=found, trusted_at=stamp if step == "trust" else "")
+    since = stamp if step == _rotation.pods_after(name) else ""
+    trusted = stamp if step == "trust" else ""
+    _rotation.record(state, name, round_, step, offenders=found, trusted_at=trusted, pods_since=since)
     store.write_state(out, state)
     if step == "remove":
-        store.forget(out, name)
+        ops.forget(out, name)
     result["changed"] = True
-    result["fingerprint"] = _crypto.fingerprint(store.certs(_files.read(os.path.join(out, "pki/ca.crt")))[0])
+    result["fingerprint"] = _fingerprint(out, name)
     return result
 
 
@@ -109,8 +124,8 @@ def _rewrite(out, name, step, params, result, now):
     """Of ``contents`` (base64 kubeconfigs read on a node, '' for an absent one), those ``step`` changes,
     rewritten, as [{'index', 'content'}]: the role writes them back (they are not in the store). Only
     indexes and new contents are returned: Ansible masks every value equal to a no_log input."""
-    if step not in ("trust", "reissue", "remove"):
-        raise KubeguardError("step", f"only trust, reissue and remove rewrite kubeconfigs, not {step}")
+    if step not in ("trust", "reissue", "remove") or name != "ca":
+        raise KubeguardError("step", f"only trust, reissue and remove of a CA rewrite kubeconfigs, not {name} {step}")
     changed = []
     for index, content in enumerate(params.get("contents") or []):
         if not content:
@@ -124,9 +139,15 @@ def _rewrite(out, name, step, params, result, now):
 
 
 def _pods(out, name, state, round_, params, result, check_mode, now):
-    """List the pods that hold the old root CA; restart their controllers when asked (step pods, after trust)."""
+    """List the pods that hold the old root CA (a token of the old key for ``sa``); restart their controllers
+    when asked (the pods step, after trust; after reissue for ``sa``)."""
     from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s.client import Client
 
+    if name in ("front-proxy-ca", "etcd-ca"):
+        # No pod reads them: the API server presents the front-proxy client certificate (aggregated API
+        # servers reread kube-system/extension-apiserver-authentication by themselves) and is etcd's client.
+        result.update(pods=[], controllers=[], restarted=[])
+        return result
     if not params.get("kubeconfig"):
         raise KubeguardError("kubeconfig", "the pods step needs the controller's kubeconfig")
     entry = state["rotations"].get(name) or {}
@@ -134,10 +155,14 @@ def _pods(out, name, state, round_, params, result, check_mode, now):
     restart = bool(params.get("restart_pods")) and "pods" in _rotation.due(state, name, round_)
     if restart and not check_mode:
         _rotation.begin(state, name, round_, "pods")  # refused before trust is recorded
-    new = store.certs(_files.read(os.path.join(out, store.CA[name] + ".crt")))
-    new_pem = _crypto.cert_pem(new[-1]).decode() if new else ""  # the bundle's last certificate during trust
+    new_pem = ""  # a token signed by the new key needs no bundle: the pod is only restarted
+    if name != "sa":
+        new = store.certs(_files.read(os.path.join(out, store.CA[name] + ".crt")))
+        new_pem = _crypto.cert_pem(new[-1]).decode() if new else ""  # the bundle's last certificate during trust
     client = Client.from_kubeconfig(params["kubeconfig"])
-    before = entry.get("trusted_at") if entry.get("round") == round_ and entry.get("trusted_at") else stamp
-    found = _rotation_pods.run(client, before, restart, check_mode, new_pem, stamp)
+    since = entry.get("pods_since") or entry.get("trusted_at") if entry.get("round") == round_ else ""
+    before = since or stamp
+    what = _rotation_pods.TOKEN if name == "sa" else _rotation_pods.ROOT_CA
+    found = _rotation_pods.run(client, before, restart, check_mode, new_pem, stamp, what=what)
     result.update(found, changed=bool(found["restarted"]) or (restart and check_mode and bool(found["controllers"])))
     return result

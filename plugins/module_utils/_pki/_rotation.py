@@ -17,6 +17,10 @@ steps, each recorded on the controller before the next may begin:
    old CA (recorded only with that evidence);
 6. ``remove``: the old CA leaves every bundle.
 
+The service-account key (``sa``) has no certificate: ``trust`` lists both
+public keys in ``sa.pub``, ``reissue`` makes the new key sign, and ``pods``
+comes after ``reissue`` (a token is re-signed only once the new key signs).
+
 A run killed anywhere resumes at the first unrecorded step; ``remove`` can
 never come before a recorded ``verify``. A finished rotation is kept in the
 state with its ``round``: asking again for the same round changes nothing.
@@ -27,8 +31,9 @@ from __future__ import annotations
 from .._errors import KubeguardError
 
 STEPS = ("generate", "trust", "pods", "reissue", "verify", "remove")
+# Per CA, when it differs: tokens signed by the old key are replaced only after reissue.
+ORDER = {"sa": ("generate", "trust", "reissue", "pods", "verify", "remove")}
 ROTATABLE = ("ca", "etcd-ca", "front-proxy-ca", "sa")
-IMPLEMENTED = ("ca",)
 OPTION = "rotate"
 VERSION = 1
 
@@ -40,15 +45,20 @@ def check_request(rotate, round_):
     unknown = [name for name in rotate if name not in ROTATABLE]
     if unknown:
         raise KubeguardError(OPTION, f"unknown CA {', '.join(map(str, unknown))}; choose from {', '.join(ROTATABLE)}")
-    later = [name for name in rotate if name not in IMPLEMENTED]
-    if later:
-        raise KubeguardError(
-            OPTION,
-            f"rotating {', '.join(later)} is not implemented yet (only {', '.join(IMPLEMENTED)}); nothing was written",
-        )
     if not isinstance(round_, int) or isinstance(round_, bool) or round_ < 1:
         raise KubeguardError("round", "must be an integer >= 1")
     return list(dict.fromkeys(rotate))
+
+
+def steps(name):
+    """The steps of CA ``name``, in order."""
+    return ORDER.get(name, STEPS)
+
+
+def pods_after(name):
+    """The step whose time the ``pods`` step lists pods started before."""
+    order = steps(name)
+    return order[order.index("pods") - 1]
 
 
 def empty_state():
@@ -68,10 +78,10 @@ def due(state, name, round_):
     """The steps still to run for CA ``name`` at ``round_``, in order."""
     entry = state["rotations"].get(name)
     if entry is None or entry["round"] < round_:
-        return list(STEPS)
+        return list(steps(name))
     if entry["round"] > round_:
         return []  # a later round ran already: an old inventory changes nothing
-    return [step for step in STEPS if step not in entry["steps"]]
+    return [step for step in steps(name) if step not in entry["steps"]]
 
 
 def in_progress(state):
@@ -81,8 +91,9 @@ def in_progress(state):
 
 def begin(state, name, round_, step):
     """Refuse ``step`` unless every earlier step of this round is recorded; start the round at ``generate``."""
-    if step not in STEPS:
-        raise KubeguardError("step", f"unknown step {step}; one of {', '.join(STEPS)}")
+    order = steps(name)
+    if step not in order:
+        raise KubeguardError("step", f"unknown step {step}; one of {', '.join(order)}")
     entry = state["rotations"].get(name)
     if step == STEPS[0] and (entry is None or entry["round"] < round_):
         # A new round: a finished earlier round is replaced; an unfinished one is refused.
@@ -90,12 +101,20 @@ def begin(state, name, round_, step):
             raise KubeguardError(
                 "round", f"round {entry['round']} of {name} is unfinished (recorded: {', '.join(entry['steps'])})"
             )
-        entry = {"round": round_, "steps": [], "finished": False, "old": "", "new": "", "trusted_at": ""}
+        entry = {
+            "round": round_,
+            "steps": [],
+            "finished": False,
+            "old": "",
+            "new": "",
+            "trusted_at": "",
+            "pods_since": "",
+        }
         state["rotations"][name] = entry
         return entry
     if entry is None or entry["round"] != round_:
         raise KubeguardError("step", f"{step} of {name}: round {round_} has not begun with {STEPS[0]}")
-    missing = [s for s in STEPS[: STEPS.index(step)] if s not in entry["steps"]]
+    missing = [s for s in order[: order.index(step)] if s not in entry["steps"]]
     if missing:
         raise KubeguardError("step", f"{step} of {name} refused: {', '.join(missing)} not recorded yet")
     return entry
@@ -115,11 +134,11 @@ def record(state, name, round_, step, offenders=None, **facts):
             + ". The old CA stays in every bundle; reissue or remove them and run again.",
         )
     for key, value in facts.items():
-        if key in ("old", "new", "trusted_at") and value:
+        if key in ("old", "new", "trusted_at", "pods_since") and value:
             entry[key] = value
     if step not in entry["steps"]:
         entry["steps"].append(step)
-    entry["finished"] = set(entry["steps"]) == set(STEPS)
+    entry["finished"] = set(entry["steps"]) == set(steps(name))
     return entry
 
 

@@ -10,6 +10,13 @@ does). The step lists those pods and, when asked, restarts their
 controllers (Deployment, DaemonSet, StatefulSet: the restartedAt annotation of
 ``kubectl rollout restart``) once the controller-manager has published the
 bundle in every namespace's kube-root-ca.crt. Bare pods are listed only.
+
+For the service-account key (``sa``) the step comes after ``reissue``: a pod
+started before it holds a projected token signed by the old key (the kubelet
+replaces it at 80 % of its lifetime, about 48 min for the default hour).
+Those pods are listed, and restarted the same way when asked; Secrets of
+type service-account-token (legacy tokens, signed once, never re-signed)
+are listed: they stop working at ``remove``.
 """
 
 from __future__ import annotations
@@ -19,18 +26,23 @@ import time
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 ROOT_CA = "kube-root-ca.crt"
+TOKEN = "serviceAccountToken"  # noqa: S105 (a volume source name, not a secret)
+LEGACY = "kubernetes.io/service-account-token"
 MIRROR = "kubernetes.io/config.mirror"
 ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 FIELD_MANAGER = "kubeguard-ca-rotation"
 RESTARTABLE = {"Deployment": "deployments", "DaemonSet": "daemonsets", "StatefulSet": "statefulsets"}
 
 
-def _mounts_root_ca(pod):
+def _mounts(pod, what):
+    """Whether ``pod`` mounts the root CA (``ROOT_CA``) or a projected service-account token (``TOKEN``)."""
     for volume in pod.get("spec", {}).get("volumes") or []:
-        if (volume.get("configMap") or {}).get("name") == ROOT_CA:
+        if what == ROOT_CA and (volume.get("configMap") or {}).get("name") == ROOT_CA:
             return True
         for source in (volume.get("projected") or {}).get("sources") or []:
-            if (source.get("configMap") or {}).get("name") == ROOT_CA:
+            if what == TOKEN and TOKEN in source:
+                return True
+            if what == ROOT_CA and (source.get("configMap") or {}).get("name") == ROOT_CA:
                 return True
     return False
 
@@ -42,8 +54,9 @@ def _controller(obj):
     return "", ""
 
 
-def holders(pods, replicasets, before):
-    """Pods started before ``before`` (RFC 3339, UTC) that mount the root CA, with the controller to restart.
+def holders(pods, replicasets, before, what=ROOT_CA):
+    """Pods started before ``before`` (RFC 3339, UTC) that mount the root CA (or, ``what=TOKEN``, a projected
+    service-account token), with the controller to restart.
 
     Returns [{'namespace', 'pod', 'kind', 'name'}]; ``kind`` is '' for a pod no restartable controller owns."""
     owners = {(r["metadata"]["namespace"], r["metadata"]["name"]): _controller(r) for r in replicasets}
@@ -53,7 +66,7 @@ def holders(pods, replicasets, before):
         started = (pod.get("status") or {}).get("startTime") or ""
         if MIRROR in (meta.get("annotations") or {}) or not started or started >= before:
             continue
-        if not _mounts_root_ca(pod):
+        if not _mounts(pod, what):
             continue
         kind, name = _controller(pod)
         if kind == "ReplicaSet":
@@ -69,16 +82,20 @@ def targets(found):
     return sorted({(h["kind"], h["namespace"], h["name"]) for h in found if h["kind"]})
 
 
-def run(client, before, restart, check_mode, ca_pem, now_text, timeout=180):
-    """List (and restart) the holders; the module's result part."""
+def run(client, before, restart, check_mode, ca_pem, now_text, timeout=180, what=ROOT_CA):
+    """List (and restart) the holders; the module's result part. ``ca_pem`` empty: no bundle to wait for."""
     pods = client.request("GET", "/api/v1/pods")["items"]
     replicasets = client.request("GET", "/apis/apps/v1/replicasets")["items"]
-    found = holders(pods, replicasets, before)
+    found = holders(pods, replicasets, before, what)
     planned = targets(found)
     result = {"pods": found, "controllers": [f"{k}/{ns}/{n}" for k, ns, n in planned], "restarted": []}
+    if what == TOKEN:
+        secrets = client.request("GET", "/api/v1/secrets", query={"fieldSelector": f"type={LEGACY}"})["items"]
+        result["token_secrets"] = sorted(f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in secrets)
     if not restart or check_mode or not planned:
         return result
-    _wait_for_bundle(client, sorted({ns for _k, ns, _n in planned}), ca_pem, timeout)
+    if ca_pem:
+        _wait_for_bundle(client, sorted({ns for _k, ns, _n in planned}), ca_pem, timeout)
     for kind, namespace, name in planned:
         path = f"/apis/apps/v1/namespaces/{namespace}/{RESTARTABLE[kind]}/{name}"
         # Server-side apply of the one annotation (the client sends apply patches as text, others re-encoded).

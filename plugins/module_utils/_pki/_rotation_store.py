@@ -24,7 +24,9 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._node import f
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto, _files, _model, _rotation
 
 STATE = "rotation/state.json"
-CA = {"ca": "pki/ca"}  # the CA's path in the tree, per rotatable name
+# The CA's path in the tree and its CN, per rotatable name.
+CA = {"ca": "pki/ca", "front-proxy-ca": "pki/front-proxy-ca", "etcd-ca": "pki/etcd/ca"}
+_CN = {"ca": "kubernetes", "front-proxy-ca": "front-proxy-ca", "etcd-ca": "etcd-ca"}
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", re.S)
 _CA_DATA = re.compile(r"^(\s*certificate-authority-data:\s*)['\"]?([A-Za-z0-9+/=]+)['\"]?\s*$", re.M)
 _CLIENT = re.compile(r"^(\s*client-certificate-data:\s*)['\"]?([A-Za-z0-9+/=]+)['\"]?\s*$", re.M)
@@ -75,7 +77,7 @@ def set_ca_data(text, ca_pem):
 
 def _ca_item(name):
     layout = _model.LAYOUT_BY_NAME[name]
-    cn = {"ca": "kubernetes"}[name]
+    cn = _CN[name]
     return _model.Item(layout.dest, "ca", cn=cn, dns=(cn,), layout=layout)
 
 
@@ -104,7 +106,8 @@ def current(out, name):
 def step_files(out, name, step, controller_kubeconfig=""):
     """The store (and controller) files ``step`` writes, for check mode and the report."""
     path = CA[name]
-    confs = kubeconfigs(out) + ([controller_kubeconfig] if controller_kubeconfig else [])
+    # Only the cluster CA is embedded in kubeconfigs.
+    confs = (kubeconfigs(out) + ([controller_kubeconfig] if controller_kubeconfig else [])) if name == "ca" else []
     return {
         "generate": [_rot(name, "new.crt"), _rot(name, "new.key"), _rot(name, "old.crt"), STATE],
         "trust": [f"{path}.crt", *confs, STATE],
@@ -161,7 +164,9 @@ def _write_bundle(out, name, first, second, key=None):
         _files.atomic_write(os.path.join(out, f"{path}.key"), _crypto.key_pem(key), _files.KEY_MODE)
 
 
-def _rewrite_kubeconfigs(out, ca_pem, controller_kubeconfig):
+def _rewrite_kubeconfigs(out, name, ca_pem, controller_kubeconfig):
+    if name != "ca":
+        return  # only the cluster CA is embedded in kubeconfigs
     for rel in kubeconfigs(out):
         full = os.path.join(out, rel)
         text = _files.read(full).decode()
@@ -189,7 +194,7 @@ def trust(out, name, controller_kubeconfig):
             "output_dir", f"{CA[name]}.crt does not start with the CA this rotation began from; nothing was written"
         )
     _write_bundle(out, name, old, new)
-    _rewrite_kubeconfigs(out, bundle(old, new), controller_kubeconfig)
+    _rewrite_kubeconfigs(out, name, bundle(old, new), controller_kubeconfig)
 
 
 def reissue(out, name, controller_kubeconfig, leaf_days, now):
@@ -197,7 +202,7 @@ def reissue(out, name, controller_kubeconfig, leaf_days, now):
     tree's leaves, this reissues the controller's client certificate."""
     old, new, key = pair(out, name)
     _write_bundle(out, name, new, old, key)
-    if controller_kubeconfig and os.path.exists(controller_kubeconfig):
+    if name == "ca" and controller_kubeconfig and os.path.exists(controller_kubeconfig):
         rewrite_controller(controller_kubeconfig, lambda text: _reissue_client(text, old, new, key, leaf_days, now))
 
 
@@ -244,7 +249,7 @@ def remove(out, name, controller_kubeconfig):
     """Only the new CA is left in the bundles."""
     _old, new, _key = pair(out, name)
     _write_bundle(out, name, new, None)
-    _rewrite_kubeconfigs(out, bundle(new), controller_kubeconfig)
+    _rewrite_kubeconfigs(out, name, bundle(new), controller_kubeconfig)
 
 
 def forget(out, name):

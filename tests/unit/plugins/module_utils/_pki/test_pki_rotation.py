@@ -72,7 +72,7 @@ def test_an_unfinished_round_blocks_a_new_one():
 
 @pytest.mark.parametrize(
     ("rotate", "match"),
-    [(["nope"], "unknown CA nope"), (["etcd-ca"], "not implemented yet"), ("ca", "must be a list")],
+    [(["nope"], "unknown CA nope"), ("ca", "must be a list")],
 )
 def test_bad_requests_name_the_option(rotate, match):
     with pytest.raises(KubeguardError, match=match) as err:
@@ -93,16 +93,16 @@ def _pki(out):
     return engine_params(out, worker_nodes=[{"name": "w1", "ips": ["10.0.0.11"]}], workers=1)
 
 
-def _rot(out, action, step="", **extra):
-    params = {"output_dir": str(out), "rotate": ["ca"], "action": action, "ca": "ca", "step": step}
+def _rot(out, action, step="", name="ca", **extra):
+    params = {"output_dir": str(out), "rotate": [name], "action": action, "ca": name, "step": step}
     params.update(key_algorithm="ECDSA-P256", ca_validity_days=3650, leaf_validity_days=365, **extra)
     return _rotate.run(params, now=NOW)
 
 
-def _step(out, step, **extra):
-    _rot(out, "begin", step, **extra)
+def _step(out, step, name="ca", **extra):
+    _rot(out, "begin", step, name, **extra)
     engine = _engine.run(_pki(out), now=NOW)
-    _rot(out, "record", step, **extra)
+    _rot(out, "record", step, name, **extra)
     return engine
 
 
@@ -171,15 +171,16 @@ def test_every_step_leaves_a_store_the_engine_accepts(tmp_path):
     assert fp(store.certs((out / "pki/ca.crt").read_bytes())[0]) == fp(new)
 
 
-def test_check_mode_writes_nothing(tmp_path):
+@pytest.mark.parametrize("name", _rotation.ROTATABLE)
+def test_check_mode_writes_nothing(tmp_path, name):
     out = tmp_path / "pki"
     _engine.run(_pki(out), now=NOW)
     before = sorted(p.name for p in out.rglob("*"))
-    params = {"output_dir": str(out), "rotate": ["ca"], "action": "begin", "ca": "ca", "step": "generate"}
+    params = {"output_dir": str(out), "rotate": [name], "action": "begin", "ca": name, "step": "generate"}
     params.update(key_algorithm="ECDSA-P256", ca_validity_days=10, leaf_validity_days=5)
     result = _rotate.run(params, check_mode=True, now=NOW)
     assert result["changed"]
-    assert "rotation/ca/new.key" in result["files"]
+    assert f"rotation/{name}/new.key" in result["files"]
     assert sorted(p.name for p in out.rglob("*")) == before
 
 
