@@ -60,6 +60,15 @@ CONTRACT = {
     "kubeguard_apiserver_assembly",
     "kubeguard_store_vault_password_file",
     "kubeguard_store_vault_id",
+    # The API load balancer's drain around each apiserver restart (control_plane, cluster_pki).
+    "kubeguard_lb_drain_enabled",
+    "kubeguard_lb_drain_haproxy_runtime_api",
+    "kubeguard_lb_drain_haproxy_backend",
+    "kubeguard_lb_drain_tasks",
+    "kubeguard_lb_drain_undrain_tasks",
+    "kubeguard_lb_drain_server",
+    "kubeguard_lb_drain_host",
+    "kubeguard_lb_drain_timeout",
 }
 # Names of layout variables that once lived in several roles: only the contract may define one.
 LAYOUT_SUFFIXES = ("_api_host", "_kubernetes_dir", "_pki_output_dir", "_output_dir", "_config_dir")
