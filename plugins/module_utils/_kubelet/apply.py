@@ -197,16 +197,7 @@ def apply_kube_proxy(params, check_mode):
         before, mode = read(path), 0o600
         current = proxy["running_flags"].get("metrics-bind-address", "<default>")
         pending = current != address
-    result = {
-        "changed": before != text or pending,
-        "metrics_bind_address": address,
-        "diff": {
-            "before": f"metricsBindAddress: {current}\n",
-            "after": f"metricsBindAddress: {address}\n",
-            "before_header": path,
-            "after_header": path,
-        },
-    }
+    result = cfg.metrics_address_result(before != text or pending, current, address, path)
     if not result["changed"] or check_mode:
         return result
     rollback = _remember(params, "kube-proxy", {path: (text, mode)})

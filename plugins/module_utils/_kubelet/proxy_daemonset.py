@@ -96,16 +96,8 @@ def run(params, check_mode, client=None):
     # A run killed between the ConfigMap write and the end of the roll-out left this mark: roll again.
     pending = PENDING in ((configmap.get("metadata") or {}).get("annotations") or {})
     where = f"configmap {namespace}/{name} {CONFIG_KEY}"
-    result = {
-        "changed": current != address or pending,
-        "metrics_bind_address": address,
-        "diff": {
-            "before": f"metricsBindAddress: {current}{' (not rolled out yet)' if pending else ''}\n",
-            "after": f"metricsBindAddress: {address}\n",
-            "before_header": where,
-            "after_header": where,
-        },
-    }
+    shown = f"{current} (not rolled out yet)" if pending else current
+    result = cfg.metrics_address_result(current != address or pending, shown, address, where)
     if not result["changed"] or check_mode:
         return result
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
