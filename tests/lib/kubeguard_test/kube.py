@@ -38,9 +38,12 @@ class Kubectl:
     def get(self, *args):
         return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
 
-    def fresh_namespace(self, name, timeout=60):
+    def fresh_namespace(self, name, timeout=240):
         """Deletes and recreates the namespace, then waits for its default ServiceAccount: the
-        controller-manager makes it a moment later, and admission refuses a bare pod until then."""
+        controller-manager makes it a moment later, and admission refuses a bare pod until then.
+        Right after an apiserver restart on one control plane that takes longer: a lease renewal
+        the new apiserver refused before its RBAC caches synced costs the controller-manager its
+        leadership, and it restarts (68 s from the namespace to its ServiceAccount seen in CI)."""
         self.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=true", timeout=300)
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
         deadline = time.monotonic() + timeout
