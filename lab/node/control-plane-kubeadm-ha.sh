@@ -70,13 +70,10 @@ failSwapOn: false
 evictionHard: {memory.available: "0%", nodefs.available: "0%", imagefs.available: "0%"}
 imageGCHighThresholdPercent: 100
 ---
-# nftables mode; the node may not resize the host's conntrack table. Metrics
-# on every interface, as users open them to Prometheus: the weak start CIS
-# 4.3.1 flags, which site.yml binds back to loopback through this ConfigMap.
+# nftables mode; the node may not resize the host's conntrack table.
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: nftables
-metricsBindAddress: 0.0.0.0:10249
 clusterCIDR: $CLUSTER_CIDR
 conntrack:
   maxPerCore: 0

@@ -153,15 +153,15 @@ def not_host_service(proxy, address):
 
     Without a unit it runs in a pod (kubeadm's DaemonSet): its --config path is
     inside the container and its configuration is the kube-system/kube-proxy
-    ConfigMap, which a node-side edit cannot change (and a restart would undo);
-    kubelet_kube_proxy_daemonset sets it through the API."""
+    ConfigMap, which a node-side edit cannot change (and a restart would undo)."""
     if proxy.get("unit"):
         return ""
     config = proxy.get("running_flags", {}).get("config") or proxy.get("flags", {}).get("config")
     where = f" (--config {config} is inside its container)" if config else ""
     return (
-        f"kube-proxy runs without a systemd unit here, in a pod (kubeadm's DaemonSet?){where}: its "
-        f"metricsBindAddress ({address}) is set in its ConfigMap through the API (kubelet_kube_proxy_daemonset)"
+        f"kube-proxy runs without a systemd unit here, in a pod (kubeadm's DaemonSet?){where}: set "
+        f"metricsBindAddress: {address} in the kube-system/kube-proxy ConfigMap (key config.conf) and roll "
+        "the DaemonSet (CIS 4.3.1); kubelet_kube_proxy_metrics_bind_address is not applied"
     )
 
 
@@ -174,7 +174,7 @@ def apply_kube_proxy(params, check_mode):
         return {"changed": False, "skipped_reason": "kube-proxy does not run on this node"}
     reason = not_host_service(proxy, address)
     if reason:
-        return {"changed": False, "skipped_reason": reason}
+        return {"changed": False, "skipped_reason": reason, "warnings": [reason]}
     flags = {**proxy["flags"], **proxy["running_flags"]}
     if flags.get("config"):
         # kube-proxy ignores its flags when --config is given: edit the file's top-level field.
@@ -197,7 +197,16 @@ def apply_kube_proxy(params, check_mode):
         before, mode = read(path), 0o600
         current = proxy["running_flags"].get("metrics-bind-address", "<default>")
         pending = current != address
-    result = cfg.metrics_address_result(before != text or pending, current, address, path)
+    result = {
+        "changed": before != text or pending,
+        "metrics_bind_address": address,
+        "diff": {
+            "before": f"metricsBindAddress: {current}\n",
+            "after": f"metricsBindAddress: {address}\n",
+            "before_header": path,
+            "after_header": path,
+        },
+    }
     if not result["changed"] or check_mode:
         return result
     rollback = _remember(params, "kube-proxy", {path: (text, mode)})

@@ -202,20 +202,6 @@ def top_level(text, key):
     return match.group(1).strip("\"'") if match else ""
 
 
-def metrics_address_result(changed, current, address, where):
-    """The result of a kube-proxy metricsBindAddress change (node file or DaemonSet ConfigMap), with its diff."""
-    return {
-        "changed": changed,
-        "metrics_bind_address": address,
-        "diff": {
-            "before": f"metricsBindAddress: {current}\n",
-            "after": f"metricsBindAddress: {address}\n",
-            "before_header": where,
-            "after_header": where,
-        },
-    }
-
-
 def set_top_level(text, key, value):
     """``text`` with the top-level scalar ``key`` set to ``value`` (replaced in place, else appended)."""
     line = f"{key}: {_scalar(value)}"
