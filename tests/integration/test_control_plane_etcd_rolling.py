@@ -224,3 +224,21 @@ def test_rolling_migration_keeps_every_write_and_quorum(cluster):
     )
     assert foreign.returncode != 0
     assert os.path.exists(pki / "etcd/healthcheck-client.crt")
+
+
+def test_a_member_down_stops_the_next_restart_while_the_quorum_holds(cluster):
+    """The guard apply runs before restarting an etcd member (etcd_quorum_without_me): with
+    one member of three down, restarting another would leave one and lose the quorum."""
+    members, clients, probe = cluster["members"], cluster["clients"], {"pki_dir": str(cluster["pki"])}
+    kept, detail = cphealth.etcd_quorum_without_me(members["m1"], probe)
+    assert kept, detail
+    cluster["stop"]("m2")
+    kept, detail = cphealth.etcd_quorum_without_me(members["m1"], probe)
+    assert not kept and "(down: m2)" in detail, detail
+    # m0 and m1 still hold the quorum: a write is acknowledged.
+    clients[0].call("/v3/kv/put", {"key": b64("/guard/while-m2-is-down"), "value": b64("v")})
+    cluster["start"]("m2", members["m2"])
+    started = time.monotonic()
+    while not cphealth.etcd_quorum_without_me(members["m1"], probe)[0]:
+        assert time.monotonic() - started < 60, "m2 did not come back"
+        time.sleep(0.5)

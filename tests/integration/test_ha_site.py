@@ -6,7 +6,8 @@ through the load balancer), and no /readyz poll through the load balancer (every
 each control plane leaves HAProxy's rotation before its apiserver restarts and is
 back UP before the next one (docs/control_plane.md, "Draining the load balancer
 before each restart"). Client timeouts of the loaded machine are counted, not
-asserted. Counts only; the timings are reported by the bench, not asserted. The
+asserted. The shop application's client saw no failed request to its Service,
+and its pods are the same pods with no container restarted. Counts only; the timings are reported by the bench, not asserted. The
 /readyz, GET (/api/v1/namespaces/default) and write figures are printed (pytest -rA).
 Marked `ha`: `LAB_ID=23 LAYOUT=kubeadm-ha pytest -q -m ha tests/integration/test_ha_site.py`."""
 
@@ -18,6 +19,7 @@ import sys
 
 import pytest
 from conftest import CONTAINERS_CONF, LAB_ID, REPO, ansible_playbook
+from kubeguard_test.kube import Kubectl
 
 pytestmark = [pytest.mark.lab, pytest.mark.ha]
 
@@ -31,6 +33,15 @@ UNDRAINED = re.compile(
 )
 
 
+def shop_pods(lab, binaries):
+    """{pod: (uid, restarts)} of the shop namespace (web and its client), as the API reports them."""
+    pods = Kubectl(binaries, lab.kubeconfig).get("-n", "shop", "pods")["items"]
+    return {
+        p["metadata"]["name"]: (p["metadata"]["uid"], sum(c["restartCount"] for c in p["status"]["containerStatuses"]))
+        for p in pods
+    }
+
+
 def test_site_passes_under_load_loses_no_write_and_reruns_unchanged(lab, lab_binaries):
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", CONTAINERS_CONF=CONTAINERS_CONF
@@ -40,6 +51,7 @@ def test_site_passes_under_load_loses_no_write_and_reruns_unchanged(lab, lab_bin
     bench += [f"--get-url=https://127.0.0.1:{API_PORT}/api/v1/namespaces/default"]
     bench += [f"--kubectl={lab_binaries / 'kubectl'}", "--max-seconds=2400", "--"]
     site = [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(lab.inventory), str(REPO / "playbooks" / "site.yml")]
+    shop_before = shop_pods(lab, lab_binaries)
     run = subprocess.run(bench + site, capture_output=True, text=True, env=env, cwd=REPO, check=False, timeout=2700)
     # Kept with the lab, to match the figures' times against the tasks' (ANSIBLE_CALLBACKS_ENABLED=profile_tasks).
     (lab.state / "ha_site.log").write_text(run.stdout + run.stderr)
@@ -61,6 +73,9 @@ def test_site_passes_under_load_loses_no_write_and_reruns_unchanged(lab, lab_bin
     # a request from its SIGTERM to its new /readyz (24-43 such 500s per run before the drain). The
     # 1 s client timeouts of a loaded 2-core machine (AIDE, ssh host keys) are counted, not asserted.
     assert figures["requests"] > 0 and set(figures["failure_kinds"]) <= {"timeout"}, figures["failure_kinds"]
+    # The user's application kept serving and was not restarted: the same pods, no container restart.
+    assert figures["clients"]["shop"][0] > 0 and figures["clients"]["shop"][1] == 0, figures["clients"]
+    assert shop_pods(lab, lab_binaries) == shop_before
     second, second_recap = ansible_playbook(lab.inventory, "site.yml", timeout=1800)
     assert second.returncode == 0, (second.stdout[-3000:], second.stderr[-3000:])
     assert {host: stats["changed"] for host, stats in second_recap.items()} == dict.fromkeys(second_recap, 0)

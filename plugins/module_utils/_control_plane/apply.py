@@ -23,6 +23,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.health import (
     drain_bound,
     etcd_peer_urls,
+    etcd_quorum_without_me,
     etcd_reachable,
     health,
 )
@@ -142,6 +143,12 @@ def apply(params, check_mode):
         # kube-apiserver first: kubeadm points it at this member alone, so this restart
         # would fail its /readyz behind the load balancer; the caller applies etcd after it.
         return {**{k: v for k, v in result.items() if k != "diff"}, "changed": False, "deferred": True}
+    if component == "etcd" and (changed_files or pending):
+        # Read-only, in check mode too: a member already down means this restart would take
+        # the cluster below quorum, so the roll stops here, before anything is written.
+        kept, detail = etcd_quorum_without_me(conf["running_flags"] or conf["flags"], params)
+        if not kept:
+            raise KubeguardError("", f"etcd on this node is not restarted: {detail}. Bring the member back, then rerun")
     if check_mode:
         return result
     rollback = state.remember(

@@ -101,19 +101,54 @@ def etcd_reachable(argv):
     return False
 
 
+def _etcd_client(flags, params):
+    """This member's local client URL and the TLS context its healthcheck client dials with."""
+    url = _local_url(flags.get("listen-client-urls", "http://127.0.0.1:2379"))
+    context = ssl.create_default_context(cafile=f"{params['pki_dir']}/etcd/ca.crt") if url.startswith("https") else None
+    if context:
+        context.check_hostname = False  # members are dialled by IP; the etcd CA is what is checked
+        context.load_cert_chain(
+            f"{params['pki_dir']}/etcd/healthcheck-client.crt", f"{params['pki_dir']}/etcd/healthcheck-client.key"
+        )
+    return url, context
+
+
+def _member_healthy(member, context):
+    for url in member.get("clientURLs") or []:
+        with contextlib.suppress(OSError, ValueError, ssl.SSLError):
+            if '"health":"true"' in _request(url.rstrip("/") + "/health", context, timeout=3).replace(" ", ""):
+                return True
+    return False
+
+
+def etcd_quorum_without_me(flags, params):
+    """``(ok, detail)`` before this member restarts: whether enough of the other members answer
+    /health to keep the cluster's quorum while it is down. A single member, or one that does not
+    answer itself (its restart takes nothing more away), has nothing to keep."""
+    try:
+        url, context = _etcd_client(flags, params)
+        members = json.loads(_request(url + "/v3/cluster/member/list", context, {})).get("members", [])
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        return True, f"this member does not answer ({exc})"
+    if len(members) < 2:
+        return True, "a single member"
+    others = [m for m in members if m.get("name") != flags.get("name")]
+    down = sorted(m.get("name") or str(m.get("ID")) for m in others if not _member_healthy(m, context))
+    need = len(members) // 2 + 1
+    detail = (
+        f"{len(others) - len(down)} of the other {len(others)} etcd members answer /health"
+        f"{' (down: ' + ', '.join(down) + ')' if down else ''}; {need} of {len(members)} keep the quorum"
+    )
+    return len(others) - len(down) >= need, detail
+
+
 def etcd_peer_urls(before, after, params):
     """Move this member's registered peer URL to ``after``'s scheme before the restart
     (``member update`` through the client API), so peers dial it the new way."""
     want = after.get("initial-advertise-peer-urls")
     if not want or before.get("initial-advertise-peer-urls") == want:
         return False
-    url = _local_url(before.get("listen-client-urls", "http://127.0.0.1:2379"))
-    context = ssl.create_default_context(cafile=f"{params['pki_dir']}/etcd/ca.crt") if url.startswith("https") else None
-    if context:
-        context.check_hostname = False
-        context.load_cert_chain(
-            f"{params['pki_dir']}/etcd/healthcheck-client.crt", f"{params['pki_dir']}/etcd/healthcheck-client.key"
-        )
+    url, context = _etcd_client(before, params)
 
     def post(path, body):
         return json.loads(_request(url + path, context, body))
