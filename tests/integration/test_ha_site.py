@@ -7,8 +7,9 @@ each control plane leaves HAProxy's rotation before its apiserver restarts and i
 back UP before the next one (docs/control_plane.md, "Draining the load balancer
 before each restart"). Client timeouts of the loaded machine are counted, not
 asserted. The shop application's client saw no failed request to its Service,
-and its pods are the same pods with no container restarted. Counts only; the timings are reported by the bench, not asserted. The
-/readyz, GET (/api/v1/namespaces/default) and write figures are printed (pytest -rA).
+and its pods are the same pods with no container restarted. Counts only; the
+timings are reported by the bench, not asserted. The /readyz, GET
+(/api/v1/namespaces/default) and write figures are printed (pytest -rA).
 Marked `ha`: `LAB_ID=23 LAYOUT=kubeadm-ha pytest -q -m ha tests/integration/test_ha_site.py`."""
 
 import json
