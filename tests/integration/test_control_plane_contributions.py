@@ -99,7 +99,10 @@ def test_rerun_and_a_control_plane_only_run_change_nothing(contributed, lab):
 
 def test_file_contents_never_reach_the_output(contributed, lab):
     secret = "kubeguard-contribution-canary"
-    changed = dict(HEALTH_ONLY, anonymous={"enabled": False, "note": secret})
+    # A valid change (the preflight judges it in check mode too) that carries the canary: one more
+    # anonymous path.
+    paths = [*(c["path"] for c in HEALTH_ONLY["anonymous"]["conditions"]), f"/{secret}"]
+    changed = dict(HEALTH_ONLY, anonymous={"enabled": True, "conditions": [{"path": p} for p in paths]})
     files = {CONFIG: json.dumps(changed)}
     run, _ = contribute(lab, contributed["tmp"], contributed["flags"], files, "--check", "--diff", "-v")
     assert run.returncode == 0, run.stdout[-3000:]
