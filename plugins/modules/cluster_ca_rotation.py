@@ -90,6 +90,13 @@ options:
     description: For O(action=pods), restart the controllers of the pods listed (during the C(pods) step only).
     type: bool
     default: false
+  reissue_token_secrets:
+    description:
+      - For O(action=pods) of C(sa), re-sign the legacy token Secrets (type C(kubernetes.io/service-account-token))
+        whose token the new key did not sign. The C(token) key is removed, then the run waits until the
+        controller-manager has filled a new one signed by the new key (during the C(pods) step only).
+    type: bool
+    default: false
   evidence:
     description: For O(step=verify), the files read on the nodes, base64 (they may hold keys; never logged).
     type: list
@@ -167,6 +174,12 @@ token_secrets:
   returned: when action is pods and ca is sa
   type: list
   elements: str
+token_secrets_reissued:
+  description: For C(sa), the legacy token Secrets re-signed with the new key (O(reissue_token_secrets)), or, in check
+    mode, those that would be.
+  returned: when action is pods and ca is sa
+  type: list
+  elements: str
 offenders:
   description: Certificates in use that chain only to the old CA (O(step=verify)).
   returned: when action is record
@@ -194,6 +207,7 @@ def main():
             "contents": {"type": "list", "elements": "str", "default": [], "no_log": True},
             "kubeconfig": {"type": "path"},
             "restart_pods": {"type": "bool", "default": False},
+            "reissue_token_secrets": {"type": "bool", "default": False},
             "evidence": {"type": "list", "elements": "str", "default": [], "no_log": True},
             "evidence_sources": {"type": "list", "elements": "str", "default": []},
             "controller_kubeconfig": {"type": "path"},

@@ -1,19 +1,22 @@
-"""Rotating the service-account signing key (cluster_pki_rotate_ca: [sa], docs/ca-rotation.md) on the hardened
-lab, with /readyz polled every 200 ms through it (bench/availability.py).
+"""Rotating the service-account signing key (cluster_pki_rotate_ca: [sa], docs/ca-rotation.md) on the hardened lab,
+with /readyz polled every 200 ms through it (bench/availability.py).
 
-One rotation in four runs: check mode writes nothing and lists the pods; a run stopped after trust (the API
-server accepts both keys, the old one still signs); a run SIGKILLed as soon as the reissue step began in the
-store; the rerun, stopped after verify (the new key signs, the old tokens still work); the last run removes the
-old public key. Every claim about tokens is a real request to the real API server (a SelfSubjectReview with the
-token): a token made before the rotation works until remove and gets 401 after; a token made after reissue is
-signed by the new key and works to the end; the pod whose Deployment the pods step restarted holds a working
-token, the bare pod (listed, never restarted) holds an old one, refused after remove until the kubelet
-refreshes it. The figures are printed (pytest -rA), not asserted. Each run of this file is a new round."""
+One rotation in four runs: check mode writes nothing and lists the pods; a run stopped after trust (the API server
+accepts both keys, the old one still signs); a run SIGKILLed as soon as the reissue step began in the store; the
+rerun, stopped after verify (the new key signs, the old tokens still work); the last run removes the old public key.
+Every claim about tokens is a real request to the real API server (a SelfSubjectReview with the token): a token made
+before the rotation works until remove and gets 401 after; a token made after reissue is signed by the new key and
+works to the end; a legacy token Secret is re-signed by the controller-manager at the pods step
+(cluster_pki_rotate_ca_reissue_token_secrets): its old token gets 401 after remove, its new one 201; the pod whose
+Deployment the pods step restarted holds a working token, the bare pod (listed, never restarted) holds an old one,
+refused after remove until the kubelet refreshes it. The figures are printed (pytest -rA), not asserted. Each run of
+this file is a new round."""
 
 import base64
 import hashlib
 import json
 import os
+import time
 
 import pytest
 from conftest import ansible_playbook
@@ -87,6 +90,7 @@ def rotation(lab, lab_binaries):
     state_file, round_ = next_round(store, "sa")
     asked = {"cluster_pki_rotate_ca": ["sa"], "cluster_pki_rotate_ca_round": round_}
     asked["cluster_pki_rotate_ca_restart_pods"] = True
+    asked["cluster_pki_rotate_ca_reissue_token_secrets"] = True
     old_keys = public_keys(read(os.path.join(store, "pki", "sa.pub")))
     assert len(old_keys) == 1, "the lab's store must hold one service-account key before a rotation"
     old = old_keys[0]
@@ -112,6 +116,18 @@ def rotation(lab, lab_binaries):
             },
         },
     )
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/service-account-token",
+            "metadata": {
+                "name": "legacy",
+                "namespace": NAMESPACE,
+                "annotations": {"kubernetes.io/service-account.name": "probe"},
+            },
+        }
+    )
     kubectl("-n", NAMESPACE, "rollout", "status", "deployment/sa-deploy", "--timeout=180s")
     kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s")
 
@@ -125,7 +141,18 @@ def rotation(lab, lab_binaries):
         return kubectl("-n", NAMESPACE, "create", "token", "probe", "--duration=2h").stdout.strip()
 
     facts = {"round": round_, "old": old, "store": store, "kubectl": kubectl, "pods_before": pods()}
+
+    def legacy_token():
+        """The token the controller-manager filled into the legacy Secret (waits for it)."""
+        for _attempt in range(60):
+            data = kubectl.get("-n", NAMESPACE, "secret", "legacy").get("data") or {}
+            if data.get("token"):
+                return base64.b64decode(data["token"]).decode()
+            time.sleep(1)
+        raise AssertionError("the controller-manager did not fill the legacy token Secret in 60 s")
+
     facts["old_token"] = create_token()
+    facts["old_legacy"] = legacy_token()
     facts["old_token_before"] = review(lab, store, facts["old_token"])
 
     before = store_tree(store)
@@ -157,12 +184,13 @@ def rotation(lab, lab_binaries):
     facts["after_reissue"]["new_token"] = review(lab, store, facts["new_token"])
     deploy_pod = next(n for n in facts["after_reissue"]["pods"] if n.startswith("sa-deploy-"))
     facts["deploy_token"], facts["bare_token"] = pod_token(deploy_pod), pod_token("sa-bare")
+    facts["new_legacy"] = legacy_token()
 
     final, facts["remove_figures"] = under_load(lab, asked)
     assert final.returncode == 0, (final.stdout[-4000:], final.stderr[-3000:])
     facts["final"] = {"state": states(state_file), "node": node_keys(lab), "pods": pods()}
     facts["final"]["store"] = [fingerprint(k) for k in public_keys(read(os.path.join(store, "pki", "sa.pub")))]
-    for name in ("old_token", "new_token", "deploy_token", "bare_token"):
+    for name in ("old_token", "new_token", "deploy_token", "bare_token", "old_legacy", "new_legacy"):
         facts["final"][name] = review(lab, store, facts[name])
     print("availability, generate + trust:", facts["trust_figures"])
     print("availability, rerun after the kill (reissue, pods, verify):", facts["reissue_figures"])
@@ -181,6 +209,7 @@ def test_sa_check_mode_lists_the_steps_and_pods_and_writes_nothing(rotation):
         assert f"- {step}\n" in check.stdout
     assert "rotation/sa/new.key" in check.stdout
     assert f"{NAMESPACE}/sa-bare" in check.stdout  # the pods that hold a token of the old key
+    assert f"{NAMESPACE}/legacy" in check.stdout  # the legacy token Secret it would re-sign
     assert rotation["check_store_unchanged"]
 
 
@@ -219,6 +248,16 @@ def test_the_pods_step_restarted_the_deployment_and_listed_the_bare_pod(rotation
     assert not set(n for n in before if n.startswith("sa-deploy-")) & set(after)  # the Deployment's pod is new
     assert signed_by(rotation["deploy_token"], rotation["new"])
     assert signed_by(rotation["bare_token"], rotation["old"])
+
+
+def test_the_pods_step_had_the_legacy_token_secret_re_signed_by_the_new_key(rotation):
+    assert signed_by(rotation["old_legacy"], rotation["old"])
+    assert rotation["new_legacy"] != rotation["old_legacy"]
+    assert signed_by(rotation["new_legacy"], rotation["new"]) and not signed_by(rotation["new_legacy"], rotation["old"])
+    assert f"{NAMESPACE}/legacy" in rotation["reissue_output"]
+    final = rotation["final"]
+    assert final["new_legacy"] == (201, USER)  # the Secret's consumers keep working after remove
+    assert final["old_legacy"][0] == 401  # a copy taken outside does not (service-account-lookup: not the Secret's)
 
 
 def test_after_remove_only_the_new_key_is_accepted(rotation):

@@ -9,6 +9,7 @@ The caller imports this module inside try/except to report a missing
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import ipaddress
@@ -93,6 +94,12 @@ def key_algorithm(key):
 def public_der(key):
     pub = key.public_key() if hasattr(key, "public_key") else key
     return pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_id(key):
+    """The ``kid`` Kubernetes puts in the tokens this key signs: base64url (no padding) of the SHA-256 of the
+    public key's DER."""
+    return base64.urlsafe_b64encode(hashlib.sha256(public_der(key)).digest()).decode("ascii").rstrip("=")
 
 
 def _hash_for(key):

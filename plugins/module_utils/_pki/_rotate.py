@@ -152,8 +152,10 @@ def _pods(out, name, state, round_, params, result, check_mode, now):
         raise KubeguardError("kubeconfig", "the pods step needs the controller's kubeconfig")
     entry = state["rotations"].get(name) or {}
     stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    restart = bool(params.get("restart_pods")) and "pods" in _rotation.due(state, name, round_)
-    if restart and not check_mode:
+    due = "pods" in _rotation.due(state, name, round_)
+    restart = bool(params.get("restart_pods")) and due
+    reissue = bool(params.get("reissue_token_secrets")) and due and name == "sa"
+    if (restart or reissue) and not check_mode:
         _rotation.begin(state, name, round_, "pods")  # refused before trust is recorded
     new_pem = ""  # a token signed by the new key needs no bundle: the pod is only restarted
     if name != "sa":
@@ -164,5 +166,11 @@ def _pods(out, name, state, round_, params, result, check_mode, now):
     before = since or stamp
     what = _rotation_pods.TOKEN if name == "sa" else _rotation_pods.ROOT_CA
     found = _rotation_pods.run(client, before, restart, check_mode, new_pem, stamp, what=what)
-    result.update(found, changed=bool(found["restarted"]) or (restart and check_mode and bool(found["controllers"])))
+    if name == "sa":
+        # Before generate (check mode) every legacy token is one the new key did not sign.
+        generated = entry.get("round") == round_ and "generate" in (entry.get("steps") or [])
+        signing_kid = _crypto.key_id(sa_store.next_signing_key(out)) if generated else ""
+        found.update(_rotation_pods.reissue_secrets(client, signing_kid, reissue, check_mode))
+    changed = bool(found["restarted"]) or (restart and check_mode and bool(found["controllers"]))
+    result.update(found, changed=changed or bool(found.get("token_secrets_reissued")))
     return result

@@ -14,13 +14,17 @@ bundle in every namespace's kube-root-ca.crt. Bare pods are listed only.
 For the service-account key (``sa``) the step comes after ``reissue``: a pod
 started before it holds a projected token signed by the old key (the kubelet
 replaces it at 80 % of its lifetime, about 48 min for the default hour).
-Those pods are listed, and restarted the same way when asked; Secrets of
-type service-account-token (legacy tokens, signed once, never re-signed)
-are listed: they stop working at ``remove``.
+Those pods are listed, and restarted the same way when asked. Secrets of
+type service-account-token (legacy tokens, signed once) are listed: they
+stop working at ``remove``. When asked, those the new key did not sign lose
+their ``token`` key; the controller-manager's token controller fills a new
+one, signed by the key it signs with now (the new one, since ``reissue``).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
@@ -82,6 +86,50 @@ def targets(found):
     return sorted({(h["kind"], h["namespace"], h["name"]) for h in found if h["kind"]})
 
 
+def token_key_id(data):
+    """The ``kid`` header of the token in a Secret's ``data`` (base64 of a JWT); '' when there is none."""
+    try:
+        header = base64.b64decode(data.get("token") or "").decode("ascii").split(".")[0]
+        return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))).get("kid") or ""
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _secret_name(secret):
+    return f"{secret['metadata']['namespace']}/{secret['metadata']['name']}"
+
+
+def reissue_secrets(client, signing_kid, reissue, check_mode, timeout=180):
+    """The legacy token Secrets, and those whose token ``signing_kid`` did not sign (re-signed when asked)."""
+    secrets = client.request("GET", "/api/v1/secrets", query={"fieldSelector": f"type={LEGACY}"})["items"]
+    stale = [s for s in secrets if (s.get("data") or {}).get("token") and token_key_id(s["data"]) != signing_kid]
+    result = {"token_secrets": sorted(_secret_name(s) for s in secrets), "token_secrets_reissued": []}
+    if not reissue:
+        return result
+    result["token_secrets_reissued"] = sorted(_secret_name(s) for s in stale)
+    if check_mode:
+        return result
+    for secret in stale:
+        meta = secret["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}"
+        # The test op: a token changed since the list is left to its writer.
+        patch = [{"op": "test", "path": "/data/token", "value": secret["data"]["token"]}]
+        patch.append({"op": "remove", "path": "/data/token"})
+        client.request("PATCH", path, body=patch, content_type="application/json-patch+json")
+    deadline = time.monotonic() + timeout
+    for secret in stale:
+        meta = secret["metadata"]
+        path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}"
+        while token_key_id(client.request("GET", path).get("data") or {}) != signing_kid:
+            if time.monotonic() > deadline:
+                raise KubeguardError(
+                    "reissue_token_secrets",
+                    f"the controller-manager did not re-sign {_secret_name(secret)} within {timeout} s",
+                )
+            time.sleep(1)
+    return result
+
+
 def run(client, before, restart, check_mode, ca_pem, now_text, timeout=180, what=ROOT_CA):
     """List (and restart) the holders; the module's result part. ``ca_pem`` empty: no bundle to wait for."""
     pods = client.request("GET", "/api/v1/pods")["items"]
@@ -89,9 +137,6 @@ def run(client, before, restart, check_mode, ca_pem, now_text, timeout=180, what
     found = holders(pods, replicasets, before, what)
     planned = targets(found)
     result = {"pods": found, "controllers": [f"{k}/{ns}/{n}" for k, ns, n in planned], "restarted": []}
-    if what == TOKEN:
-        secrets = client.request("GET", "/api/v1/secrets", query={"fieldSelector": f"type={LEGACY}"})["items"]
-        result["token_secrets"] = sorted(f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in secrets)
     if not restart or check_mode or not planned:
         return result
     if ca_pem:

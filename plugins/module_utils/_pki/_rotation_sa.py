@@ -73,6 +73,11 @@ def _new(out):
     return _crypto.load_key(key) if key is not None else None
 
 
+def next_signing_key(out):
+    """The key that signs once ``reissue`` is done: the rotation's new key, or sa.key when none is kept."""
+    return _new(out) or current(out)[1]
+
+
 def step_files(out, name, step, controller_kubeconfig=""):
     """The store files ``step`` writes, for check mode and the report."""
     del out, name, controller_kubeconfig  # no kubeconfig embeds the service-account key

@@ -111,3 +111,54 @@ def test_pods_with_a_projected_token_are_the_holders_for_sa():
     found = _rotation_pods.holders(pods, [], "2026-01-01T10:00:00Z", _rotation_pods.TOKEN)
     assert [h["pod"] for h in found] == ["old-token"]
     assert [h["pod"] for h in _rotation_pods.holders(pods, [], "2026-01-01T10:00:00Z")] == ["ca-only"]
+
+
+def _jwt(kid):
+    header = base64.urlsafe_b64encode(f'{{"alg":"RS256","kid":"{kid}"}}'.encode()).decode().rstrip("=")
+    return base64.b64encode(f"{header}.e30.c2ln".encode()).decode()
+
+
+class _SecretsApi:
+    """The three calls reissue_secrets makes; the controller-manager's refill is simulated on the next GET."""
+
+    def __init__(self, secrets, new_kid):
+        self.secrets = {s["metadata"]["name"]: s for s in secrets}
+        self.new_kid, self.patches = new_kid, []
+
+    def request(self, method, path, query=None, body=None, content_type=""):
+        name = path.rsplit("/", 1)[-1]
+        if method == "GET" and path == "/api/v1/secrets":
+            assert query == {"fieldSelector": f"type={_rotation_pods.LEGACY}"}
+            return {"items": list(self.secrets.values())}
+        if method == "PATCH":
+            assert content_type == "application/json-patch+json"
+            assert body[0] == {"op": "test", "path": "/data/token", "value": self.secrets[name]["data"]["token"]}
+            self.patches.append(name)
+            self.secrets[name]["data"] = {}
+            return {}
+        data = self.secrets[name]["data"]
+        if not data.get("token"):
+            data["token"] = _jwt(self.new_kid)
+        return {"data": data}
+
+
+def _secret(name, token):
+    return {"metadata": {"name": name, "namespace": "ns"}, "data": {"token": token} if token else {}}
+
+
+def test_legacy_token_secrets_the_new_key_did_not_sign_are_re_signed():
+    key = _crypto.load_der(_crypto.generate_der("RSA-2048"))
+    new_kid = _crypto.key_id(key)
+    assert "=" not in new_kid and len(new_kid) == 43  # base64url of a SHA-256, unpadded
+    assert _rotation_pods.token_key_id({"token": _jwt(new_kid)}) == new_kid
+    assert _rotation_pods.token_key_id({"token": "bm90IGEgand0"}) == ""  # "not a jwt"
+    secrets = [_secret("old", _jwt("old-kid")), _secret("new", _jwt(new_kid)), _secret("unfilled", "")]
+    api = _SecretsApi(secrets, new_kid)
+    listed = _rotation_pods.reissue_secrets(api, new_kid, reissue=False, check_mode=False)
+    assert listed == {"token_secrets": ["ns/new", "ns/old", "ns/unfilled"], "token_secrets_reissued": []}
+    assert _rotation_pods.reissue_secrets(api, new_kid, True, check_mode=True)["token_secrets_reissued"] == ["ns/old"]
+    assert api.patches == []  # check mode patches nothing
+    done = _rotation_pods.reissue_secrets(api, new_kid, True, check_mode=False)
+    assert done["token_secrets_reissued"] == ["ns/old"] and api.patches == ["old"]
+    assert _rotation_pods.token_key_id(api.secrets["old"]["data"]) == new_kid
+    assert _rotation_pods.reissue_secrets(api, new_kid, True, check_mode=False)["token_secrets_reissued"] == []
