@@ -8,7 +8,7 @@ name: serial
 author:
   - Kubeguard maintainers (@kubeguard)
 short_description: A play's batch size (serial) from a kubeguard_serial_* knob, validated
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Returns the batches of one kubeguard_serial_* variable (kubeguard_serial_control_plane, kubeguard_serial_workers,
     kubeguard_serial_ssh) as a list for the play keyword C(serial), after checking it. A bad value fails the play before

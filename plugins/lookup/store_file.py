@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: store_file
 author: Kubeguard maintainers (@kubeguard)
-version_added: 0.3.0
+version_added: 0.2.0
 short_description: Read files of the controller store, decrypting the ansible-vault encrypted ones
 description:
   - Returns the text of each file, like C(ansible.builtin.file) with C(rstrip=false), but a file that is

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: network_policy_flows
 short_description: Read a node's live flows from its conntrack table
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runs C(conntrack -L) for IPv4 and IPv6 (Debian package C(conntrack)), or reads C(/proc/net/nf_conntrack) when the
     tool is missing, in one call, and returns the flows the destination answered, aggregated over source ports.

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: network_policy_live_flows
 short_description: List the live flows that the NetworkPolicies about to be applied would cut
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Reads namespaces, pods and NetworkPolicies once and builds the policy set a run of the network_policy role would
     leave (today's policies, minus those matching O(replace_labels), plus O(namespace_objects) in every namespace not

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: sshd_host_ca
 short_description: Keep the cluster SSH host CA on the controller, sign host keys, write ssh_known_hosts
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runs on the controller. Creates the cluster's SSH host CA (C(ssh-keygen -t ed25519)) in I(ca_dir) when it is
     absent, as C(ssh_host_ca) (mode 0600, directory 0700) and C(ssh_host_ca.pub); in check mode it reports that it

@@ -8,7 +8,7 @@ DOCUMENTATION = r"""
 ---
 module: sshd_host_certificate
 short_description: Decide which SSH host keys need a (new) host certificate and install signed ones
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - Runs on the node. Computes the certificate principals (inventory name, the node's FQDN and host name, the
     addresses in I(addresses) that are IP addresses and not loopback, I(extra_principals)).

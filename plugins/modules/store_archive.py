@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: store_archive
 short_description: Back up the controller store into one ansible-vault encrypted archive, or restore it byte-identical
-version_added: 0.3.0
+version_added: 0.2.0
 description:
   - The controller store (the cluster PKI tree of C(kubeguard_pki_output_dir), which by default also holds the
     encryption at rest key store and the static token store) lives on the controller. This packs the whole directory
