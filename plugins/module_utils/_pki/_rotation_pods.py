@@ -99,6 +99,10 @@ def _secret_name(secret):
     return f"{secret['metadata']['namespace']}/{secret['metadata']['name']}"
 
 
+def _secret_path(secret):
+    return f"/api/v1/namespaces/{secret['metadata']['namespace']}/secrets/{secret['metadata']['name']}"
+
+
 def reissue_secrets(client, signing_kid, reissue, check_mode, timeout=180):
     """The legacy token Secrets, and those whose token ``signing_kid`` did not sign (re-signed when asked)."""
     secrets = client.request("GET", "/api/v1/secrets", query={"fieldSelector": f"type={LEGACY}"})["items"]
@@ -110,17 +114,13 @@ def reissue_secrets(client, signing_kid, reissue, check_mode, timeout=180):
     if check_mode:
         return result
     for secret in stale:
-        meta = secret["metadata"]
-        path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}"
         # The test op: a token changed since the list is left to its writer.
         patch = [{"op": "test", "path": "/data/token", "value": secret["data"]["token"]}]
         patch.append({"op": "remove", "path": "/data/token"})
-        client.request("PATCH", path, body=patch, content_type="application/json-patch+json")
+        client.request("PATCH", _secret_path(secret), body=patch, content_type="application/json-patch+json")
     deadline = time.monotonic() + timeout
     for secret in stale:
-        meta = secret["metadata"]
-        path = f"/api/v1/namespaces/{meta['namespace']}/secrets/{meta['name']}"
-        while token_key_id(client.request("GET", path).get("data") or {}) != signing_kid:
+        while token_key_id(client.request("GET", _secret_path(secret)).get("data") or {}) != signing_kid:
             if time.monotonic() > deadline:
                 raise KubeguardError(
                     "reissue_token_secrets",
