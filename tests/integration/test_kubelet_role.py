@@ -10,9 +10,11 @@ alone on a fresh lab), it runs site.yml first."""
 import datetime
 import json
 import pathlib
+import re
 import socket
 import ssl
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -411,3 +413,75 @@ def test_kube_proxy_metrics_listen_on_loopback_only(hardened, lab):
         lines = lab.podman_exec(host, "ss", "-Hltn", "sport = :10249").stdout.splitlines()
         local = [line.split()[3] for line in lines]  # State Recv-Q Send-Q Local Peer
         assert local == ["127.0.0.1:10249"], (host, lines)
+
+
+GUARD = "/etc/systemd/system/kube-proxy.service.d/80-kubeguard-nftables-guard.conf"
+CONNECT = "import socket, sys; socket.create_connection((sys.argv[1], 8080), timeout=2).close()"
+LAST_SYNC = (
+    "import re, urllib.request; text = urllib.request.urlopen('http://127.0.0.1:10249/metrics', timeout=2)"
+    ".read().decode(); print(re.search(r'^kubeproxy_sync_proxy_rules_last_timestamp_seconds"
+    '(?:{ip_family="IPv4"})? (\\S+)\', text, re.M)[1])'
+)
+
+
+def endpoint_chain(lab, host, ip):
+    """The rules of this node's kube-proxy chain for endpoint ip:8080 of Service guard, or None."""
+    table = lab.podman_exec(host, "nft", "list", "table", "ip", "kube-proxy").stdout
+    found = re.search(
+        rf"chain endpoint-\S+-{NAMESPACE}/guard/tcp/\S*__{re.escape(ip)}/8080 {{\n(.*?)^\s*}}", table, re.M | re.S
+    )
+    return None if found is None else found[1].strip()
+
+
+def restart_kube_proxy_after_its_endpoint_chain_was_emptied(lab, kubectl, host, pod, ip):
+    """The endpoint goes away (kube-proxy empties its chain), kube-proxy is frozen while it comes
+    back at the same address, then restarted: the rules of the chain after the new process's
+    first sync, and whether the node reaches the Service."""
+    kubectl("-n", NAMESPACE, "label", "pod", pod, "kubeguard-proof-")
+    wait_for(lambda: endpoint_chain(lab, host, ip) == "", 30, f"{host}: the emptied endpoint chain")
+    lab.podman_exec(host, "pkill", "-STOP", "-x", "kube-proxy")
+    kubectl("-n", NAMESPACE, "label", "pod", pod, "kubeguard-proof=guard")
+    wait_for(lambda: bool(kubectl.get("-n", NAMESPACE, "endpointslices")["items"][0]["endpoints"]), 30, "endpoints")
+    restarted = time.time()
+    assert lab.podman_exec(host, "systemctl", "restart", "kube-proxy").returncode == 0
+
+    def synced():
+        run = lab.podman_exec(host, "python3", "-c", LAST_SYNC)
+        return run.returncode == 0 and float(run.stdout) > restarted
+
+    wait_for(synced, 60, f"{host}: kube-proxy's first sync")
+    reached = lab.podman_exec(
+        host, "python3", "-c", CONNECT, kubectl.get("-n", NAMESPACE, "service", "guard")["spec"]["clusterIP"]
+    )
+    return endpoint_chain(lab, host, ip), reached.returncode == 0
+
+
+def test_a_kube_proxy_restart_rewrites_the_endpoint_chain_its_last_process_emptied(pods, lab, kubectl):
+    """kube-proxy's nftables mode keeps, at start, the endpoint chains it finds: one emptied just
+    before (the endpoint left and came back at its address) stays empty, the Service is dropped.
+    With the guard the role installs, the new process rewrites it. Without it (moved aside), the
+    same sequence leaves the chain empty: the control that shows this test can fail."""
+    host, target = lab.groups["workers"][0], lab.groups["workers"][-1]
+    pod = pods[target]
+    ip = kubectl.get("-n", NAMESPACE, "pod", pod)["status"]["podIP"]
+    kubectl("-n", NAMESPACE, "label", "pod", pod, "kubeguard-proof=guard", "--overwrite")
+    kubectl.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "guard", "namespace": NAMESPACE},
+            "spec": {"selector": {"kubeguard-proof": "guard"}, "ports": [{"port": 8080}]},
+        }
+    )
+    assert lab.podman_exec(host, "test", "-f", GUARD).returncode == 0
+    wait_for(lambda: bool(endpoint_chain(lab, host, ip)), 30, f"{host}: the endpoint chain")
+    try:
+        rules, reached = restart_kube_proxy_after_its_endpoint_chain_was_emptied(lab, kubectl, host, pod, ip)
+        assert "dnat to" in rules and reached, rules
+        lab.podman_exec(host, "sh", "-c", f"mv {GUARD} /root/ && systemctl daemon-reload")
+        rules, reached = restart_kube_proxy_after_its_endpoint_chain_was_emptied(lab, kubectl, host, pod, ip)
+        assert rules == "" and not reached, rules
+    finally:
+        lab.podman_exec(host, "sh", "-c", f"test -f {GUARD} || mv /root/{GUARD.rsplit('/', 1)[1]} {GUARD}")
+        lab.podman_exec(host, "sh", "-c", "systemctl daemon-reload && systemctl restart kube-proxy")
+    wait_for(lambda: "dnat to" in (endpoint_chain(lab, host, ip) or ""), 60, f"{host}: the chain rewritten")

@@ -24,7 +24,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet.plan 
     protect_kernel_defaults,
 )
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import state, system
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import file_mode, read
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import file_mode, read, write_all
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.restart import Engine, Target, replace
 
 
@@ -197,19 +197,28 @@ def apply_kube_proxy(params, check_mode):
         before, mode = read(path), 0o600
         current = proxy["running_flags"].get("metrics-bind-address", "<default>")
         pending = current != address
+    guard_path = os.path.join(SYSTEMD_DIR, "kube-proxy.service.d", cfg.KUBE_PROXY_GUARD_DROPIN)
+    guard_before = read(guard_path)
+    files = {path: (text, mode), guard_path: (cfg.KUBE_PROXY_GUARD, 0o644)}
+    guard_state = "present" if guard_before == cfg.KUBE_PROXY_GUARD else "absent"
     result = {
-        "changed": before != text or pending,
+        "changed": before != text or pending or guard_before != cfg.KUBE_PROXY_GUARD,
         "metrics_bind_address": address,
         "diff": {
-            "before": f"metricsBindAddress: {current}\n",
-            "after": f"metricsBindAddress: {address}\n",
+            "before": f"metricsBindAddress: {current}\nnftables restart guard: {guard_state}\n",
+            "after": f"metricsBindAddress: {address}\nnftables restart guard: present\n",
             "before_header": path,
             "after_header": path,
         },
     }
     if not result["changed"] or check_mode:
         return result
-    rollback = _remember(params, "kube-proxy", {path: (text, mode)})
+    if before == text and not pending:
+        # Only the guard is new: it acts at kube-proxy's next start, which need not be now.
+        write_all({guard_path: files[guard_path]}, 0o755)
+        Engine().systemctl("daemon-reload")
+        return result
+    rollback = _remember(params, "kube-proxy", files)
     target = Target(
         "kube-proxy",
         "kube-proxy.service",
@@ -220,7 +229,7 @@ def apply_kube_proxy(params, check_mode):
     outcome = replace(
         Engine(),
         target,
-        {path: (text, mode)},
+        files,
         rollback,
         params["state_dir"],
         params["restart_timeout"],
