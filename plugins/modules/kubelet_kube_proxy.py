@@ -15,7 +15,7 @@ description:
     C(--metrics-bind-address). Either way sets O(metrics_bind_address), restarts kube-proxy and waits until it
     serves C(/metrics) there; restores the previous file if it does not.
   - Also installs the unit drop-in C(80-kubeguard-nftables-guard.conf). Its C(ExecStartPre) deletes, before each start
-    of kube-proxy, a kube-proxy nftables table that holds an empty endpoint chain: kube-proxy's nftables mode
+    of kube-proxy, a kube-proxy nftables table that holds an empty endpoint chain, because kube-proxy's nftables mode
     (Kubernetes 1.33 and later) keeps the endpoint chains it finds at start, so a chain its previous process had just
     emptied would stay empty, and its Service unreachable from the node, until the next full sync. When only the guard
     is missing it is installed with a C(daemon-reload) and no restart.
