@@ -198,11 +198,11 @@ def apply_kube_proxy(params, check_mode):
         current = proxy["running_flags"].get("metrics-bind-address", "<default>")
         pending = current != address
     guard_path = os.path.join(SYSTEMD_DIR, "kube-proxy.service.d", cfg.KUBE_PROXY_GUARD_DROPIN)
-    guard_before = read(guard_path)
+    guard_pending = read(guard_path) != cfg.KUBE_PROXY_GUARD
     files = {path: (text, mode), guard_path: (cfg.KUBE_PROXY_GUARD, 0o644)}
-    guard_state = "present" if guard_before == cfg.KUBE_PROXY_GUARD else "absent"
+    guard_state = "absent" if guard_pending else "present"
     result = {
-        "changed": before != text or pending or guard_before != cfg.KUBE_PROXY_GUARD,
+        "changed": before != text or pending or guard_pending,
         "metrics_bind_address": address,
         "diff": {
             "before": f"metricsBindAddress: {current}\nnftables restart guard: {guard_state}\n",
