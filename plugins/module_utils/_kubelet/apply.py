@@ -13,6 +13,7 @@ import time
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._http import http_open
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import kube_proxy_guard
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet.api import NodeAPI, ready_probe, running_pods
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet.gather import process, sysctls
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet.plan import (
@@ -197,9 +198,9 @@ def apply_kube_proxy(params, check_mode):
         before, mode = read(path), 0o600
         current = proxy["running_flags"].get("metrics-bind-address", "<default>")
         pending = current != address
-    guard_path = os.path.join(SYSTEMD_DIR, "kube-proxy.service.d", cfg.KUBE_PROXY_GUARD_DROPIN)
-    guard_pending = read(guard_path) != cfg.KUBE_PROXY_GUARD
-    files = {path: (text, mode), guard_path: (cfg.KUBE_PROXY_GUARD, 0o644)}
+    guard_path = os.path.join(SYSTEMD_DIR, "kube-proxy.service.d", kube_proxy_guard.DROPIN)
+    guard_pending = read(guard_path) != kube_proxy_guard.TEXT
+    files = {path: (text, mode), guard_path: (kube_proxy_guard.TEXT, 0o644)}
     guard_state = "absent" if guard_pending else "present"
     result = {
         "changed": before != text or pending or guard_pending,
