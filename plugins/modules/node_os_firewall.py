@@ -136,6 +136,16 @@ options:
     description: Where the previous table, file and the rollback script are kept.
     type: path
     default: /var/lib/kubeguard/node_os
+  boot_unit:
+    description:
+      - The content the unit that loads I(path) at boot should have. When set, the result's C(boot_unit_pending)
+        says whether I(boot_unit_path) differs from it or the unit is not enabled; the unit itself is never
+        written by this module (the role installs it only when pending, so a rerun makes no round trip for it).
+    type: str
+  boot_unit_path:
+    description: The boot unit's file; its name is the unit C(systemctl is-enabled) is asked about.
+    type: path
+    default: /etc/systemd/system/kubeguard-node-firewall.service
 attributes:
   check_mode:
     description: Can run in check mode and report what would change without changing the node.
@@ -184,6 +194,11 @@ rollback:
   description: The armed rollback timer (C(armed), C(unit), C(script), C(timeout)).
   returned: success
   type: dict
+boot_unit_pending:
+  description: I(boot_unit_path) differs from I(boot_unit), or the unit is not enabled.
+  returned: when I(boot_unit) is set
+  type: bool
+  sample: false
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -216,6 +231,8 @@ ARGUMENT_SPEC = {
     "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},
     "rollback_timeout": {"type": "int", "default": 120},
     "state_dir": {"type": "path", "default": "/var/lib/kubeguard/node_os"},
+    "boot_unit": {"type": "str"},
+    "boot_unit_path": {"type": "path", "default": "/etc/systemd/system/kubeguard-node-firewall.service"},
 }
 
 

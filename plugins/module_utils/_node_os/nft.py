@@ -84,6 +84,15 @@ def arm_rollback(node, params, live, previous_file):
     return {"armed": True, "unit": ROLLBACK_UNIT, "script": script, "timeout": params["rollback_timeout"]}
 
 
+def boot_unit_pending(node, params):
+    """Whether the boot unit file differs from ``boot_unit`` or the unit is not enabled (read only)."""
+    path = params["boot_unit_path"]
+    if _files.read(path) != params["boot_unit"]:
+        return True
+    rc, out, _unused = node.run_command(["systemctl", "is-enabled", os.path.basename(path)])
+    return rc != 0 or out.strip() != "enabled"
+
+
 def apply(params, check_mode, node, connection=None):
     """Entry point of ``node_os_firewall``."""
     if not shutil.which("nft", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
@@ -111,6 +120,9 @@ def apply(params, check_mode, node, connection=None):
         },
     }
     result["pending"] = result["changed"]
+    if params.get("boot_unit") is not None:
+        # Reported, never written here: the role installs the unit only when this is true.
+        result["boot_unit_pending"] = boot_unit_pending(node, params)
     if not result["changed"]:
         return result
     check_candidate(node, content)

@@ -253,3 +253,24 @@ def test_the_operators_hosts_are_refused_where_others_meet_silence():
         '    ip6 saddr { 2001:db8::1/128 } counter reject with icmpv6 port-unreachable comment "refused"',
     ]
     assert "port-unreachable" not in rendered()
+
+
+@pytest.mark.parametrize(
+    "on_disk,enabled,pending",
+    [
+        (None, (1, "", "Failed to get unit file state"), True),  # fresh node
+        ("[Unit]\nold\n", (0, "enabled\n", ""), True),  # edited file
+        ("[Unit]\n", (1, "disabled\n", ""), True),  # current file, unit disabled
+        ("[Unit]\n", (0, "enabled\n", ""), False),  # nothing to do: the role skips both tasks
+    ],
+)
+def test_the_boot_unit_is_reported_pending_and_never_written(tmp_path, with_nft, on_disk, enabled, pending):
+    unit = tmp_path / "kubeguard-node-firewall.service"
+    if on_disk is not None:
+        unit.write_text(on_disk)
+    node = FakeNode(tmp_path, {("nft", "-s", "list"): (1, "", ""), ("systemctl", "is-enabled"): enabled})
+    p = apply_params(tmp_path, boot_unit="[Unit]\n", boot_unit_path=str(unit))
+    result = nft.apply(p, True, node, CONTROLLER)
+    assert result["boot_unit_pending"] is pending
+    assert (unit.read_text() if unit.exists() else None) == on_disk
+    assert "boot_unit_pending" not in nft.apply(apply_params(tmp_path), True, FakeNode(tmp_path), CONTROLLER)
