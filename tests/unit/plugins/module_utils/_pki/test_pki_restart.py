@@ -167,6 +167,7 @@ def test_a_static_pod_is_restarted_through_its_manifest_annotation_and_waited_fo
 
     (tmp_path / "kube-apiserver.yaml").write_text(MANIFEST)
     os.chmod(tmp_path / "kube-apiserver.yaml", 0o600)
+    (tmp_path / "etcd.yaml").write_text(MANIFEST)  # left to control_plane (quorum check): not restarted here
     node = FakeKubelet(tmp_path)
     p = params(["kube-apiserver", "kubelet", "etcd"], static_pod_dir=str(tmp_path))
     restarter = kubelet_restarter(node, p)
@@ -177,6 +178,7 @@ def test_a_static_pod_is_restarted_through_its_manifest_annotation_and_waited_fo
     assert pod["spec"] == yaml.safe_load(MANIFEST)["spec"]  # nothing else changed
     assert os.stat(tmp_path / "kube-apiserver.yaml").st_mode & 0o777 == 0o600
     assert node.static["kube-apiserver"] == 202 and node.restarted() == ["kubelet"]
+    assert (tmp_path / "etcd.yaml").read_text() == MANIFEST
 
 
 def test_a_static_pod_that_does_not_come_back_healthy_is_named(tmp_path):
