@@ -24,9 +24,9 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _crypto
 from conftest import ansible_playbook
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubeguard_test.kube import Kubectl
 from rotation_lab import assert_pods_kept_running, fingerprints, kill_when, next_round, read, start_pods
@@ -62,14 +62,6 @@ def node_certificates(lab, host):
         if pems:
             found[path] = [x509.load_pem_x509_certificate(pem.encode()) for pem in pems]
     return found
-
-
-def signed_by(cert, ca):
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def ca_of(kubeconfig_text):
@@ -153,7 +145,7 @@ def test_the_old_ca_is_gone_from_every_file_on_every_node(lab, rotation):
         found = node_certificates(lab, host)
         assert found, host
         holding = [path for path, certs in found.items() if rotation["old"] in fingerprints(pems(certs))]
-        signed = [path for path, certs in found.items() if any(signed_by(c, old_ca) for c in certs)]
+        signed = [path for path, certs in found.items() if any(_crypto.signed_by(c, old_ca) for c in certs)]
         assert (holding, signed) == ([], []), host
         read_back[host] = (len(found), sum(len(certs) for certs in found.values()))
         if host in lab.groups["control_plane"]:
