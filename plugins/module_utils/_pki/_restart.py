@@ -12,8 +12,9 @@ URLs answers 200 (or 401/403, or demands a client certificate: the server is
 up and serving TLS, only this probe is not authenticated). A component
 without health URLs must stay active for ``settle`` seconds.
 
-A component without a systemd unit that runs as a kubeadm static pod (its
-manifest in ``static_pod_dir``) is restarted by the kubelet: the manifest's
+With ``static_pod_dir`` set (the role sets it during a CA rotation), a
+component without a systemd unit that runs as a kubeadm static pod (its
+manifest in that directory) is restarted by the kubelet: the manifest's
 ``kubeguard.io/pki-restarted-at`` annotation changes (an atomic write), the
 kubelet recreates the pod, whose new process reads the new files; healthy
 means a new process of the component answers a health URL.
@@ -36,7 +37,6 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _i
 # Dependencies first: etcd before the apiserver before its clients.
 ORDER = (_model.ETCD, _model.APISERVER, _model.CONTROLLER_MANAGER, _model.SCHEDULER, _model.KUBELET)
 _ALIVE_STATUSES = (200, 401, 403)
-STATIC_POD_DIR = "/etc/kubernetes/manifests"
 RESTARTED_AT = "kubeguard.io/pki-restarted-at"
 
 
@@ -97,7 +97,7 @@ class Restarter:
         bound=drain_bound,
         processes=system.processes,
     ):
-        self.static_pod_dir = params.get("static_pod_dir") or STATIC_POD_DIR
+        self.static_pod_dir = params.get("static_pod_dir") or ""  # empty: static pods are not restarted here
         self.processes = processes
         self.services = params["services"]
         self.health = params.get("health_checks") or {}
@@ -114,7 +114,9 @@ class Restarter:
         return self.engine.loaded(unit)
 
     def manifest(self, component):
-        """The component's static-pod manifest, or None (a systemd unit, or not on this node)."""
+        """The component's static-pod manifest, or None (a systemd unit, not on this node, or no static_pod_dir)."""
+        if not self.static_pod_dir:
+            return None
         path = os.path.join(self.static_pod_dir, f"{component}.yaml")
         return path if os.path.isfile(path) else None
 
