@@ -18,6 +18,10 @@ description:
     signing one), C(verify)
     (recorded only when no certificate in the store, the controller's kubeconfig or O(evidence) chains only to the
     old CA), C(remove) (the old CA leaves every bundle).
+  - O(action=publish) (C(ca), steps C(trust), C(reissue) and C(remove)) puts the store's C(pki/ca.crt) bundle in
+    the kubeconfigs the cluster publishes in ConfigMaps, through O(kubeconfig) (kubeadm's
+    C(kube-public/cluster-info), read by C(kubeadm join), and C(kube-system/kube-proxy) when it embeds the CA); a
+    kubeconfig that trusts neither CA is left alone, an absent ConfigMap skipped.
   - O(action=plan) writes nothing and returns the due steps and the files each would write; O(action=begin) refuses
     a step whose predecessors are not recorded and writes the store's part of it; O(action=record) records it.
     Installing on the nodes and restarting is the role's part (roles/cluster_pki/tasks/rotate.yml).
@@ -65,7 +69,7 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [plan, begin, rewrite, pods, record]
+    choices: [plan, begin, rewrite, pods, publish, record]
     default: plan
   ca:
     description: The CA of O(action=begin) and O(action=record); one of O(rotate).
@@ -178,6 +182,11 @@ token_secrets_reissued:
   description: For C(sa), the legacy token Secrets re-signed with the new key (O(reissue_token_secrets)), or, in check
     mode, those that would be.
   returned: when action is pods and ca is sa
+  type: list
+  elements: str
+published:
+  description: The ConfigMaps (C(namespace/name)) whose kubeconfig got the bundle (in check mode, would get it).
+  returned: when action is publish
   type: list
   elements: str
 offenders:

@@ -11,7 +11,10 @@ version_added: 0.1.0
 description:
   - Restarts, in dependency order (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet) and one
     at a time, the systemd units of O(components) plus those of a pending restart left in O(backup_dir) by
-    M(kubeguard.hardening.cluster_pki_install). Units that do not exist on the node are skipped.
+    M(kubeguard.hardening.cluster_pki_install). A component without a systemd unit whose kubeadm static-pod manifest
+    is in O(static_pod_dir) (when set) is restarted by the kubelet, by changing the manifest's
+    C(kubeguard.io/pki-restarted-at) annotation (an atomic write), then waited for as a new process (not etcd, which
+    control_plane restarts after its quorum check). Components with neither on the node are skipped.
   - After each restart it waits until the unit is active and one of the component's O(health_checks) URLs answers
     (200, or 401/403 or a client-certificate demand when the probe is not authenticated); a component without URLs
     must stay active for a few seconds.
@@ -56,6 +59,14 @@ options:
     description: Seconds each component has to become healthy after its restart.
     type: int
     default: 120
+  static_pod_dir:
+    description: The kubelet's static-pod directory (kubeadm's C(/etc/kubernetes/manifests)); a component without a
+      systemd unit is restarted through its manifest there. Empty (the default) restarts no static pod; the
+      cluster_pki role sets it during a CA rotation only (C(cluster_pki_rotate_ca)), where every component must
+      load the new bundles. Otherwise kubeadm's apiserver reloads its serving certificate and client CA files
+      itself, and the control_plane role restarts a static pod whose manifest it changes.
+    type: path
+    default: ""
 seealso:
   - module: kubeguard.hardening.cluster_pki_install
 """
@@ -95,6 +106,7 @@ def main():
             "health_checks": {"type": "dict", "default": {}},
             "backup_dir": {"type": "path", "default": ""},
             "timeout": {"type": "int", "default": 120},
+            "static_pod_dir": {"type": "path", "default": ""},
         },
         supports_check_mode=True,
     )

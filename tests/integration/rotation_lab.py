@@ -146,3 +146,35 @@ def self_review(lab, store, headers, client_cert=None):
             return answer.status, json.loads(answer.read())["status"]["userInfo"]["username"]
     except urllib.error.HTTPError as err:
         return err.code, ""
+
+
+def start_pods(lab, kubectl, namespace, pods):
+    """A fresh ``namespace`` with the ServiceAccount ``probe`` and one agnhost pod per ``{name: node}``, Ready;
+    their ``{name: uid}``."""
+    kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true")
+    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    kubectl.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "probe", "namespace": namespace}})
+    image = lab.vars["kubeguard_lab_images"]["agnhost"]
+    kubectl.apply(
+        *(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+                "spec": {**pod_spec(image), "nodeName": node},
+            }
+            for name, node in pods.items()
+        )
+    )
+    kubectl("-n", namespace, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s")
+    return {p["metadata"]["name"]: p["metadata"]["uid"] for p in kubectl.get("-n", namespace, "pods")["items"]}
+
+
+def assert_pods_kept_running(kubectl, namespace, uids):
+    """The same pods (UIDs) still running; ``kubectl logs`` and ``exec`` work on each (apiserver <-> kubelet)."""
+    pods = {p["metadata"]["name"]: p for p in kubectl.get("-n", namespace, "pods")["items"]}
+    for name, uid in uids.items():
+        assert pods[name]["metadata"]["uid"] == uid
+        assert pods[name]["status"]["phase"] == "Running"
+        assert kubectl("-n", namespace, "logs", name).returncode == 0
+        assert kubectl("-n", namespace, "exec", name, "--", "/agnhost", "dns-suffix").returncode == 0

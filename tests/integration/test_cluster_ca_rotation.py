@@ -21,7 +21,16 @@ import pytest
 import yaml
 from conftest import ansible_playbook
 from kubeguard_test.kube import Kubectl
-from rotation_lab import fingerprints, kill_when, next_round, pod_spec, read, store_tree, under_load
+from rotation_lab import (
+    assert_pods_kept_running,
+    fingerprints,
+    kill_when,
+    next_round,
+    read,
+    start_pods,
+    store_tree,
+    under_load,
+)
 
 # Its own stream (make test-ca-rotation): about 10 minutes, over the lab stream's share of make test.
 pytestmark = [pytest.mark.lab, pytest.mark.rotation]
@@ -38,15 +47,6 @@ LAB_VARS = {
 }
 SIGNER_VAR = "cluster_pki_rotate_ca_signer_file"
 STEPS = ["generate", "trust", "pods", "reissue", "verify", "remove"]
-
-
-def pod(name, node, image):
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
-        "spec": {**pod_spec(image), "nodeName": node},
-    }
 
 
 def node_bundles(lab, host):
@@ -75,13 +75,7 @@ def rotation(lab, lab_binaries):
     old = fingerprints(read(os.path.join(store, "pki", "ca.crt")))
     assert len(old) == 1, "the lab's store must hold one CA before a rotation"
 
-    kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true")
-    kubectl.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-    kubectl.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "probe", "namespace": NAMESPACE}})
-    image = lab.vars["kubeguard_lab_images"]["agnhost"]
-    kubectl.apply(*(pod(name, node, image) for name, node in PODS.items()))
-    kubectl("-n", NAMESPACE, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=180s")
-    uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in kubectl.get("-n", NAMESPACE, "pods")["items"]}
+    uids = start_pods(lab, kubectl, NAMESPACE, PODS)
     token = kubectl("-n", NAMESPACE, "create", "token", "probe", "--duration=2h").stdout.strip()
 
     facts = {"round": round_, "old": old[0], "uids": uids, "token": token, "kubectl": kubectl, "store": store}
@@ -181,13 +175,7 @@ def test_the_controller_kubeconfig_verifies_the_api_with_the_new_ca(lab, rotatio
 
 
 def test_pods_kept_running_and_logs_and_exec_work(rotation):
-    kubectl = rotation["kubectl"]
-    pods = {p["metadata"]["name"]: p for p in kubectl.get("-n", NAMESPACE, "pods")["items"]}
-    for name, uid in rotation["uids"].items():
-        assert pods[name]["metadata"]["uid"] == uid
-        assert pods[name]["status"]["phase"] == "Running"
-        assert kubectl("-n", NAMESPACE, "logs", name).returncode == 0
-        assert kubectl("-n", NAMESPACE, "exec", name, "--", "/agnhost", "dns-suffix").returncode == 0
+    assert_pods_kept_running(rotation["kubectl"], NAMESPACE, rotation["uids"])
 
 
 def test_cluster_dns_and_services_work_after(rotation):

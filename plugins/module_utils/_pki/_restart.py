@@ -11,10 +11,18 @@ Healthy means: the systemd unit is active and one of the component's health
 URLs answers 200 (or 401/403, or demands a client certificate: the server is
 up and serving TLS, only this probe is not authenticated). A component
 without health URLs must stay active for ``settle`` seconds.
+
+With ``static_pod_dir`` set (the role sets it during a CA rotation), a
+component without a systemd unit that runs as a kubeadm static pod (its
+manifest in that directory) is restarted by the kubelet: the manifest's
+``kubeguard.io/pki-restarted-at`` annotation changes (an atomic write), the
+kubelet recreates the pod, whose new process reads the new files; healthy
+means a new process of the component answers a health URL.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 import urllib.error
@@ -23,11 +31,13 @@ import urllib.request
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._http import http_open
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import restart, system
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import atomic_write, read
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install, _model
 
 # Dependencies first: etcd before the apiserver before its clients.
 ORDER = (_model.ETCD, _model.APISERVER, _model.CONTROLLER_MANAGER, _model.SCHEDULER, _model.KUBELET)
 _ALIVE_STATUSES = (200, 401, 403)
+RESTARTED_AT = "kubeguard.io/pki-restarted-at"
 
 
 systemctl = system.systemctl_status  # (rc, output); a node without systemd has no units
@@ -58,12 +68,37 @@ def drain_bound(component, pid):
     return restart.DrainBound.for_apiserver({"pid": pid, "argv": system.cmdline(pid) or []})
 
 
+def bump_manifest(path, stamp):
+    """Rewrite the static-pod manifest at ``path`` with ``RESTARTED_AT`` set to ``stamp`` (atomic, same mode)."""
+    import yaml  # the node's Python has it wherever kubeadm manifests are edited (_control_plane does too)
+
+    text = read(path)
+    try:
+        pod = yaml.safe_load(text or "")
+    except yaml.YAMLError as exc:
+        raise KubeguardError("components", f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(pod, dict) or pod.get("kind") != "Pod":
+        raise KubeguardError("components", f"{path} is not a static-pod manifest (kind Pod)")
+    pod.setdefault("metadata", {}).setdefault("annotations", {})[RESTARTED_AT] = stamp
+    mode = os.stat(path).st_mode & 0o7777
+    atomic_write(path, yaml.safe_dump(pod, default_flow_style=False, sort_keys=False).encode(), mode)
+
+
 class Restarter:
     """One node's restart sequence on the node engine; the callables are injectable for unit tests."""
 
     def __init__(
-        self, params, command=systemctl, probe=answers, sleep=time.sleep, clock=time.monotonic, bound=drain_bound
+        self,
+        params,
+        command=systemctl,
+        probe=answers,
+        sleep=time.sleep,
+        clock=time.monotonic,
+        bound=drain_bound,
+        processes=system.processes,
     ):
+        self.static_pod_dir = params.get("static_pod_dir") or ""  # empty: static pods are not restarted here
+        self.processes = processes
         self.services = params["services"]
         self.health = params.get("health_checks") or {}
         self.timeout = params["timeout"]
@@ -78,13 +113,41 @@ class Restarter:
     def exists(self, unit):
         return self.engine.loaded(unit)
 
-    def healthy(self, component, unit):
-        """One probe of the unit's new process: ``(ok, reason)``."""
+    def manifest(self, component):
+        """The component's static-pod manifest, or None (a systemd unit, not on this node, or no static_pod_dir)."""
+        if not self.static_pod_dir:
+            return None
+        path = os.path.join(self.static_pod_dir, f"{component}.yaml")
+        return path if os.path.isfile(path) else None
+
+    def runs(self, component, unit):
+        # etcd's static pod is left to control_plane (it checks the quorum without the member first).
+        return self.exists(unit) or (component != _model.ETCD and self.manifest(component) is not None)
+
+    def pid(self, component):
+        return (self.processes((component,)).get(component) or {}).get("pid")
+
+    def restart_pod(self, component, path):
+        """Change the manifest's annotation and wait for a new, healthy process: None, else the last reason."""
+        replaced = self.pid(component)
+        drain = self.bound(component, replaced)
+        try:
+            bump_manifest(path, f"{time.time():.3f}")
+        except OSError as exc:
+            return f"{path} could not be rewritten ({exc})"
+        timeout = self.timeout + (restart.shutdown_delay(system.cmdline(replaced)) if replaced else 0)
+        ok, detail = self.engine.wait_new(
+            component, lambda: self.pid(component), self.healthy(component), timeout, replaced, drain, passes=2
+        )
+        return None if ok else detail
+
+    def healthy(self, component, unit=None):
+        """One probe of the new process: ``(ok, reason)``. ``unit`` None: a static pod (no unit state)."""
         urls = self.health.get(component) or []
         active_since = []
 
         def probe(_pid):
-            state = self.engine.show(unit, "ActiveState")
+            state = self.engine.show(unit, "ActiveState") if unit else "active"
             if state != "active":
                 active_since.clear()
                 return False, f"the unit is {state or 'unknown'}"
@@ -101,6 +164,8 @@ class Restarter:
 
     def restart(self, component, unit):
         """Queue the restart and wait for a new, healthy process: None, else the last reason."""
+        if not self.exists(unit) and self.manifest(component):
+            return self.restart_pod(component, self.manifest(component))
         replaced = self.engine.main_pid(unit)
         drain = self.bound(component, replaced)
         try:
@@ -126,7 +191,7 @@ def run(params, check_mode=False, restarter=None):
     if unknown:
         raise KubeguardError("components", f"unknown components {unknown}; known: {', '.join(order)}")
     plan = [(c, restarter.unit(c)) for c in order if c in wanted and restarter.unit(c)]
-    plan = [(c, u) for c, u in plan if restarter.exists(u)]
+    plan = [(c, u) for c, u in plan if restarter.runs(c, u)]
     if check_mode:
         return {"changed": bool(plan), "restarted": [c for c, _unused in plan]}
     done = []

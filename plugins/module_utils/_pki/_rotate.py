@@ -3,7 +3,9 @@
 """Private to kubeguard.hardening: the ``cluster_ca_rotation`` module's entry
 point. ``plan`` writes nothing; ``begin`` refuses a step whose predecessors
 are not recorded and writes the store's part of it; ``record`` records it
-(``verify`` only with evidence that nothing in use chains only to the old CA).
+(``verify`` only with evidence that nothing in use chains only to the old CA);
+``publish`` puts the store's CA bundle in the kubeconfigs the cluster publishes
+in ConfigMaps (kubeadm's ``cluster-info``, kube-proxy's).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _c
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_sa as sa_store
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_store as store
 
-ACTIONS = ("plan", "begin", "rewrite", "pods", "record")
+ACTIONS = ("plan", "begin", "rewrite", "pods", "publish", "record")
 
 
 def _expiry(out, rotate_before_days, now):
@@ -83,6 +85,8 @@ def run(params, check_mode=False, now=None):
         return _rewrite(out, name, step, params, result, now)
     if action == "pods":
         return _pods(out, name, state, round_, params, result, check_mode, now)
+    if action == "publish":
+        return _publish(out, name, step, params, result, check_mode)
     if action == "begin":
         _rotation.begin(state, name, round_, step)  # refusal before anything is written
         result["changed"] = step in ("generate", "trust", "reissue", "remove")
@@ -135,6 +139,25 @@ def _rewrite(out, name, step, params, result, now):
         if after != text:
             changed.append({"index": index, "content": base64.b64encode(after.encode()).decode("ascii")})
     result.update(rewritten=changed, changed=bool(changed))
+    return result
+
+
+def _publish(out, name, step, params, result, check_mode):
+    """The store's bundle into the ConfigMaps' kubeconfigs that trust the old or the new CA (trust, reissue,
+    remove of the cluster CA); ``published``: the ``namespace/name`` of those changed."""
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s.client import Client
+    from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _rotation_configmaps
+
+    if step not in ("trust", "reissue", "remove") or name != "ca":
+        raise KubeguardError("step", f"only trust, reissue and remove of ca publish kubeconfigs, not {name} {step}")
+    if not params.get("kubeconfig"):
+        raise KubeguardError("kubeconfig", "publishing the CA bundle needs the controller's kubeconfig")
+    bundle = _files.read(os.path.join(out, store.CA[name] + ".crt")) or b""
+    old = _files.read(os.path.join(out, store._rot(name, "old.crt"))) or b""
+    known = [_crypto.cert_pem(c).decode() for c in store.certs(bundle) + store.certs(old)]
+    client = Client.from_kubeconfig(params["kubeconfig"])
+    published = _rotation_configmaps.publish(client, bundle.decode(), known, check_mode)
+    result.update(published=published, changed=bool(published))
     return result
 
 

@@ -120,3 +120,71 @@ def test_a_component_without_health_urls_must_stay_active():
 def test_unknown_components_are_refused():
     with pytest.raises(KubeguardError, match="unknown components"):
         run(FakeNode(), params(["kube-proxy"]))
+
+
+MANIFEST = """apiVersion: v1
+kind: Pod
+metadata:
+  name: kube-apiserver
+  namespace: kube-system
+spec:
+  containers:
+  - name: kube-apiserver
+    command: [kube-apiserver, --secure-port=6443]
+"""
+
+
+class FakeKubelet(FakeNode):
+    """kubeadm's layout: no unit; the kubelet starts a new process when a manifest in ``manifests`` changes."""
+
+    def __init__(self, manifests, broken=()):
+        super().__init__(units=["kubelet"], broken=broken)
+        self.manifests, self.seen, self.static = manifests, {}, {}
+
+    def processes(self, names):
+        for name in names:
+            text = (self.manifests / f"{name}.yaml").read_text()
+            if self.seen.get(name) != text:  # the kubelet recreates the pod
+                self.seen[name] = text
+                self.static[name] = self.static.get(name, 200) + 1
+        return {n: {"pid": self.static[n], "argv": [n]} for n in names}
+
+
+def kubelet_restarter(node, p):
+    return _restart.Restarter(
+        p,
+        command=node.command,
+        probe=node.probe,
+        sleep=node.sleep,
+        clock=node.clock,
+        bound=lambda *_: None,
+        processes=node.processes,
+    )
+
+
+def test_a_static_pod_is_restarted_through_its_manifest_annotation_and_waited_for(tmp_path):
+    import yaml
+
+    (tmp_path / "kube-apiserver.yaml").write_text(MANIFEST)
+    os.chmod(tmp_path / "kube-apiserver.yaml", 0o600)
+    (tmp_path / "etcd.yaml").write_text(MANIFEST)  # left to control_plane (quorum check): not restarted here
+    node = FakeKubelet(tmp_path)
+    p = params(["kube-apiserver", "kubelet", "etcd"], static_pod_dir=str(tmp_path))
+    restarter = kubelet_restarter(node, p)
+    node.processes(["kube-apiserver"])  # the running pod
+    assert _restart.run(p, False, restarter) == {"changed": True, "restarted": ["kube-apiserver", "kubelet"]}
+    pod = yaml.safe_load((tmp_path / "kube-apiserver.yaml").read_text())
+    assert _restart.RESTARTED_AT in pod["metadata"]["annotations"]
+    assert pod["spec"] == yaml.safe_load(MANIFEST)["spec"]  # nothing else changed
+    assert os.stat(tmp_path / "kube-apiserver.yaml").st_mode & 0o777 == 0o600
+    assert node.static["kube-apiserver"] == 202 and node.restarted() == ["kubelet"]
+    assert (tmp_path / "etcd.yaml").read_text() == MANIFEST
+
+
+def test_a_static_pod_that_does_not_come_back_healthy_is_named(tmp_path):
+    (tmp_path / "kube-apiserver.yaml").write_text(MANIFEST)
+    node = FakeKubelet(tmp_path, broken=["kube-apiserver"])
+    p = params(["kube-apiserver"], static_pod_dir=str(tmp_path))
+    restarter = kubelet_restarter(node, p)
+    with pytest.raises(KubeguardError, match=r"kube-apiserver .* did not become healthy"):
+        _restart.run(p, False, restarter)
