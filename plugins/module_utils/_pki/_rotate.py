@@ -153,8 +153,7 @@ def _publish(out, name, step, params, result, check_mode):
     if not params.get("kubeconfig"):
         raise KubeguardError("kubeconfig", "publishing the CA bundle needs the controller's kubeconfig")
     bundle = _files.read(os.path.join(out, store.CA[name] + ".crt")) or b""
-    old = _files.read(os.path.join(out, store._rot(name, "old.crt"))) or b""
-    known = [_crypto.cert_pem(c).decode() for c in store.certs(bundle) + store.certs(old)]
+    known = [_crypto.cert_pem(c).decode() for c in store.certs(bundle) + store.old_certs(out, name)]
     client = Client.from_kubeconfig(params["kubeconfig"])
     published = _rotation_configmaps.publish(client, bundle.decode(), known, check_mode)
     result.update(published=published, changed=bool(published))

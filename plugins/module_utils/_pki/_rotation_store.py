@@ -146,9 +146,14 @@ def generate(out, name, algorithm, ca_days, now):
     return {"old": _crypto.fingerprint(old), "new": _crypto.fingerprint(new)}
 
 
+def old_certs(out, name):
+    """The old CA's certificates the generate step kept in the store ([] before it)."""
+    return certs(_files.read(os.path.join(out, _rot(name, "old.crt"))))
+
+
 def pair(out, name):
     """(old certificate, new certificate, new key) of a generated rotation."""
-    old = certs(_files.read(os.path.join(out, _rot(name, "old.crt"))))
+    old = old_certs(out, name)
     new, key = _load_pair(out, name)
     if not old or new is None:
         raise KubeguardError("step", f"the new {name} is missing from the store; run the generate step again")
