@@ -22,7 +22,12 @@ extends_documentation_fragment:
   - kubeguard.hardening.role_vars
 options:
   sysctls:
-    description: Wanted values by sysctl name; a name the kernel does not have is refused.
+    description:
+      - Wanted values by sysctl name; a name the kernel does not have is refused.
+      - A value a Kubernetes node cannot run with is refused before anything is written, in this option and in
+        O(sysctls_optional) - V(net.ipv4.ip_forward) and V(net.bridge.bridge-nf-call-iptables)/V(ip6tables) other than
+        1, and the kubelet's protectKernelDefaults settings (V(vm.overcommit_memory), V(kernel.panic), ...) other than
+        the kubelet's values.
     type: dict
     required: true
   sysctls_optional:

@@ -128,14 +128,22 @@ def test_every_node_proves_its_kubelet_lease_and_cluster_dns(firewalled):
         ({"node_os_firewall_extra_ports": [{"port": 70000}]}, "node_os_firewall_extra_ports[0].port: 70000: ports run"),
         (
             {"node_os_kernel_sysctls_extra": {"kernel.kubeguard_no_such": 1}},
-            "kernel.kubeguard_no_such: this kernel has",
+            "node_os_kernel_sysctls_extra: kernel.kubeguard_no_such: this kernel has",
+        ),
+        (
+            {"node_os_kernel_sysctls_extra": {"net.ipv4.ip_forward": 0}},
+            "node_os_kernel_sysctls_extra: net.ipv4.ip_forward = 0 would break the node",
+        ),
+        (
+            {"node_os_kernel_modules_blacklist": ["cramfs", "br_netfilter"]},
+            "node_os_kernel_modules_blacklist: br_netfilter: the node's container runtime",
         ),
     ],
 )
 def test_bad_input_is_refused_with_nothing_applied(firewalled, extra, words):
     lab = firewalled
     host = lab.groups["workers"][0]
-    files = f"sha256sum {RULES} /etc/sysctl.d/60-kubeguard-node-os.conf"
+    files = f"sha256sum {RULES} /etc/sysctl.d/60-kubeguard-node-os.conf /etc/modprobe.d/60-kubeguard-node-os.conf"
     before = (live(lab, host), lab.podman_exec(host, "sh", "-c", files).stdout)
     run, _ = ansible_playbook(lab.inventory, "node_os.yml", "--limit", host, "-e", json.dumps(extra), timeout=300)
     assert run.returncode != 0

@@ -75,6 +75,26 @@ def test_first_run_changes_and_rerun_changes_nothing(baseline):
     assert stats["cp1"]["changed"] == 0, [t["task"] for t in tasks if t.get("changed")]
 
 
+def test_a_binding_to_an_undefined_persona_is_refused_naming_the_variable(cluster, baseline, tmp_path):
+    bindings = [*PERSONAS, {"persona": "nope", "groups": ["someone"]}]
+    run, _, tasks = run_role(cluster, tmp_path, None, rbac_baseline_persona_bindings=bindings)
+    assert run.returncode != 0
+    failed = [t for t in tasks if t.get("failed")]
+    assert failed and failed[0]["msg"].startswith("rbac_baseline_persona_bindings: nope is not a persona"), failed
+    assert cluster.kubectl("get", "clusterrolebinding", "kubeguard:nope").returncode != 0
+
+
+def test_groups_given_as_a_string_bind_that_one_group(cluster, baseline, tmp_path):
+    """The argument spec reads a string as a comma-separated list; the role binds what it read
+    ("ops-viewers" is one group, not eleven one-letter groups), so the objects are the list's."""
+    bindings = [{**PERSONAS[0], "groups": "ops-viewers"}, *PERSONAS[1:]]
+    run, stats, _ = run_role(cluster, tmp_path, None, rbac_baseline_persona_bindings=bindings)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert stats["cp1"]["changed"] == 0
+    binding = json.loads(cluster.kubectl("get", "clusterrolebinding", "kubeguard:viewer", "-o", "json").stdout)
+    assert [subject["name"] for subject in binding["subjects"]] == ["ops-viewers"]
+
+
 def test_admin_conf_works_through_the_revocable_binding(cluster, baseline):
     assert baseline["admin_before"].returncode != 0 and "forbidden" in baseline["admin_before"].stderr.lower()
     assert cluster.kubectl("get", "namespaces", kubeconfig=cluster.admin).returncode == 0

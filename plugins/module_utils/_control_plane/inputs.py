@@ -32,7 +32,8 @@ def validate(component, params, binary):
     component's entry of ``control_plane_facts``: ``help_flags``,
     ``admission_plugins``, ``cipher_suites``."""
     listed = binary.get("cipher_suites") or {}
-    who = f"the installed {component} {binary.get('version', '')}".rstrip()
+    version = binary.get("version")
+    who = f"the installed {component} ({version})" if version else f"the installed {component}"
     ciphers.check(
         var("tls_cipher_suites"),
         params["tls_cipher_suites"],

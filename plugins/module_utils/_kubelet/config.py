@@ -17,7 +17,7 @@ import json
 import re
 import shlex
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._common import ciphers, duration
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import ciphers, duration, kernel_needs
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.flags import logical_lines
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
@@ -51,15 +51,8 @@ FLAG_FIELDS = {
     "protect-kernel-defaults": ("protectKernelDefaults",),
     "config": None,  # never removed: it names the file
 }
-# The sysctls kubelet checks with protectKernelDefaults (pkg/kubelet/cm: setupKernelTunables).
-KERNEL_DEFAULTS = {
-    "vm.overcommit_memory": "1",
-    "vm.panic_on_oom": "0",
-    "kernel.panic": "10",
-    "kernel.panic_on_oops": "1",
-    "kernel.keys.root_maxkeys": "1000000",
-    "kernel.keys.root_maxbytes": "25000000",
-}
+# The sysctls kubelet checks with protectKernelDefaults (one source: _common.kernel_needs).
+KERNEL_DEFAULTS = kernel_needs.KUBELET_PROTECTED
 TLS_VERSIONS = ("VersionTLS12", "VersionTLS13")
 
 

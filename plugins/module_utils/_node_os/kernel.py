@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import kernel_needs
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files as _files
 
@@ -49,18 +50,27 @@ def normalize(value):
 def plan(sysctls, container, root="/proc/sys", optional=None):
     """Split the wanted settings into ``apply`` ({name: value}) and ``not_applicable`` (with reasons).
 
-    Refuses a name the kernel does not have, unless its module is simply not
-    loaded or it comes from ``optional`` (the curated table: e.g. kernel.sysrq
-    or Yama exist only when the kernel was built with them).
+    Refuses a value a Kubernetes node cannot run with (``kernel_needs``), and a
+    name the kernel does not have, unless its module is simply not loaded or it
+    comes from ``optional`` (the curated table: e.g. kernel.sysrq or Yama exist
+    only when the kernel was built with them). Errors name the option the
+    setting came from.
     """
     apply, skipped = {}, []
     optional = optional or {}
     wanted = {**optional, **sysctls}
     for name, value in sorted(wanted.items()):
+        option = "sysctls" if name in sysctls else "sysctls_optional"
         if not _NAME.match(str(name)):
-            raise KubeguardError("node_os_kernel_sysctls", f"{name!r} is not a sysctl name")
+            raise KubeguardError(option, f"{name!r} is not a sysctl name")
         if "\n" in str(value) or str(value).strip() == "":
-            raise KubeguardError("node_os_kernel_sysctls", f"{name}: {value!r} is not a value")
+            raise KubeguardError(option, f"{name}: {value!r} is not a value")
+        needed = kernel_needs.need(name)
+        if needed and normalize(value) != needed[0]:
+            value, (must, why) = normalize(value), needed
+            raise KubeguardError(
+                option, f"{name} = {value} would break the node: {why}; it must be {must}. Nothing was written"
+            )
         current = _files.read(proc_path(name, root))
         if current is None:
             module = next((m for prefix, m in NEEDS_MODULE.items() if name.startswith(prefix)), None)
@@ -68,7 +78,7 @@ def plan(sysctls, container, root="/proc/sys", optional=None):
                 reason = f"{module} is not loaded on this node" if module else "this kernel was built without it"
                 skipped.append({"name": name, "value": normalize(value), "current": None, "reason": reason})
                 continue
-            raise KubeguardError("node_os_kernel_sysctls", f"{name}: this kernel has no such setting")
+            raise KubeguardError(option, f"{name}: this kernel has no such setting")
         entry = {"name": name, "value": normalize(value), "current": normalize(current)}
         if container and not name.startswith(PER_NETNS):
             skipped.append({**entry, "reason": HOST_REASON})
@@ -95,7 +105,10 @@ def plan_modules(blacklist, keep, loaded):
     blacklisted, kept = [], []
     for name in blacklist:
         if not re.match(r"^[A-Za-z0-9_\-]+$", str(name)):
-            raise KubeguardError("node_os_kernel_modules_blacklist", f"{name!r} is not a kernel module name")
+            raise KubeguardError("modules_blacklist", f"{name!r} is not a kernel module name")
+        if kernel_needs.module_needed(name):
+            why = "the node's container runtime, kube-proxy or CNI loads it; blacklisting it would break the node"
+            raise KubeguardError("modules_blacklist", f"{name}: {why}. Nothing was written")
         if name in keep:
             kept.append({"name": name, "reason": "the cluster uses it (node_os_kernel_modules_in_use)"})
         elif name.replace("-", "_") in loaded:
@@ -158,7 +171,7 @@ def run(params, check_mode, root="/proc/sys", container=None):
             except OSError as exc:
                 if exc.errno == errno.EINVAL:
                     msg = f"{name}: the kernel refused {entry['value']!r}"
-                    raise KubeguardError("node_os_kernel_sysctls", msg) from exc
+                    raise KubeguardError("sysctls" if name in params["sysctls"] else "sysctls_optional", msg) from exc
                 skipped.append({**entry, "reason": f"cannot be set on this node: {exc.strerror}"})
                 continue
         result["applied"][name] = entry["value"]

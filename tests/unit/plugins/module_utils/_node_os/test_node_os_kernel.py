@@ -47,10 +47,33 @@ WANTED = {
 def test_a_sysctl_the_kernel_does_not_have_is_refused_with_nothing_written(tmp_path, procsys):
     with pytest.raises(KubeguardError) as err:
         kernel.run(params(tmp_path, {**WANTED, "kernel.no_such_knob": 1}), False, str(procsys), container=False)
-    assert err.value.option == "node_os_kernel_sysctls"
+    assert err.value.option == "sysctls"
     assert "kernel.no_such_knob" in err.value.message
     assert (procsys / "kernel/kptr_restrict").read_text() == "0\n"
     assert not (tmp_path / "sysctl.conf").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "option"),
+    [
+        ("net.ipv4.ip_forward", 0, "sysctls"),
+        ("vm.overcommit_memory", "0", "sysctls"),
+        ("kernel.panic", 0, "sysctls_optional"),
+    ],
+)
+def test_a_value_kubernetes_cannot_run_with_is_refused_naming_its_option(tmp_path, procsys, name, value, option):
+    wanted = params(tmp_path, {} if option == "sysctls_optional" else {name: value})
+    wanted["sysctls_optional"] = {name: value} if option == "sysctls_optional" else {}
+    with pytest.raises(KubeguardError) as err:
+        kernel.run(wanted, False, str(procsys), container=False)
+    assert err.value.option == option
+    assert name in err.value.message
+    assert "it must be" in err.value.message
+    assert not (tmp_path / "sysctl.conf").exists()
+
+
+def test_the_values_kubernetes_needs_pass(tmp_path, procsys):
+    kernel.run(params(tmp_path, {"net.ipv4.ip_forward": "1"}), True, str(procsys), container=False)
 
 
 @pytest.mark.parametrize("bad", [{"Kernel..x": 1}, {"kernel.kptr_restrict": "1\n2"}, {"kernel.kptr_restrict": " "}])
@@ -100,7 +123,16 @@ def test_modules_in_use_or_loaded_stay_and_the_rest_is_blacklisted(tmp_path, pro
 def test_a_bad_module_name_is_refused(tmp_path, procsys):
     with pytest.raises(KubeguardError) as err:
         kernel.run(params(tmp_path, {}, modules_blacklist=["cramfs; rm -rf /"]), True, str(procsys), False)
-    assert err.value.option == "node_os_kernel_modules_blacklist"
+    assert err.value.option == "modules_blacklist"
+
+
+@pytest.mark.parametrize("module", ["br_netfilter", "overlay", "nf-conntrack", "ip_vs_rr"])
+def test_a_module_kubernetes_loads_is_never_blacklisted(tmp_path, procsys, module):
+    with pytest.raises(KubeguardError) as err:
+        kernel.run(params(tmp_path, {}, modules_blacklist=["cramfs", module]), False, str(procsys), False)
+    assert err.value.option == "modules_blacklist"
+    assert err.value.message.startswith(f"{module}: ")
+    assert not (tmp_path / "modprobe.conf").exists()
 
 
 def test_core_dumps_are_restricted_in_three_places(tmp_path, procsys):
