@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Idempotent rerun time of playbooks on the running lab, as ratios to the
 ssh_hardening rerun and to a floor (one ping per node), all measured in the
-same run.
+same run. It also times ROUNDS ping tasks in a row, to state each rerun as the
+floor plus a number of module rounds (one task on every node) at this minute's
+cost: what a rerun with fewer module calls would save.
 
 Each playbook runs once to converge, then ``--repeat`` times; the best rerun
 counts, and its changed total is printed next to it (an idempotent rerun shows
@@ -22,6 +24,7 @@ import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PEER = "ssh_hardening.yml"
+ROUNDS = 20
 
 
 def playbook_seconds(inventory, playbook, *extra):
@@ -50,6 +53,14 @@ def best_rerun(inventory, playbook, repeat):
     return min(seconds for seconds, _ in runs), max(changed for _, changed in runs)
 
 
+def pings(tmp, count):
+    """A playbook of ``count`` ping tasks on every node, written under ``tmp``."""
+    path = pathlib.Path(tmp, f"pings-{count}.yml")
+    tasks = [{"name": f"Ping {n}", "ansible.builtin.ping": {}} for n in range(count)]
+    path.write_text(json.dumps([{"name": "floor", "hosts": "all", "gather_facts": False, "tasks": tasks}]))
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("playbooks", nargs="+", help="playbooks under playbooks/")
@@ -57,18 +68,19 @@ def main():
     parser.add_argument("--inventory", type=pathlib.Path, default=REPO / ".lab" / "inventory.yml")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        floor_play = pathlib.Path(tmp, "floor.yml")
-        task = {"name": "Ping", "ansible.builtin.ping": {}}
-        floor_play.write_text(json.dumps([{"name": "floor", "hosts": "all", "gather_facts": False, "tasks": [task]}]))
-        floor = min(playbook_seconds(opts.inventory, floor_play)[0] for _ in range(opts.repeat))
+        floor = min(playbook_seconds(opts.inventory, pings(tmp, 1))[0] for _ in range(opts.repeat))
+        # One module round (a task on every node) costs what a ping task costs: ROUNDS pings in a row.
+        rounds = min(playbook_seconds(opts.inventory, pings(tmp, ROUNDS))[0] for _ in range(opts.repeat))
+    round_cost = max(rounds - floor, 0.001) / (ROUNDS - 1)
     peer, peer_changed = best_rerun(opts.inventory, REPO / "playbooks" / PEER, opts.repeat)
     print(f"floor (one ping per node)     : {floor:7.2f} s")
+    print(f"one module round (ping task)  : {round_cost:7.2f} s  ({ROUNDS} pings in a row: {rounds:.2f} s)")
     print(f"{PEER:<30}: {peer:7.2f} s  changed={peer_changed}  {peer / floor:5.2f}x floor")
     for name in opts.playbooks:
         seconds, changed = best_rerun(opts.inventory, REPO / "playbooks" / name, opts.repeat)
         print(
             f"{name:<30}: {seconds:7.2f} s  changed={changed}  {seconds / floor:5.2f}x floor"
-            f"  {seconds / peer:5.2f}x {PEER} rerun"
+            f"  {seconds / peer:5.2f}x {PEER} rerun  = the floor + {(seconds - floor) / round_cost:.0f} module rounds"
         )
 
 
