@@ -279,6 +279,7 @@ def _roll_back(backup_dir, restarter, done, component, unit, reason):
     )
     raise KubeguardError(
         "components",
-        f"{component} ({unit}) {what}. Rolled back: {files}, then restarted {'; '.join(after)}. Fix what the new "
+        f"{component} ({unit}) {what}. Rolled back: {files}, then "
+        f"{'restarted ' + '; '.join(after) if after else 'restarted nothing (nothing had been)'}. Fix what the new "
         "files break (see the unit's journal) before running again.",
     )
