@@ -13,8 +13,12 @@ description:
     at a time, the systemd units of O(components) plus those of a pending restart left in O(backup_dir) by
     M(kubeguard.hardening.cluster_pki_install). A component without a systemd unit whose kubeadm static-pod manifest
     is in O(static_pod_dir) (when set) is restarted by the kubelet, by changing the manifest's
-    C(kubeguard.io/pki-restarted-at) annotation (an atomic write), then waited for as a new process (not etcd, which
-    control_plane restarts after its quorum check). Components with neither on the node are skipped.
+    C(kubeguard.io/pki-restarted-at) annotation (an atomic write), then waited for as a new process. Components with
+    neither on the node are skipped.
+  - A static-pod etcd member is restarted only when the other members keep the quorum without it (control_plane's
+    check); otherwise the files are put back and the module fails naming the members down. After its restart it must
+    answer /health with the healthcheck client certificate, and a quorum of the members must answer /health, before
+    the next component.
   - After each restart it waits until the unit is active and one of the component's O(health_checks) URLs answers
     (200, or 401/403 or a client-certificate demand when the probe is not authenticated); a component without URLs
     must stay active for a few seconds.

@@ -121,25 +121,45 @@ def _member_healthy(member, context):
     return False
 
 
+def _etcd_members(flags, params):
+    """``(members, down, need)`` as this member's client API lists them: every member, the names of those
+    that do not answer /health, and how many members a quorum needs. Raises OSError/ValueError/ssl.SSLError
+    when this member does not answer."""
+    url, context = _etcd_client(flags, params)
+    members = json.loads(_request(url + "/v3/cluster/member/list", context, {})).get("members", [])
+    down = sorted(m.get("name") or str(m.get("ID")) for m in members if not _member_healthy(m, context))
+    return members, down, len(members) // 2 + 1
+
+
 def etcd_quorum_without_me(flags, params):
     """``(ok, detail)`` before this member restarts: whether enough of the other members answer
     /health to keep the cluster's quorum while it is down. A single member, or one that does not
     answer itself (its restart takes nothing more away), has nothing to keep."""
     try:
-        url, context = _etcd_client(flags, params)
-        members = json.loads(_request(url + "/v3/cluster/member/list", context, {})).get("members", [])
+        members, down, need = _etcd_members(flags, params)
     except (OSError, ValueError, ssl.SSLError) as exc:
         return True, f"this member does not answer ({exc})"
     if len(members) < 2:
         return True, "a single member"
     others = [m for m in members if m.get("name") != flags.get("name")]
-    down = sorted(m.get("name") or str(m.get("ID")) for m in others if not _member_healthy(m, context))
-    need = len(members) // 2 + 1
+    down = [name for name in down if name != flags.get("name")]
     detail = (
         f"{len(others) - len(down)} of the other {len(others)} etcd members answer /health"
         f"{' (down: ' + ', '.join(down) + ')' if down else ''}; {need} of {len(members)} keep the quorum"
     )
     return len(others) - len(down) >= need, detail
+
+
+def etcd_quorum(flags, params):
+    """``(ok, detail)`` after this member restarted: it answers the member list, and at least a quorum
+    of the members (itself included) answer /health."""
+    try:
+        members, down, need = _etcd_members(flags, params)
+    except (OSError, ValueError, ssl.SSLError) as exc:
+        return False, f"this etcd member does not answer its member list ({exc})"
+    up = len(members) - len(down)
+    detail = f"{up} of {len(members)} etcd members answer /health{' (down: ' + ', '.join(down) + ')' if down else ''}"
+    return up >= need, f"{detail}; {need} keep the quorum"
 
 
 def etcd_peer_urls(before, after, params):

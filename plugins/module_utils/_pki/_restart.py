@@ -18,6 +18,15 @@ manifest in that directory) is restarted by the kubelet: the manifest's
 ``kubeguard.io/pki-restarted-at`` annotation changes (an atomic write), the
 kubelet recreates the pod, whose new process reads the new files; healthy
 means a new process of the component answers a health URL.
+
+etcd's static pod (a stacked member) is restarted the same way, with
+``control_plane``'s etcd checks (``_control_plane.health``, imported: one
+source of truth): before the manifest changes, the other members must keep
+the quorum without this one (else nothing is restarted, the files are put
+back and the module fails naming the members down); after, the new process
+must answer ``/health`` with the healthcheck client certificate and a quorum
+of the members (itself included) must answer ``/health``, twice, 2 s apart,
+before the next component or node.
 """
 
 from __future__ import annotations
@@ -28,6 +37,9 @@ import time
 import urllib.error
 import urllib.request
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import health as cp_health
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import manifest as cp_manifest
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.flags import parse_argv
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._http import http_open
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node import restart, system
@@ -41,6 +53,18 @@ RESTARTED_AT = "kubeguard.io/pki-restarted-at"
 
 
 systemctl = system.systemctl_status  # (rc, output); a node without systemd has no units
+
+
+class NotRestarted(Exception):
+    """A component the engine refused to restart (etcd: the others would lose the quorum without it)."""
+
+
+def etcd_member_health(flags, params):
+    """``(ok, detail)``: this member answers /health and a quorum of the members answers it too."""
+    ok, detail = cp_health.health(_model.ETCD, flags, params)
+    if not ok:
+        return False, detail
+    return cp_health.etcd_quorum(flags, params)
 
 
 def answers(url, timeout=2.0):
@@ -96,8 +120,11 @@ class Restarter:
         clock=time.monotonic,
         bound=drain_bound,
         processes=system.processes,
+        etcd_quorum_without_me=cp_health.etcd_quorum_without_me,
+        etcd_health=etcd_member_health,
     ):
         self.static_pod_dir = params.get("static_pod_dir") or ""  # empty: static pods are not restarted here
+        self.etcd_quorum_without_me, self.etcd_health = etcd_quorum_without_me, etcd_health
         self.processes = processes
         self.services = params["services"]
         self.health = params.get("health_checks") or {}
@@ -121,23 +148,43 @@ class Restarter:
         return path if os.path.isfile(path) else None
 
     def runs(self, component, unit):
-        # etcd's static pod is left to control_plane (it checks the quorum without the member first).
-        return self.exists(unit) or (component != _model.ETCD and self.manifest(component) is not None)
+        return self.exists(unit) or self.manifest(component) is not None
 
     def pid(self, component):
         return (self.processes((component,)).get(component) or {}).get("pid")
 
+    def etcd_params(self):
+        """What _control_plane.health reads: kubeadm's PKI beside the manifests (``pki/etcd/healthcheck-client.*``)."""
+        return {"pki_dir": os.path.join(os.path.dirname(self.static_pod_dir.rstrip("/")), "pki")}
+
+    def etcd_flags(self, path):
+        """The member's flags: the running process's, else its manifest's."""
+        argv = (self.processes((_model.ETCD,)).get(_model.ETCD) or {}).get("argv")
+        if not argv:
+            import yaml  # see bump_manifest
+
+            argv = cp_manifest.current_argv(yaml.safe_load(read(path) or "") or {}, _model.ETCD)
+        return parse_argv(argv)[1]
+
     def restart_pod(self, component, path):
-        """Change the manifest's annotation and wait for a new, healthy process: None, else the last reason."""
+        """Change the manifest's annotation and wait for a new, healthy process: None, else the last reason.
+        etcd: raises NotRestarted when the other members would lose the quorum without this one."""
         replaced = self.pid(component)
         drain = self.bound(component, replaced)
+        healthy = self.healthy(component)
+        if component == _model.ETCD:
+            flags, params = self.etcd_flags(path), self.etcd_params()
+            kept, detail = self.etcd_quorum_without_me(flags, params)
+            if not kept:
+                raise NotRestarted(detail)
+            healthy = lambda _pid: self.etcd_health(flags, params)  # noqa: E731
         try:
             bump_manifest(path, f"{time.time():.3f}")
         except OSError as exc:
             return f"{path} could not be rewritten ({exc})"
         timeout = self.timeout + (restart.shutdown_delay(system.cmdline(replaced)) if replaced else 0)
         ok, detail = self.engine.wait_new(
-            component, lambda: self.pid(component), self.healthy(component), timeout, replaced, drain, passes=2
+            component, lambda: self.pid(component), healthy, timeout, replaced, drain, passes=2
         )
         return None if ok else detail
 
@@ -196,7 +243,10 @@ def run(params, check_mode=False, restarter=None):
         return {"changed": bool(plan), "restarted": [c for c, _unused in plan]}
     done = []
     for component, unit in plan:
-        reason = restarter.restart(component, unit)
+        try:
+            reason = restarter.restart(component, unit)
+        except NotRestarted as exc:
+            _roll_back(backup_dir, restarter, done, component, unit, f"not restarted: {exc}")
         done.append((component, unit))
         if reason:
             _roll_back(backup_dir, restarter, done, component, unit, reason)
@@ -209,7 +259,10 @@ def _roll_back(backup_dir, restarter, done, component, unit, reason):
     restored = _install.restore(backup_dir) if backup_dir else []
     after = []
     for other, other_unit in done:
-        again = restarter.restart(other, other_unit)
+        try:
+            again = restarter.restart(other, other_unit)
+        except NotRestarted as exc:
+            again = f"not restarted: {exc}"
         after.append(f"{other} {'healthy' if again is None else 'STILL UNHEALTHY: ' + again}")
     if backup_dir:
         _install.clear(backup_dir)
@@ -218,9 +271,15 @@ def _roll_back(backup_dir, restarter, done, component, unit, reason):
         if restored
         else "had no backup to restore"
     )
+    what = (
+        f"was {reason} (its certificates or kubeconfigs changed)"
+        if reason.startswith("not restarted")
+        else f"did not become healthy within {restarter.timeout} s after its certificates or kubeconfigs changed: "
+        f"{reason}"
+    )
     raise KubeguardError(
         "components",
-        f"{component} ({unit}) did not become healthy within {restarter.timeout} s after its certificates or "
-        f"kubeconfigs changed: {reason}. Rolled back: {files}, then restarted {'; '.join(after)}. Fix what the new "
+        f"{component} ({unit}) {what}. Rolled back: {files}, then "
+        f"{'restarted ' + '; '.join(after) if after else 'restarted nothing (nothing had been)'}. Fix what the new "
         "files break (see the unit's journal) before running again.",
     )

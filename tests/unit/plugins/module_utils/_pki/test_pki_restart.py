@@ -147,10 +147,15 @@ class FakeKubelet(FakeNode):
             if self.seen.get(name) != text:  # the kubelet recreates the pod
                 self.seen[name] = text
                 self.static[name] = self.static.get(name, 200) + 1
-        return {n: {"pid": self.static[n], "argv": [n]} for n in names}
+        return {n: {"pid": self.static[n], "argv": self.argv(n)} for n in names}
+
+    def argv(self, name):
+        import yaml
+
+        return yaml.safe_load((self.manifests / f"{name}.yaml").read_text())["spec"]["containers"][0]["command"]
 
 
-def kubelet_restarter(node, p):
+def kubelet_restarter(node, p, **etcd):
     return _restart.Restarter(
         p,
         command=node.command,
@@ -159,7 +164,25 @@ def kubelet_restarter(node, p):
         clock=node.clock,
         bound=lambda *_: None,
         processes=node.processes,
+        **etcd,
     )
+
+
+class FakeEtcd:
+    """control_plane's etcd checks as the restart engine calls them: the quorum without this member
+    (before its manifest changes) and the member's health with the quorum (after)."""
+
+    def __init__(self, manifests, quorum=True, healthy=True):
+        self.manifests, self.quorum, self.healthy_after = manifests, quorum, healthy
+        self.calls = []
+
+    def without_me(self, flags, params):
+        self.calls.append(("without_me", flags.get("name"), params["pki_dir"]))
+        return self.quorum, "1 of the other 2 etcd members answer /health (down: cp2); 2 of 3 keep the quorum"
+
+    def health(self, flags, params):
+        self.calls.append(("health", flags.get("name"), params["pki_dir"]))
+        return self.healthy_after, "3 of 3 etcd members answer /health; 2 keep the quorum"
 
 
 def test_a_static_pod_is_restarted_through_its_manifest_annotation_and_waited_for(tmp_path):
@@ -167,9 +190,8 @@ def test_a_static_pod_is_restarted_through_its_manifest_annotation_and_waited_fo
 
     (tmp_path / "kube-apiserver.yaml").write_text(MANIFEST)
     os.chmod(tmp_path / "kube-apiserver.yaml", 0o600)
-    (tmp_path / "etcd.yaml").write_text(MANIFEST)  # left to control_plane (quorum check): not restarted here
     node = FakeKubelet(tmp_path)
-    p = params(["kube-apiserver", "kubelet", "etcd"], static_pod_dir=str(tmp_path))
+    p = params(["kube-apiserver", "kubelet"], static_pod_dir=str(tmp_path))
     restarter = kubelet_restarter(node, p)
     node.processes(["kube-apiserver"])  # the running pod
     assert _restart.run(p, False, restarter) == {"changed": True, "restarted": ["kube-apiserver", "kubelet"]}
@@ -178,7 +200,62 @@ def test_a_static_pod_is_restarted_through_its_manifest_annotation_and_waited_fo
     assert pod["spec"] == yaml.safe_load(MANIFEST)["spec"]  # nothing else changed
     assert os.stat(tmp_path / "kube-apiserver.yaml").st_mode & 0o777 == 0o600
     assert node.static["kube-apiserver"] == 202 and node.restarted() == ["kubelet"]
-    assert (tmp_path / "etcd.yaml").read_text() == MANIFEST
+
+
+ETCD_MANIFEST = """apiVersion: v1
+kind: Pod
+metadata:
+  name: etcd
+spec:
+  containers:
+  - name: etcd
+    command: [etcd, --name=cp1, --listen-client-urls=https://127.0.0.1:2379]
+"""
+
+
+def etcd_node(tmp_path, **fake):
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "etcd.yaml").write_text(ETCD_MANIFEST)
+    (manifests / "kube-apiserver.yaml").write_text(MANIFEST)
+    node, etcd = FakeKubelet(manifests), FakeEtcd(manifests, **fake)
+    p = params(["etcd", "kube-apiserver"], static_pod_dir=str(manifests))
+    restarter = kubelet_restarter(node, p, etcd_quorum_without_me=etcd.without_me, etcd_health=etcd.health)
+    node.processes(["etcd", "kube-apiserver"])  # the running pods
+    return manifests, node, etcd, p, restarter
+
+
+def test_static_pod_etcd_is_restarted_after_the_quorum_check_and_waited_for_with_the_quorum(tmp_path):
+    import yaml
+
+    manifests, node, etcd, p, restarter = etcd_node(tmp_path)
+    assert _restart.run(p, False, restarter) == {"changed": True, "restarted": ["etcd", "kube-apiserver"]}
+    assert _restart.RESTARTED_AT in yaml.safe_load((manifests / "etcd.yaml").read_text())["metadata"]["annotations"]
+    assert node.static["etcd"] == 202
+    pki = str(tmp_path / "pki")  # kubeadm's, beside the manifests
+    # The check before the manifest changes, then health twice (2 s apart), before the apiserver.
+    assert etcd.calls == [("without_me", "cp1", pki), ("health", "cp1", pki), ("health", "cp1", pki)]
+
+
+def test_static_pod_etcd_is_not_restarted_when_the_others_would_lose_the_quorum(tmp_path):
+    manifests, node, _etcd, p, restarter = etcd_node(tmp_path, quorum=False)
+    backups, ca = tmp_path / "backup", tmp_path / "etcd-ca.crt"
+    ca.write_text("old\n")
+    change = {"path": str(ca), "mode": 0o644, "data": b"new\n", "reason": "content", "components": ["etcd"]}
+    _install.apply([], [change], os.getuid(), os.getgid(), str(backups))  # what the install wrote
+    p["backup_dir"] = str(backups)
+    refused = r"etcd \(etcd.service\) was not restarted: 1 of the other 2 .*down: cp2.*restarted nothing"
+    with pytest.raises(KubeguardError, match=refused):
+        _restart.run(p, False, restarter)
+    assert (manifests / "etcd.yaml").read_text() == ETCD_MANIFEST  # untouched
+    assert ca.read_text() == "old\n"  # the files are put back
+    assert node.static == {"etcd": 201, "kube-apiserver": 201}
+
+
+def test_static_pod_etcd_that_does_not_get_its_quorum_back_is_named_and_rolled_back(tmp_path):
+    _manifests, _node, _etcd, p, restarter = etcd_node(tmp_path, healthy=False)
+    with pytest.raises(KubeguardError, match=r"etcd \(etcd.service\) did not become healthy .*2 keep the quorum"):
+        _restart.run(p, False, restarter)
 
 
 def test_a_static_pod_that_does_not_come_back_healthy_is_named(tmp_path):
