@@ -49,6 +49,13 @@ def stop_probe(probe):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def assert_lb_kept_serving(figures):
+    """Through the load balancer: no poll or GET failed other than by a client timeout, and no write was lost."""
+    assert figures["requests"] > 0 and set(figures["failure_kinds"]) <= {"timeout"}, figures
+    assert set(figures["get"]["failure_kinds"]) <= {"timeout"}, figures["get"]
+    assert figures["writes"]["acknowledged"] > 0 and figures["writes"]["lost"] == [], figures["writes"]
+
+
 def test_rotation_killed_after_the_secondary_step_converges_on_every_apiserver(lab, lab_binaries):
     enc = Enc(lab, lab_binaries)
     assert os.path.exists(enc.state), "site.yml has not run on this lab (test_ha_site.py runs it first)"
