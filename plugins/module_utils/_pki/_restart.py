@@ -177,7 +177,11 @@ class Restarter:
             kept, detail = self.etcd_quorum_without_me(flags, params)
             if not kept:
                 raise NotRestarted(detail)
-            healthy = lambda _pid: self.etcd_health(flags, params)  # noqa: E731
+
+            def etcd_healthy(_pid):
+                return self.etcd_health(flags, params)
+
+            healthy = etcd_healthy
         try:
             bump_manifest(path, f"{time.time():.3f}")
         except OSError as exc:
