@@ -42,14 +42,16 @@ def module_needed(name):
     return name in MODULES or name.startswith(MODULE_PREFIXES)
 
 
+# Why each table's values are fixed, in the refusal that names the setting.
+WHY = (
+    (POD_NETWORK, "Kubernetes routes and bridges pod traffic through the node (kubeadm's preflight checks it)"),
+    (
+        KUBELET_PROTECTED,
+        "the kubelet sets it at start, and with protectKernelDefaults (CIS 4.2.6) exits when it differs",
+    ),
+)
+
+
 def need(name):
     """``(value, why)`` when ``name`` must take one value on a Kubernetes node, else None."""
-    if name in POD_NETWORK:
-        return POD_NETWORK[
-            name
-        ], "Kubernetes routes and bridges pod traffic through the node (kubeadm's preflight checks it)"
-    if name in KUBELET_PROTECTED:
-        return KUBELET_PROTECTED[
-            name
-        ], "the kubelet sets it at start, and with protectKernelDefaults (CIS 4.2.6) exits when it differs"
-    return None
+    return next(((table[name], why) for table, why in WHY if name in table), None)

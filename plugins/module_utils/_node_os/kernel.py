@@ -47,6 +47,11 @@ def normalize(value):
     return " ".join(str(value).split())
 
 
+def option_of(name, sysctls):
+    """The module option a wanted setting came from: the operator's ``sysctls`` win over the curated table."""
+    return "sysctls" if name in sysctls else "sysctls_optional"
+
+
 def plan(sysctls, container, root="/proc/sys", optional=None):
     """Split the wanted settings into ``apply`` ({name: value}) and ``not_applicable`` (with reasons).
 
@@ -60,7 +65,7 @@ def plan(sysctls, container, root="/proc/sys", optional=None):
     optional = optional or {}
     wanted = {**optional, **sysctls}
     for name, value in sorted(wanted.items()):
-        option = "sysctls" if name in sysctls else "sysctls_optional"
+        option = option_of(name, sysctls)
         if not _NAME.match(str(name)):
             raise KubeguardError(option, f"{name!r} is not a sysctl name")
         if "\n" in str(value) or str(value).strip() == "":
@@ -171,7 +176,7 @@ def run(params, check_mode, root="/proc/sys", container=None):
             except OSError as exc:
                 if exc.errno == errno.EINVAL:
                     msg = f"{name}: the kernel refused {entry['value']!r}"
-                    raise KubeguardError("sysctls" if name in params["sysctls"] else "sysctls_optional", msg) from exc
+                    raise KubeguardError(option_of(name, params["sysctls"]), msg) from exc
                 skipped.append({**entry, "reason": f"cannot be set on this node: {exc.strerror}"})
                 continue
         result["applied"][name] = entry["value"]
