@@ -90,6 +90,15 @@ needs_flows:
   description: Whether running pods live in a namespace whose policies would change.
   returned: always
   type: bool
+transition:
+  description: Allow-all policies that keep the directions open today open while the run applies its policies.
+  returned: always
+  type: list
+  elements: dict
+transition_present:
+  description: Transition policies are in the cluster now (a run stopped before removing them).
+  returned: always
+  type: bool
 cut:
   description: Live flows allowed today and blocked after the run, one per source pod, destination pod and port.
   returned: always

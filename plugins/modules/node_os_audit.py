@@ -75,15 +75,10 @@ kernel:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import audit
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import audit, specs
 
-ARGUMENT_SPEC = {
-    **ROLE_VARS_SPEC,
-    "watches": {"type": "list", "elements": "dict", "required": True},
-    "rules_file": {"type": "path", "default": "/etc/audit/rules.d/60-kubeguard-node-os.rules"},
-    "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},
-}
+ARGUMENT_SPEC = specs.AUDIT
 
 
 def main():

@@ -202,38 +202,10 @@ boot_unit_pending:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import nft
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import nft, specs
 
-LIST = {"type": "list", "elements": "str"}
-ARGUMENT_SPEC = {
-    **ROLE_VARS_SPEC,
-    "roles": {**LIST, "required": True, "choices": ["control_plane", "etcd", "worker"]},
-    "control_plane_ips": {**LIST, "default": []},
-    "etcd_ips": {**LIST, "default": []},
-    "node_ips": {**LIST, "default": []},
-    "admin_networks": {**LIST, "default": []},
-    "ssh_ports": {**LIST, "default": ["22"]},
-    "lockout_check": {"type": "bool", "default": True},
-    "api_sources": {**LIST, "default": ["0.0.0.0/0", "::/0"]},
-    "api_port": {"type": "str", "default": "6443"},
-    "etcd_client_sources": {**LIST, "default": []},
-    "kubelet_sources": {**LIST, "default": []},
-    "reject_sources": {**LIST, "default": []},
-    "pod_cidrs": {**LIST, "required": True},
-    "service_cidrs": {**LIST, "required": True},
-    "cni": {"type": "str", "default": "bridge", "choices": ["bridge", "flannel", "calico", "cilium", "kube-router"]},
-    "nodeports_enabled": {"type": "bool", "default": False},
-    "nodeport_range": {"type": "str", "default": "30000-32767"},
-    "nodeport_sources": {**LIST, "default": ["0.0.0.0/0", "::/0"]},
-    "extra_ports": {"type": "list", "elements": "dict", "default": []},
-    "path": {"type": "path", "default": "/etc/kubeguard/node-firewall.nft"},
-    "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},
-    "rollback_timeout": {"type": "int", "default": 120},
-    "state_dir": {"type": "path", "default": "/var/lib/kubeguard/node_os"},
-    "boot_unit": {"type": "str"},
-    "boot_unit_path": {"type": "path", "default": "/etc/systemd/system/kubeguard-node-firewall.service"},
-}
+ARGUMENT_SPEC = specs.FIREWALL
 
 
 def main():

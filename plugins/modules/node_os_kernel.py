@@ -111,20 +111,10 @@ modules:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import kernel
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import kernel, specs
 
-ARGUMENT_SPEC = {
-    **ROLE_VARS_SPEC,
-    "sysctls": {"type": "dict", "required": True},
-    "sysctls_optional": {"type": "dict", "default": {}},
-    "modules_blacklist": {"type": "list", "elements": "str", "default": []},
-    "modules_in_use": {"type": "list", "elements": "str", "default": []},
-    "core_dumps_restricted": {"type": "bool", "default": True},
-    "sysctl_file": {"type": "path", "default": "/etc/sysctl.d/60-kubeguard-node-os.conf"},
-    "modprobe_file": {"type": "path", "default": "/etc/modprobe.d/60-kubeguard-node-os.conf"},
-    "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},
-}
+ARGUMENT_SPEC = specs.KERNEL
 
 
 def main():

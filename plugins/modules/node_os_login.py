@@ -74,18 +74,10 @@ files:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import login
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import login, specs
 
-ARGUMENT_SPEC = {
-    **ROLE_VARS_SPEC,
-    "login_defs": {"type": "dict", "default": {}},
-    "umask": {"type": "str", "default": "027"},
-    "tmout": {"type": "int", "default": 900},
-    "banner": {"type": "str", "default": ""},
-    "profile_file": {"type": "path", "default": "/etc/profile.d/60-kubeguard-node-os-login.sh"},
-    "header": {"type": "str", "default": "Managed by kubeguard.hardening node_os."},
-}
+ARGUMENT_SPEC = specs.LOGIN
 
 
 def main():

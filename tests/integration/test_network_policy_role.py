@@ -196,3 +196,33 @@ def policies_namespaces(cluster):
         for item in json.loads(run.stdout)["items"]
         if item["metadata"]["name"] == "kubeguard-allow-same-namespace"
     }
+
+
+CLOSE = "Remove the transition policies now that every policy is in place (also those a failed run left)"
+
+
+def test_a_transition_policy_a_stopped_run_left_is_pruned_and_a_rerun_makes_no_call_for_none(cluster, applied):
+    """A run stopped between applying the transition allow-all and removing it leaves it behind: the next run's
+    plan sees it and prunes it; with none left, the prune task is skipped (no API call on a rerun)."""
+    tasks = applied["second"][2]
+    assert next(t for t in tasks if t["task"].endswith(CLOSE)).get("skipped"), "a rerun with none left pruned"
+    leftover = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "kubeguard-transition-allow-all",
+            "namespace": "np-y",
+            "labels": {"app.kubernetes.io/managed-by": "kubeguard", "kubeguard.io/set": "network-policy-transition"},
+        },
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]},
+    }
+    path = applied["tmp"] / "leftover-transition.json"
+    path.write_text(json.dumps(leftover))
+    # as the role applies it: server-side, by our field manager (the prune removes only such objects)
+    made = cluster.kubectl("apply", "--server-side", "--field-manager=kubeguard", "-f", str(path))
+    assert made.returncode == 0, made.stderr
+    assert "kubeguard-transition-allow-all" in policies_in(cluster, "np-y")
+    run, _, tasks = run_role(cluster, applied["tmp"])
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert next(t for t in tasks if t["task"].endswith(CLOSE)).get("changed"), "the leftover was not pruned"
+    assert "kubeguard-transition-allow-all" not in policies_in(cluster, "np-y")

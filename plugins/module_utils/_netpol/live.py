@@ -26,7 +26,7 @@ import json
 
 from .._errors import KubeguardError
 from .._k8s.objects import expand, namespace_selected
-from .._k8s.runner import connect
+from .._k8s.runner import connect, owned
 from .._k8s.service import ApplyService
 from . import validate
 from .policy import Pod, policy_types, verdict
@@ -256,15 +256,18 @@ def _describe(flow):
 TRANSITION_LABELS = {"app.kubernetes.io/managed-by": "kubeguard", "kubeguard.io/set": "network-policy-transition"}
 
 
+def _is_transition(policy):
+    labels = (policy.get("metadata") or {}).get("labels") or {}
+    return labels.get("kubeguard.io/set") == TRANSITION_LABELS["kubeguard.io/set"]
+
+
 def transition(current, namespaces):
     """Allow-all policies for the directions no policy isolates yet in ``namespaces``: they change nothing
     there (those directions are open today), but while the run applies its policies one by one, no allow
     rule or DNS policy isolates a pod before the rest of the set is in place. Removed once all are applied."""
     isolated = {}
     for policy in current:
-        if (policy.get("metadata") or {}).get("labels", {}).get("kubeguard.io/set") == TRANSITION_LABELS[
-            "kubeguard.io/set"
-        ]:
+        if _is_transition(policy):
             continue
         isolated.setdefault(policy["metadata"].get("namespace"), set()).update(policy_types(policy))
     out = []
@@ -304,6 +307,9 @@ def run(params, check_mode, service=None):
         "running_pods": pods_in_changed,
         "needs_flows": bool(pods_in_changed),
         "transition": transition(current, sorted({key.split("/")[0] for key in pods_in_changed})),
+        # Left by a run that stopped before live_flows_close.yml (ours: applied by our field manager, as the
+        # prune there requires): only then has that task anything to prune.
+        "transition_present": any(_is_transition(policy) and owned(policy, "kubeguard") for policy in current),
         "cut": [],
         "refused": [],
         "accepted": [],

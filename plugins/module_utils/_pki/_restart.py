@@ -250,7 +250,7 @@ def run(params, check_mode=False, restarter=None):
         try:
             reason = restarter.restart(component, unit)
         except NotRestarted as exc:
-            _roll_back(backup_dir, restarter, done, component, unit, f"not restarted: {exc}")
+            _roll_back(backup_dir, restarter, done, component, unit, f"not restarted: {exc}", refused=True)
         done.append((component, unit))
         if reason:
             _roll_back(backup_dir, restarter, done, component, unit, reason)
@@ -259,7 +259,9 @@ def run(params, check_mode=False, restarter=None):
     return {"changed": bool(done), "restarted": [c for c, _unused in done]}
 
 
-def _roll_back(backup_dir, restarter, done, component, unit, reason):
+def _roll_back(backup_dir, restarter, done, component, unit, reason, refused=False):
+    """Restore the backed-up files and restart what was restarted; ``refused``: ``component`` was never
+    restarted (its guard said no), as opposed to restarted and unhealthy."""
     restored = _install.restore(backup_dir) if backup_dir else []
     after = []
     for other, other_unit in done:
@@ -277,7 +279,7 @@ def _roll_back(backup_dir, restarter, done, component, unit, reason):
     )
     what = (
         f"was {reason} (its certificates or kubeconfigs changed)"
-        if reason.startswith("not restarted")
+        if refused
         else f"did not become healthy within {restarter.timeout} s after its certificates or kubeconfigs changed: "
         f"{reason}"
     )

@@ -79,6 +79,9 @@ def gathered(*flows, node="worker1"):
     return [{"item": node, "changed": False, "flows": list(flows)}, {"item": "cp1", "skipped": True}]
 
 
+APPLIED_BY_US = {"manager": "kubeguard", "operation": "Apply"}
+
+
 def run(gather=None, policies=(), **extra):
     return live.run(dict(PARAMS, gathered=gather, **extra), False, FakeService(policies))
 
@@ -254,7 +257,9 @@ def test_transition_opens_only_the_directions_no_policy_isolates_in_namespaces_w
     assert {p["metadata"]["labels"]["kubeguard.io/set"] for p in result["transition"]} == {"network-policy-transition"}
     # a transition policy a failed run left is replaced, not counted as isolation
     leftover = dict(result["transition"][0])
-    assert (
-        run(policies=[leftover], replace_labels=[{"kubeguard.io/set": "network-policy-transition"}])["transition"][0]
-        == leftover
-    )
+    left = run(policies=[leftover], replace_labels=[{"kubeguard.io/set": "network-policy-transition"}])
+    assert left["transition"][0] == leftover
+    # only a leftover of ours (applied by our field manager) gives live_flows_close.yml something to prune
+    assert not left["transition_present"] and not result["transition_present"]
+    ours = {**leftover, "metadata": {**leftover["metadata"], "managedFields": [APPLIED_BY_US]}}
+    assert run(policies=[ours])["transition_present"]
