@@ -11,6 +11,9 @@ converges on rerun (issue 23), on the kubeadm-ha lab.
   runtime API reports all three servers UP and in rotation, no marker left.
 - An operator's drain (set by hand on the runtime API, no marker) survives
   the next rerun untouched.
+- A marked server whose apiserver hangs (SIGSTOP: HAProxy's /readyz check
+  fails) is not put back: the rerun fails naming it, the server stays
+  drained and marked; once the apiserver runs again the next rerun heals it.
 Marked `ha_upgrade` (make test-ha-upgrade; not in make test's ha stream):
 `LAB_ID=22 LAB_STATE=$PWD/.lab-ha LAYOUT=kubeadm-ha pytest -q -m ha tests/integration/test_ha_zz_lb_heal.py`."""
 
@@ -26,7 +29,7 @@ import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._lb import haproxy
 from conftest import REPO, ansible_playbook, playbook_command
 from kubeguard_test.waiting import wait_for
-from test_ha_zz_kubeadm_ops import running_apiserver_flags
+from test_ha_zz_kubeadm_ops import on, running_apiserver_flags
 
 pytestmark = [pytest.mark.lab, pytest.mark.ha, pytest.mark.ha_upgrade]
 
@@ -116,3 +119,35 @@ def test_a_play_killed_while_a_server_is_drained_is_healed_by_a_rerun_and_an_ope
     finally:
         haproxy.command(runtime_api(lab), f"set server {BACKEND}/cp3 state ready")
     wait_for(lambda: lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}, 120, "all three UP")
+
+
+def test_a_marked_server_whose_apiserver_is_down_stays_drained_and_the_rerun_names_it(lab):
+    # A killed run's drain of cp2 (the module's own drain: the marker is written), then cp2's apiserver hangs.
+    params = {
+        "runtime_api": runtime_api(lab),
+        "backend": BACKEND,
+        "server": "cp2",
+        "state": "drain",
+        "wait": True,
+        "timeout": 60,
+        "marker_dir": haproxy.DEFAULT_MARKER_DIR,
+    }
+    assert haproxy.run(params, check_mode=False)["changed"] and marker(lab, "cp2").exists()
+    assert on("cp2", "pkill", "-STOP", "-x", "kube-apiserver").returncode == 0
+    try:
+        wait_for(lambda: lb_state(lab)["cp2"] == (0, DRAINED), 120, "HAProxy's check failing on cp2")
+        short = ("-e", "kubeguard_lb_drain_timeout=10")
+        run, _ = ansible_playbook(lab.inventory, "control_plane.yml", *NOTHING, *short, timeout=900)
+        assert run.returncode != 0, run.stdout[-3000:]
+        assert "kubeguard_lb_drain_server: apiservers/cp2 left drained by an interrupted kubeguard run" in run.stdout
+        assert "reports it DOWN (waited 10 s)" in run.stdout, run.stdout[-3000:]
+        # Still out of rotation, still ours: the next run tries again.
+        assert lb_state(lab)["cp2"][1] & DRAINED and marker(lab, "cp2").exists()
+    finally:
+        on("cp2", "pkill", "-CONT", "-x", "kube-apiserver")
+    # Repaired: the next run puts it back (waiting for HAProxy's check to pass again first).
+    run, _ = ansible_playbook(lab.inventory, "control_plane.yml", *NOTHING, "-v", timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "healed:\n    - cp2\n" in heal_result(run.stdout), heal_result(run.stdout)
+    assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}
+    assert not marker(lab, "cp2").exists()
