@@ -272,7 +272,7 @@ def heal(params, check_mode, clock=time.monotonic, sleep=time.sleep):
         result["diff"]["after"] += _lines(backend, name, after, "")
         if not check_mode:
             if name in result["healed"]:
-                after = describe(_ready(params, name, clock, sleep))
+                _ready(params, name, clock, sleep)  # the marker goes only once HAProxy reports it UP
             _set_marker(marker, False, params)
     if broken:
         healed = f" (put back: {', '.join(result['healed'])})" if result["healed"] else ""
