@@ -17,6 +17,11 @@ description:
     a cluster with more than one control plane, so the load balancer stops sending requests to an apiserver before
     it restarts instead of noticing its failing C(/readyz) a few checks later (docs/control_plane.md, HA).
   - Refuses to drain a server when no other server of the backend is UP and in rotation.
+  - A drain it makes leaves a marker, one file per server under O(marker_dir) on the host the module runs on, written
+    before the drain and removed once O(state=ready) has seen the server UP. A run killed in between leaves the
+    marker; O(state=heal) (the roles call it first in every run that can drain) puts every marked server back and
+    waits until it is UP, and refuses, naming it, one whose health check fails. A server drained by someone else has
+    no marker and is left alone.
   - Standard library only; runs on the controller (TCP) or on the load balancer's host (UNIX socket).
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
@@ -32,8 +37,8 @@ attributes:
     support: full
     description: A server already drained (or in rotation) is left alone.
   safe_file_operations:
-    support: none
-    description: Writes no file.
+    support: full
+    description: The drain markers are written atomically (temporary file, mode 0600, rename).
 options:
   runtime_api:
     description: The runtime API's address, an absolute UNIX socket path or C(host:port) (C([v6]:port)).
@@ -44,20 +49,28 @@ options:
     type: str
     required: true
   server:
-    description: The server's name in O(backend).
+    description: The server's name in O(backend). Required with O(state=drain) and O(state=ready).
     type: str
-    required: true
   state:
-    description: C(drain) takes the server out of rotation, C(ready) puts it back.
+    description:
+      - C(drain) takes the server out of rotation (and marks it), C(ready) puts it back (and drops the mark).
+      - C(heal) puts back every server of O(backend) marked by a drain that was never followed by its C(ready).
     type: str
-    choices: [drain, ready]
+    choices: [drain, ready, heal]
     required: true
+  marker_dir:
+    description:
+      - Where the drain markers live, on the host the module runs on (the O(runtime_api)'s address and O(backend)
+        name a directory below it). C(~) is the connecting user's home, so it works without privilege escalation.
+      - Every run that drives the same load balancer must use the same host, user and directory.
+    type: path
+    default: ~/.local/state/kubeguard/lb-drained
   wait:
     description: With O(state=ready), wait until HAProxy's health check reports the server UP.
     type: bool
     default: true
   timeout:
-    description: Seconds to wait for the server to be reported UP.
+    description: Seconds to wait for each server to be reported UP.
     type: int
     default: 60
 """
@@ -70,17 +83,42 @@ EXAMPLES = r"""
     server: cp1
     state: drain
   delegate_to: localhost
+
+- name: Put back every server a killed run left drained
+  kubeguard.hardening.haproxy_server:
+    runtime_api: 10.0.0.20:9999
+    backend: apiservers
+    state: heal
+  delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""
+marker:
+  description: The server's drain marker after the call, empty when it has none.
+  returned: state is drain or ready
+  type: str
+  sample: /home/operator/.local/state/kubeguard/lb-drained/10.0.0.20%3A9999/apiservers/cp1
+marked:
+  description: With O(state=heal), the servers that had a marker.
+  returned: state is heal
+  type: list
+  elements: str
+  sample: [cp2]
+healed:
+  description: With O(state=heal), the marked servers put back in rotation and reported UP.
+  returned: state is heal
+  type: list
+  elements: str
+  sample: [cp2]
 before:
   description: The server's state before the call (C(UP), C(DOWN), C(DRAIN (UP)), C(DRAIN (DOWN)), C(MAINT)).
-  returned: always
+  returned: state is drain or ready
   type: str
   sample: UP
 state:
   description: The server's state after the call (in check mode, as before).
-  returned: always
+  returned: state is drain or ready
   type: str
   sample: DRAIN (UP)
 others_in_rotation:
@@ -102,11 +140,13 @@ def main():
             **ROLE_VARS_SPEC,
             "runtime_api": {"type": "str", "required": True},
             "backend": {"type": "str", "required": True},
-            "server": {"type": "str", "required": True},
-            "state": {"type": "str", "required": True, "choices": ["drain", "ready"]},
+            "server": {"type": "str"},
+            "state": {"type": "str", "required": True, "choices": ["drain", "ready", "heal"]},
+            "marker_dir": {"type": "path", "default": haproxy.DEFAULT_MARKER_DIR},
             "wait": {"type": "bool", "default": True},
             "timeout": {"type": "int", "default": 60},
         },
+        required_if=[("state", "drain", ["server"]), ("state", "ready", ["server"])],
         supports_check_mode=True,
     )
     run_module(module, haproxy.run, module.params, check_mode=module.check_mode)

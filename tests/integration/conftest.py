@@ -46,14 +46,21 @@ def lab_binaries():
     return Path(out.strip().splitlines()[-1])
 
 
-def ansible_playbook(inventory, playbook, *extra, timeout=900):
-    """Run a playbook of this repository; returns the process and its PLAY RECAP
-    as {host: {"ok": n, "changed": n, ...}}."""
+def playbook_command(inventory, playbook, *extra):
+    """(argv, env) of ansible-playbook running a playbook of this repository (Popen it to kill it midway)."""
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", CONTAINERS_CONF=CONTAINERS_CONF
     )
+    argv = [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / playbook)]
+    return [*argv, *extra], env
+
+
+def ansible_playbook(inventory, playbook, *extra, timeout=900):
+    """Run a playbook of this repository; returns the process and its PLAY RECAP
+    as {host: {"ok": n, "changed": n, ...}}."""
+    argv, env = playbook_command(inventory, playbook, *extra)
     run = subprocess.run(
-        [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(inventory), str(REPO / "playbooks" / playbook), *extra],
+        argv,
         capture_output=True,
         text=True,
         env=env,

@@ -7,12 +7,11 @@ balancer; once the member is back a rerun converges. The member is frozen
 replace it at once. Marked ha_upgrade: make test-ha-upgrade."""
 
 import json
-import os
 import subprocess
 import tempfile
 
 import pytest
-from conftest import CONTAINERS_CONF, REPO, ansible_playbook
+from conftest import REPO, ansible_playbook, playbook_command
 from kubeguard_test.kube import Kubectl
 from kubeguard_test.waiting import wait_for
 from test_ha_zz_kubeadm_ops import ETCD_TLS, on
@@ -56,17 +55,9 @@ def test_a_member_stopped_mid_roll_stops_it_and_a_rerun_converges(lab, lab_binar
         json.dumps({"control_plane_etcd_extra_flags": {"heartbeat-interval": value}}),
     )
     before = {host: etcd_process(host)[0] for host in CP}
-    env = dict(
-        os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", CONTAINERS_CONF=CONTAINERS_CONF
-    )
-    argv = [
-        str(REPO / ".venv/bin/ansible-playbook"),
-        "-i",
-        str(lab.inventory),
-        str(REPO / "playbooks/control_plane.yml"),
-    ]
+    argv, env = playbook_command(lab.inventory, "control_plane.yml", *change)
     with tempfile.TemporaryFile("w+") as out:
-        play = subprocess.Popen([*argv, *change], stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+        play = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
         try:
             # cp1's member restarted with the change: the roll is under way; freeze cp3's.
             wait_for(

@@ -69,6 +69,7 @@ CONTRACT = {
     "kubeguard_lb_drain_server",
     "kubeguard_lb_drain_host",
     "kubeguard_lb_drain_timeout",
+    "kubeguard_lb_drain_marker_dir",
 }
 # Names of layout variables that once lived in several roles: only the contract may define one.
 LAYOUT_SUFFIXES = ("_api_host", "_kubernetes_dir", "_pki_output_dir", "_output_dir", "_config_dir")

@@ -7,21 +7,34 @@ of rotation (``drain``) or put back (``ready``) through the runtime API.
 HAProxy still knows whether the server is up); ``ready`` puts the server back
 and, with ``wait``, returns once HAProxy's own check reports it UP, so the
 caller restarts the next apiserver only when this one takes traffic again.
+
+A drain we make leaves a marker (one file per server under ``marker_dir``,
+written before the ``set`` command, removed once ``ready`` saw the server UP),
+so a run killed in between can be told from an operator's deliberate drain:
+``heal`` puts back every marked server whose health check passes and refuses,
+naming it, one whose check fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import re
 import socket
 import time
+import urllib.parse
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import files
 
 # srv_admin_state bits (HAProxy's SRV_ADMF_*): forced/inherited/config/resolver/health maintenance, drain.
 MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
 DRAIN_BITS = 0x08 | 0x10
 RUNNING = 2  # srv_op_state SRV_ST_RUNNING: the health check passes
 POLL_SECONDS = 0.5
+NAME = re.compile(r"[A-Za-z0-9_.:-]+")  # HAProxy's proxy and server names
+DEFAULT_MARKER_DIR = "~/.local/state/kubeguard/lb-drained"
 
 
 def _address(runtime_api):
@@ -98,14 +111,100 @@ def _server(runtime_api, backend, name):
     return found, found[name]
 
 
+def drained(server):
+    return bool(server["admin_state"] & (MAINT_BITS | DRAIN_BITS))
+
+
+def _marker_root(params):
+    """The directory holding this runtime API's and backend's markers (one file per server we drained)."""
+    root = os.path.expanduser(params["marker_dir"])
+    if not os.path.isabs(root):
+        raise KubeguardError("marker_dir", f"{params['marker_dir']!r} is not an absolute path (or ~/...)")
+    backend = params["backend"]
+    if not NAME.fullmatch(backend) or backend in (".", ".."):
+        raise KubeguardError("backend", f"{backend!r} is not an HAProxy backend name")
+    # One controller may drive several load balancers: the runtime API's address is part of the key.
+    return os.path.join(root, urllib.parse.quote(params["runtime_api"], safe=""), backend)
+
+
+def marked(params):
+    """The servers of ``backend`` this module drained and has not put back (their markers), sorted."""
+    root = _marker_root(params)
+    try:
+        return sorted(n for n in os.listdir(root) if NAME.fullmatch(n) and n not in (".", ".."))
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise KubeguardError("marker_dir", f"cannot list the drain markers in {root}: {exc}") from exc
+
+
+def _set_marker(path, present, params):
+    """Write (atomically) or remove the marker that says this module drained the server."""
+    content = None
+    if present:
+        content = json.dumps(
+            {"runtime_api": params["runtime_api"], "backend": params["backend"], "drained_at": time.time()}
+        )
+    try:
+        files.write_all({path: (content, 0o600)})
+    except OSError as exc:
+        raise KubeguardError(
+            "marker_dir", f"cannot {'write' if present else 'remove'} the drain marker {path}: {exc}"
+        ) from exc
+
+
+def _lines(backend, name, state, marker):
+    return f"{backend}/{name}: {state}\n" + (f"drained by kubeguard (marker {marker})\n" if marker else "")
+
+
+def _ready(params, name, clock, sleep):
+    """``set server ... state ready`` (when drained), then with ``wait`` poll until HAProxy reports the server UP."""
+    api, backend = params["runtime_api"], params["backend"]
+    _unused, server = _server(api, backend, name)
+    if drained(server):
+        _set_state(api, backend, name, "ready")
+    if not params["wait"]:
+        return server
+    deadline = clock() + params["timeout"]
+    while True:
+        _unused, server = _server(api, backend, name)
+        if in_rotation(server):
+            return server
+        if clock() >= deadline:
+            raise KubeguardError(
+                "timeout",
+                f"{backend}/{name} is back in rotation but HAProxy's health check has not reported it UP "
+                f"within {params['timeout']} s (it is {describe(server)})",
+            )
+        sleep(POLL_SECONDS)
+
+
+def _set_state(api, backend, name, wanted):
+    answer = command(api, f"set server {backend}/{name} state {wanted}").strip()
+    if answer:
+        raise KubeguardError("state", f"HAProxy refused 'set server {backend}/{name} state {wanted}': {answer}")
+
+
 def run(params, check_mode, clock=time.monotonic, sleep=time.sleep):
-    api, backend, name, wanted = params["runtime_api"], params["backend"], params["server"], params["state"]
+    if params["state"] == "heal":
+        return heal(params, check_mode, clock, sleep)
+    api, backend, name, wanted = params["runtime_api"], params["backend"], params.get("server"), params["state"]
+    if not name:
+        raise KubeguardError("server", f"required with state={wanted}")
     found, server = _server(api, backend, name)
+    marker = os.path.join(_marker_root(params), name)
+    had_marker = os.path.exists(marker)
     before = describe(server)
-    drained = bool(server["admin_state"] & (MAINT_BITS | DRAIN_BITS))
-    changed = drained != (wanted == "drain")
-    result = {"changed": changed, "server": name, "backend": backend, "before": before, "state": before}
-    result["diff"] = {"before": f"{backend}/{name}: {before}\n", "after": f"{backend}/{name}: {before}\n"}
+    changed = drained(server) != (wanted == "drain")
+    # A drain marks only the drain it makes (an operator's drain stays the operator's); ready clears it.
+    wants_marker = had_marker if wanted == "drain" and not changed else wanted == "drain"
+    result = {"changed": changed or had_marker != wants_marker, "server": name, "backend": backend}
+    result.update(before=before, state=before, marker=marker if wants_marker else "")
+    after = ("DRAIN" if wanted == "drain" else "READY") if changed else before
+    result["diff"] = {
+        "before": _lines(backend, name, before, marker if had_marker else ""),
+        "after": _lines(backend, name, after, marker if wants_marker else ""),
+    }
     if wanted == "drain":
         others = sorted(n for n, s in found.items() if n != name and in_rotation(s))
         result["others_in_rotation"] = others
@@ -114,26 +213,73 @@ def run(params, check_mode, clock=time.monotonic, sleep=time.sleep):
             raise KubeguardError(
                 "server", f"refusing to drain {backend}/{name}: no other server of {backend!r} is UP and in rotation"
             )
-    if changed:
-        result["diff"]["after"] = f"{backend}/{name}: {'DRAIN' if wanted == 'drain' else 'READY'}\n"
-        if check_mode:
-            return result
-        answer = command(api, f"set server {backend}/{name} state {wanted}").strip()
-        if answer:
-            raise KubeguardError("state", f"HAProxy refused 'set server {backend}/{name} state {wanted}': {answer}")
-    if wanted == "ready" and params["wait"] and not check_mode:
-        deadline = clock() + params["timeout"]
-        while True:
-            _unused, server = _server(api, backend, name)
-            if in_rotation(server):
-                break
-            if clock() >= deadline:
-                raise KubeguardError(
-                    "timeout",
-                    f"{backend}/{name} is back in rotation but HAProxy's health check has not reported it UP "
-                    f"within {params['timeout']} s (it is {describe(server)})",
-                )
-            sleep(POLL_SECONDS)
-    if not check_mode:
-        result["state"] = describe(_server(api, backend, name)[1])
+    if check_mode:
+        return result
+    if wanted == "drain":
+        if changed:
+            # The marker first: a run killed between the two leaves a marker on a server in
+            # rotation (the next heal drops it), never our drain without its marker.
+            _set_marker(marker, True, params)
+            _set_state(api, backend, name, "drain")
+        server = _server(api, backend, name)[1]
+    else:
+        server = _ready(params, name, clock, sleep)
+        if had_marker:
+            _set_marker(marker, False, params)
+    result["state"] = describe(server)
+    return result
+
+
+def _healthy(params, name, server, check_mode, clock, sleep):
+    """Whether HAProxy's health check passes on the drained ``name``, waiting up to ``timeout`` (a restart
+    the killed run left under way) unless in check mode; the server stays drained meanwhile."""
+    deadline = clock() + params["timeout"]
+    while server["op_state"] != RUNNING:
+        if check_mode or not params["wait"] or clock() >= deadline:
+            return False
+        sleep(POLL_SECONDS)
+        server = _server(params["runtime_api"], params["backend"], name)[1]
+    return True
+
+
+def heal(params, check_mode, clock=time.monotonic, sleep=time.sleep):
+    """Put back every server of ``backend`` a killed run left drained (its marker), waiting until each is UP.
+
+    A marked server whose health check fails (``DRAIN (DOWN)``: its apiserver's /readyz) stays drained
+    and the call fails naming it, after healing the others; a server without a marker is not looked at.
+    """
+    api, backend = params["runtime_api"], params["backend"]
+    names = marked(params)
+    result = {"changed": bool(names), "backend": backend, "marked": names, "healed": [], "warnings": []}
+    result["diff"] = {"before": "", "after": ""}
+    if not names:
+        return result  # nothing of ours is drained: HAProxy is not even asked
+    found, root, broken = servers(api, backend), _marker_root(params), []
+    for name in names:
+        marker, server = os.path.join(root, name), found.get(name)
+        state = describe(server) if server else "absent"
+        after = state
+        if server is None or server["admin_state"] & MAINT_BITS:
+            # Gone from the backend, or the operator put it in maintenance since: theirs now.
+            result["warnings"].append(f"{backend}/{name} is {state}: dropping kubeguard's drain marker {marker}")
+        elif server["admin_state"] & DRAIN_BITS and not _healthy(params, name, server, check_mode, clock, sleep):
+            broken.append(f"{backend}/{name}")
+            continue
+        elif server["admin_state"] & DRAIN_BITS:
+            after = "READY"
+            result["healed"].append(name)
+        result["diff"]["before"] += _lines(backend, name, state, marker)
+        result["diff"]["after"] += _lines(backend, name, after, "")
+        if not check_mode:
+            if name in result["healed"]:
+                _ready(params, name, clock, sleep)  # the marker goes only once HAProxy reports it UP
+            _set_marker(marker, False, params)
+    if broken:
+        healed = f" (put back: {', '.join(result['healed'])})" if result["healed"] else ""
+        raise KubeguardError(
+            "server",
+            f"{', '.join(broken)} left drained by an interrupted kubeguard run, but HAProxy's health check reports "
+            f"it DOWN (waited {params['timeout']} s): not putting a broken apiserver back in rotation; repair it and "
+            f"rerun{healed}",
+        )
     return result

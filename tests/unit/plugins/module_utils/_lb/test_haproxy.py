@@ -1,6 +1,7 @@
 """The HAProxy drain/undrain logic against a stand-in runtime API on a UNIX socket
 (the real HAProxy is exercised by tests/integration/test_ha_site.py)."""
 
+import os
 import socket
 import threading
 
@@ -65,6 +66,7 @@ def params(path, **extra):
         "state": "drain",
         "wait": True,
         "timeout": 5,
+        "marker_dir": os.path.join(os.path.dirname(path), "markers"),
         **extra,
     }
 
@@ -84,7 +86,7 @@ def test_drain_then_ready_waits_for_up_and_a_second_call_changes_nothing(api):
 def test_check_mode_reports_the_change_and_sends_no_set_command(api):
     path, server = api
     result = haproxy.run(params(path), check_mode=True)
-    assert result["changed"] and result["diff"]["after"] == "apiservers/cp1: DRAIN\n"
+    assert result["changed"] and result["diff"]["after"].startswith("apiservers/cp1: DRAIN\n")
     assert not [c for c in server.commands if c.startswith("set ")]
     assert server.servers["cp1"] == (2, 0)
 
@@ -127,3 +129,114 @@ def test_an_unreachable_runtime_api_names_it(tmp_path):
     with pytest.raises(KubeguardError) as err:
         haproxy.run(params(str(tmp_path / "missing.sock")), check_mode=False)
     assert err.value.option == "runtime_api" and "cannot reach" in err.value.message
+
+
+# The drain markers: a killed run's drain is ours to undo, an operator's is not.
+
+
+def test_drain_writes_a_marker_first_and_ready_removes_it_once_up(api, tmp_path):
+    path, _server = api
+    p = params(path, marker_dir=str(tmp_path / "markers"))
+    drained = haproxy.run(p, check_mode=False)
+    marker = drained["marker"]
+    assert marker.endswith("/apiservers/cp1") and haproxy.marked(p) == ["cp1"]
+    assert oct(os.stat(marker).st_mode & 0o777) == "0o600"
+    assert "drained by kubeguard" in drained["diff"]["after"] and "kubeguard" not in drained["diff"]["before"]
+    again = haproxy.run(p, check_mode=False)
+    assert not again["changed"] and again["marker"] == marker
+    ready = haproxy.run({**p, "state": "ready"}, check_mode=False)
+    assert ready["changed"] and ready["marker"] == "" and haproxy.marked(p) == []
+    assert not haproxy.run({**p, "state": "ready"}, check_mode=False)["changed"]
+
+
+def test_the_marker_key_holds_the_runtime_api_so_two_load_balancers_do_not_mix(api, tmp_path):
+    path, _server = api
+    p = params(path, marker_dir=str(tmp_path / "markers"))
+    haproxy.run(p, check_mode=False)
+    assert haproxy.marked({**p, "runtime_api": "10.9.9.9:9999"}) == []
+
+
+def test_check_mode_writes_no_marker_and_diff_shows_it(api, tmp_path):
+    path, server = api
+    p = params(path, marker_dir=str(tmp_path / "markers"))
+    result = haproxy.run(p, check_mode=True)
+    assert result["changed"] and "drained by kubeguard" in result["diff"]["after"]
+    assert not (tmp_path / "markers").exists() and server.servers["cp1"] == (2, 0)
+
+
+def test_an_operators_drain_gets_no_marker_and_heal_leaves_it(api, tmp_path):
+    path, server = api
+    server.servers["cp2"] = (2, 0x08)
+    p = params(path, server="cp2", marker_dir=str(tmp_path / "markers"))
+    assert not haproxy.run(p, check_mode=False)["changed"] and haproxy.marked(p) == []
+    healed = haproxy.run({**p, "state": "heal", "server": None}, check_mode=False)
+    assert not healed["changed"] and healed["healed"] == [] and server.servers["cp2"] == (2, 0x08)
+    assert not server.commands[-1].startswith("set ")
+
+
+def test_heal_without_markers_does_not_ask_haproxy(tmp_path):
+    p = params(str(tmp_path / "missing.sock"), state="heal", server=None, marker_dir=str(tmp_path / "m"))
+    assert haproxy.run(p, check_mode=False) == {
+        "changed": False,
+        "backend": "apiservers",
+        "marked": [],
+        "healed": [],
+        "warnings": [],
+        "diff": {"before": "", "after": ""},
+    }
+
+
+def killed_after_drain(api, tmp_path, name):
+    """A run killed between drain and ready: the server drained, its marker left."""
+    path, server = api
+    p = params(path, server=name, marker_dir=str(tmp_path / "markers"))
+    haproxy.run(p, check_mode=False)
+    return {**p, "state": "heal", "server": None}, server
+
+
+def test_heal_puts_back_a_marked_server_waits_for_up_and_is_idempotent(api, tmp_path):
+    p, server = killed_after_drain(api, tmp_path, "cp1")
+    assert server.servers["cp1"] == (2, 0x08)
+    checked = haproxy.run(p, check_mode=True)
+    assert checked["changed"] and checked["healed"] == ["cp1"] and server.servers["cp1"] == (2, 0x08)
+    assert haproxy.marked(p) == ["cp1"]
+    healed = haproxy.run(p, check_mode=False)
+    assert healed["changed"] and healed["healed"] == ["cp1"] and server.servers["cp1"] == (2, 0)
+    assert "cp1: DRAIN (UP)" in healed["diff"]["before"] and "cp1: READY" in healed["diff"]["after"]
+    assert haproxy.marked(p) == [] and not haproxy.run(p, check_mode=False)["changed"]
+
+
+def test_heal_refuses_a_marked_server_whose_health_check_fails_and_keeps_its_marker(api, tmp_path):
+    p, server = killed_after_drain(api, tmp_path, "cp1")
+    server.servers["cp1"] = (0, 0x08)  # its apiserver's /readyz fails
+    ticks = iter(range(100))
+    with pytest.raises(KubeguardError) as err:
+        haproxy.run(p, check_mode=False, clock=lambda: next(ticks), sleep=lambda _s: None)
+    assert err.value.option == "server" and "apiservers/cp1" in err.value.message and "DOWN" in err.value.message
+    assert server.servers["cp1"] == (0, 0x08) and haproxy.marked(p) == ["cp1"]
+
+
+def test_heal_drops_the_marker_of_a_server_already_back_or_in_maintenance(api, tmp_path):
+    p, server = killed_after_drain(api, tmp_path, "cp1")
+    server.servers["cp1"] = (2, 0x01)  # the operator put it in maintenance since
+    result = haproxy.run(p, check_mode=False)
+    assert result["changed"] and result["healed"] == []
+    assert "MAINT" in result["warnings"][0] and server.servers["cp1"] == (2, 0x01) and haproxy.marked(p) == []
+
+
+def test_a_relative_marker_dir_names_the_option(api):
+    path, _server = api
+    with pytest.raises(KubeguardError) as err:
+        haproxy.run(params(path, marker_dir="relative/dir"), check_mode=False)
+    assert err.value.option == "marker_dir"
+
+
+def test_heal_waits_for_a_restart_under_way_before_putting_the_server_back(api, tmp_path):
+    p, server = killed_after_drain(api, tmp_path, "cp1")
+    server.servers["cp1"] = (0, 0x08)
+
+    def restart_done(_seconds):
+        server.servers["cp1"] = (2, server.servers["cp1"][1])
+
+    healed = haproxy.run(p, check_mode=False, sleep=restart_done)
+    assert healed["healed"] == ["cp1"] and server.servers["cp1"] == (2, 0) and haproxy.marked(p) == []
