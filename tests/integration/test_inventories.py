@@ -158,7 +158,12 @@ def test_etcd_only_hosts_get_ssh_their_pki_play_and_etcd_but_no_kubelet(tmp_path
     # ssh_hardening.yml checks every node and etcd-only host, and changes those its check play found pending.
     assert list_hosts(inventory, "ssh_hardening.yml") == {"k8s_cluster:etcd": sorted(etcd + nodes),
                                                          "ssh_hardening_pending": []}  # fmt: skip
-    assert list_hosts(inventory, "cluster_pki.yml") == {"k8s_cluster:etcd": sorted(etcd + nodes)}
+    # cluster_pki.yml first puts back what a killed run left drained at the load balancer (lb_heal.yml), then
+    # builds the PKI for every node and etcd-only host.
+    assert list_hosts(inventory, "cluster_pki.yml") == {
+        "etcd:control_plane": sorted([*etcd, "cp1", "cp2"]),
+        "k8s_cluster:etcd": sorted(etcd + nodes),
+    }
     assert list_hosts(inventory, "control_plane.yml") == {"etcd:control_plane": sorted([*etcd, "cp1", "cp2"])}
     # kubelet.yml checks the nodes (k8s_cluster) and changes only those its check play put in kubelet_pending.
     assert list_hosts(inventory, "kubelet.yml") == {
