@@ -9,7 +9,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 ansible-galaxy collection build --force --output-path "$scratch" >/dev/null
 tarball=$(ls "$scratch"/kubeguard-hardening-*.tar.gz)
-if tar -tzf "$tarball" | grep -E '^(lab|tests|molecule|bench|\.lab|\.venv|\.ci|\.collections)(/|$)|__pycache__'; then
+if tar -tzf "$tarball" | grep -E '^(lab|tests|molecule|bench|\.lab[^/]*|\.venv|\.ci|\.collections)(/|$)|__pycache__'; then
   echo "check-build: the tarball above contains lab/test/cache files" >&2
   exit 1
 fi

@@ -69,6 +69,14 @@ options:
     description: With O(state=ready), wait until HAProxy's health check reports the server UP.
     type: bool
     default: true
+  only_marked:
+    description:
+      - With O(state=ready), put the server back only if it carries this module's drain marker. A server drained
+        by someone else (no marker) stays drained, with a warning; with O(wait) the call still waits until
+        HAProxy's health check reports it UP (not in maintenance, which HAProxy does not check).
+      - The roles set it, so an operator's drain outlives the apiserver restart it straddles.
+    type: bool
+    default: false
   timeout:
     description: Seconds to wait for each server to be reported UP.
     type: int
@@ -144,6 +152,7 @@ def main():
             "state": {"type": "str", "required": True, "choices": ["drain", "ready", "heal"]},
             "marker_dir": {"type": "path", "default": haproxy.DEFAULT_MARKER_DIR},
             "wait": {"type": "bool", "default": True},
+            "only_marked": {"type": "bool", "default": False},
             "timeout": {"type": "int", "default": 60},
         },
         required_if=[("state", "drain", ["server"]), ("state", "ready", ["server"])],

@@ -11,6 +11,8 @@ converges on rerun (issue 23), on the kubeadm-ha lab.
   runtime API reports all three servers UP and in rotation, no marker left.
 - An operator's drain (set by hand on the runtime API, no marker) survives
   the next rerun untouched.
+- An operator's drain of cp3 outlives a run that restarts every apiserver:
+  cp3's apiserver restarts with the others but its server stays drained.
 - A marked server whose apiserver hangs (SIGSTOP: HAProxy's /readyz check
   fails) is not put back: the rerun fails naming it, the server stays
   drained and marked; once the apiserver runs again the next rerun heals it.
@@ -64,17 +66,18 @@ def heal_result(stdout):
     return tail.split("\nTASK ", 1)[0]
 
 
+def apiserver_flag_change(host, values):
+    """(value, ansible-playbook arguments) that restart every apiserver: the first of values not running on host."""
+    running = " ".join(running_apiserver_flags(host))
+    value = next(v for v in values if f"--max-requests-inflight={v}" not in running)
+    flags = {"control_plane_apiserver_extra_flags": {"max-requests-inflight": value}}
+    return value, ("--tags", "control_plane_apiserver", "-e", json.dumps(flags))
+
+
 def test_a_play_killed_while_a_server_is_drained_is_healed_by_a_rerun_and_an_operators_drain_is_not(lab):
     assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}
     assert not marker(lab, "cp1").exists()
-    running = " ".join(running_apiserver_flags("cp1"))
-    value = next(v for v in ("401", "402", "403") if f"--max-requests-inflight={v}" not in running)
-    change = (
-        "--tags",
-        "control_plane_apiserver",
-        "-e",
-        json.dumps({"control_plane_apiserver_extra_flags": {"max-requests-inflight": value}}),
-    )
+    _value, change = apiserver_flag_change("cp1", ("401", "402", "403"))
     argv, env = playbook_command(lab.inventory, "control_plane.yml", *change)
     with tempfile.TemporaryFile("w+") as out:
         play = subprocess.Popen(
@@ -151,3 +154,20 @@ def test_a_marked_server_whose_apiserver_is_down_stays_drained_and_the_rerun_nam
     assert "healed:\n    - cp2\n" in heal_result(run.stdout), heal_result(run.stdout)
     assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}
     assert not marker(lab, "cp2").exists()
+
+
+def test_an_operators_drain_outlives_the_apiserver_restart_it_straddles(lab):
+    """The operator drains cp3 (no marker); control_plane.yml then restarts every apiserver with a new
+    flag. cp1 and cp2 are drained and put back as usual; cp3 restarts too but stays drained."""
+    assert haproxy.command(runtime_api(lab), f"set server {BACKEND}/cp3 state drain").strip() == ""
+    try:
+        value, change = apiserver_flag_change("cp3", ("411", "412", "413"))
+        run, _ = ansible_playbook(lab.inventory, "control_plane.yml", *change, timeout=1800)
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "apiservers/cp3 is DRAIN (UP) without kubeguard's drain marker: left drained" in run.stderr
+        assert all(f"--max-requests-inflight={value}" in running_apiserver_flags(h) for h in ("cp1", "cp2", "cp3"))
+        assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": (2, DRAINED)}
+        assert not any(marker(lab, h).exists() for h in ("cp1", "cp2", "cp3"))
+    finally:
+        haproxy.command(runtime_api(lab), f"set server {BACKEND}/cp3 state ready")
+    wait_for(lambda: lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}, 120, "all three UP")

@@ -12,7 +12,9 @@ A drain we make leaves a marker (one file per server under ``marker_dir``,
 written before the ``set`` command, removed once ``ready`` saw the server UP),
 so a run killed in between can be told from an operator's deliberate drain:
 ``heal`` puts back every marked server whose health check passes and refuses,
-naming it, one whose check fails.
+naming it, one whose check fails. With ``only_marked`` (the roles' calls),
+``ready`` leaves a server drained without our marker as it is: an operator's
+drain outlives the restart it straddles.
 """
 
 from __future__ import annotations
@@ -195,7 +197,9 @@ def run(params, check_mode, clock=time.monotonic, sleep=time.sleep):
     marker = os.path.join(_marker_root(params), name)
     had_marker = os.path.exists(marker)
     before = describe(server)
-    changed = drained(server) != (wanted == "drain")
+    # only_marked: a drain without our marker is someone else's, and ready leaves it in place.
+    theirs = wanted == "ready" and params.get("only_marked") and drained(server) and not had_marker
+    changed = drained(server) != (wanted == "drain") and not theirs
     # A drain marks only the drain it makes (an operator's drain stays the operator's); ready clears it.
     wants_marker = had_marker if wanted == "drain" and not changed else wanted == "drain"
     result = {"changed": changed or had_marker != wants_marker, "server": name, "backend": backend}
@@ -213,9 +217,13 @@ def run(params, check_mode, clock=time.monotonic, sleep=time.sleep):
             raise KubeguardError(
                 "server", f"refusing to drain {backend}/{name}: no other server of {backend!r} is UP and in rotation"
             )
+    if theirs:
+        result["warnings"] = [f"{backend}/{name} is {before} without kubeguard's drain marker: left drained"]
     if check_mode:
         return result
-    if wanted == "drain":
+    if theirs:
+        server = _await_check(params, name, server, clock, sleep)
+    elif wanted == "drain":
         if changed:
             # The marker first: a run killed between the two leaves a marker on a server in
             # rotation (the next heal drops it), never our drain without its marker.
@@ -228,6 +236,21 @@ def run(params, check_mode, clock=time.monotonic, sleep=time.sleep):
             _set_marker(marker, False, params)
     result["state"] = describe(server)
     return result
+
+
+def _await_check(params, name, server, clock, sleep):
+    """With ``wait``, until HAProxy's health check passes on ``name``, which stays drained: the caller's
+    next restart waits for this apiserver even while it takes no traffic. HAProxy does not check a
+    server in maintenance, so that one is not waited for."""
+    if not params["wait"] or server["admin_state"] & MAINT_BITS:
+        return server
+    if not _healthy(params, name, server, False, clock, sleep):
+        raise KubeguardError(
+            "timeout",
+            f"{params['backend']}/{name} stays drained (not by kubeguard) and HAProxy's health check has not "
+            f"reported it UP within {params['timeout']} s",
+        )
+    return _server(params["runtime_api"], params["backend"], name)[1]
 
 
 def _healthy(params, name, server, check_mode, clock, sleep):

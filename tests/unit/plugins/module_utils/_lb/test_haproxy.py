@@ -174,6 +174,42 @@ def test_an_operators_drain_gets_no_marker_and_heal_leaves_it(api, tmp_path):
     assert not server.commands[-1].startswith("set ")
 
 
+def test_only_marked_ready_leaves_an_operators_drain_and_waits_for_its_check(api, tmp_path):
+    """The roles' drain → restart → ready on a server the operator drained first: it stays drained."""
+    path, server = api
+    server.servers["cp2"] = (2, 0x08)
+    p = params(path, server="cp2", marker_dir=str(tmp_path / "markers"), only_marked=True)
+    assert not haproxy.run(p, check_mode=False)["changed"]  # the drain: already drained, no marker
+    for check_mode in (True, False):
+        ready = haproxy.run({**p, "state": "ready"}, check_mode=check_mode)
+        assert not ready["changed"] and ready["state"] == "DRAIN (UP)", ready
+        assert ready["warnings"] == ["apiservers/cp2 is DRAIN (UP) without kubeguard's drain marker: left drained"]
+        assert ready["diff"]["before"] == ready["diff"]["after"] == "apiservers/cp2: DRAIN (UP)\n"
+    assert server.servers["cp2"] == (2, 0x08) and not any(c.startswith("set ") for c in server.commands)
+
+
+def test_only_marked_ready_fails_naming_the_timeout_when_the_drained_server_stays_down(api, tmp_path):
+    path, server = api
+    server.servers["cp3"] = (0, 0x08)
+    p = params(path, server="cp3", state="ready", timeout=1, marker_dir=str(tmp_path / "m"), only_marked=True)
+    with pytest.raises(KubeguardError) as error:
+        haproxy.run(p, check_mode=False)
+    assert error.value.option == "timeout" and "stays drained (not by kubeguard)" in str(error.value)
+    assert server.servers["cp3"] == (0, 0x08)
+    # In maintenance HAProxy checks nothing: nothing to wait for, still left as it is.
+    server.servers["cp3"] = (0, 0x01)
+    assert haproxy.run(p, check_mode=False)["state"] == "MAINT"
+
+
+def test_only_marked_ready_puts_back_a_server_it_drained(api, tmp_path):
+    path, server = api
+    p = params(path, marker_dir=str(tmp_path / "markers"), only_marked=True)
+    assert haproxy.run(p, check_mode=False)["changed"] and haproxy.marked(p) == ["cp1"]
+    ready = haproxy.run({**p, "state": "ready"}, check_mode=False)
+    assert ready["changed"] and ready["state"] == "UP" and server.servers["cp1"] == (2, 0)
+    assert haproxy.marked(p) == []
+
+
 def test_heal_without_markers_does_not_ask_haproxy(tmp_path):
     p = params(str(tmp_path / "missing.sock"), state="heal", server=None, marker_dir=str(tmp_path / "m"))
     assert haproxy.run(p, check_mode=False) == {
