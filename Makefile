@@ -53,7 +53,7 @@ lint: venv ## yamllint, ansible-lint (production), ruff, galaxy build, ansible-t
 unit: venv ## Unit tests (pure logic, no lab)
 	pytest -q tests/unit
 
-integration: host-deps venv ## Integration tests: the lab, loopback and kubeadm streams side by side (tests/run-integration)
+integration: host-deps venv ## Integration tests: a fresh lab's stream and the loopback stream, side by side
 	lab/bin/fetch-idp >/dev/null
 	LAYOUT=$(LAYOUT) tests/run-integration
 
@@ -86,10 +86,10 @@ test-ha-upgrade: venv host-deps ## The kubeadm-ha proofs kept out of make test: 
 	  tests/integration/test_ha_zz_other_ca_rotation.py tests/integration/test_ha_zz_lb_heal.py; \
 	  status=$$?; $(HA_UPGRADE_LAB) lab/bin/lab-down; exit $$status
 
-test: unit host-deps ## Everything: unit, then lint, integration and Molecule side by side (tests/run-integration)
+test: lint unit host-deps ## Everything: lint, unit, then integration and Molecule side by side
 	lab/bin/build-images >/dev/null
 	lab/bin/fetch-idp >/dev/null
-	LAYOUT=$(LAYOUT) WITH_MOLECULE=1 WITH_LINT=1 tests/run-integration
+	LAYOUT=$(LAYOUT) WITH_MOLECULE=1 tests/run-integration
 
 build: venv ## Build the Galaxy tarball
 	ansible-galaxy collection build --force

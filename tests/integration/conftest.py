@@ -28,15 +28,9 @@ def lab_layout():
         return "hardway"
 
 
-@pytest.hookimpl(tryfirst=True)  # before `-m` selects: it sees the `kubeadm` marker added here
 def pytest_collection_modifyitems(config, items):
-    """A test that asks for `kubeadm_lab` is marked `kubeadm` (tests/run-integration
-    runs those files in streams of their own). Tests marked `ha` prove the
-    kubeadm-ha layout's shape: they run only against that layout, never in the
-    default lab stream of another one."""
-    for item in items:
-        if "kubeadm_lab" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.kubeadm)
+    """Tests marked `ha` prove the kubeadm-ha layout's shape: they run only
+    against that layout, never in the default lab stream of another one."""
     if lab_layout() == "kubeadm-ha":
         return
     deselected = [item for item in items if item.get_closest_marker("ha")]
