@@ -7,8 +7,9 @@ The CIS audit (issue 20) on this layout: kubeadm's weak lab fails with evidence 
 manifests, processes, kubelet config and files; after site.yml nothing automated fails, the
 report's changes name what site.yml fixed, and a profiling flag planted in kubeadm's scheduler
 manifest fails 1.4.1 once the kubelet has restarted the pod.
-Recreates the lab in the kubeadm layout, as test_zz_kubeadm_layout does, and
-sorts after it: that file's first test reuses the running hard-way lab."""
+Brings up a kubeadm lab (the kubeadm_lab fixture, LAB_FRESH) where LAB_ID and
+LAB_STATE say: tests/run-integration runs this file in the loopback stream on a
+kubeadm lab of its own, after Molecule."""
 
 import json
 import shlex

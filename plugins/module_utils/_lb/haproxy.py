@@ -244,25 +244,27 @@ def _await_check(params, name, server, clock, sleep):
     server in maintenance, so that one is not waited for."""
     if not params["wait"] or server["admin_state"] & MAINT_BITS:
         return server
-    if not _healthy(params, name, server, False, clock, sleep):
+    checked = _healthy(params, name, server, False, clock, sleep)
+    if checked is None:
         raise KubeguardError(
             "timeout",
             f"{params['backend']}/{name} stays drained (not by kubeguard) and HAProxy's health check has not "
             f"reported it UP within {params['timeout']} s",
         )
-    return _server(params["runtime_api"], params["backend"], name)[1]
+    return checked
 
 
 def _healthy(params, name, server, check_mode, clock, sleep):
-    """Whether HAProxy's health check passes on the drained ``name``, waiting up to ``timeout`` (a restart
-    the killed run left under way) unless in check mode; the server stays drained meanwhile."""
+    """The drained ``name`` as last read once HAProxy's health check passes on it, waiting up to ``timeout``
+    (a restart the killed run left under way) unless in check mode; None if it does not pass. The server
+    stays drained meanwhile."""
     deadline = clock() + params["timeout"]
     while server["op_state"] != RUNNING:
         if check_mode or not params["wait"] or clock() >= deadline:
-            return False
+            return None
         sleep(POLL_SECONDS)
         server = _server(params["runtime_api"], params["backend"], name)[1]
-    return True
+    return server
 
 
 def heal(params, check_mode, clock=time.monotonic, sleep=time.sleep):
@@ -285,7 +287,7 @@ def heal(params, check_mode, clock=time.monotonic, sleep=time.sleep):
         if server is None or server["admin_state"] & MAINT_BITS:
             # Gone from the backend, or the operator put it in maintenance since: theirs now.
             result["warnings"].append(f"{backend}/{name} is {state}: dropping kubeguard's drain marker {marker}")
-        elif server["admin_state"] & DRAIN_BITS and not _healthy(params, name, server, check_mode, clock, sleep):
+        elif server["admin_state"] & DRAIN_BITS and _healthy(params, name, server, check_mode, clock, sleep) is None:
             broken.append(f"{backend}/{name}")
             continue
         elif server["admin_state"] & DRAIN_BITS:

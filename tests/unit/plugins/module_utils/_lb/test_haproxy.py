@@ -181,7 +181,9 @@ def test_only_marked_ready_leaves_an_operators_drain_and_waits_for_its_check(api
     p = params(path, server="cp2", marker_dir=str(tmp_path / "markers"), only_marked=True)
     assert not haproxy.run(p, check_mode=False)["changed"]  # the drain: already drained, no marker
     for check_mode in (True, False):
+        asked = len(server.commands)
         ready = haproxy.run({**p, "state": "ready"}, check_mode=check_mode)
+        assert len(server.commands) == asked + 1  # one read: the check already passes, nothing to wait for
         assert not ready["changed"] and ready["state"] == "DRAIN (UP)", ready
         assert ready["warnings"] == ["apiservers/cp2 is DRAIN (UP) without kubeguard's drain marker: left drained"]
         assert ready["diff"]["before"] == ready["diff"]["after"] == "apiservers/cp2: DRAIN (UP)\n"
