@@ -5,7 +5,7 @@ unchanged and is stored under the new key in etcd, and the old key is gone
 from every apiserver's config. A client polls /readyz through the load
 balancer and writes a ConfigMap per 100 ms the whole time: no acknowledged
 write is lost (counts; the figures are printed, not asserted).
-Runs last in the ha stream, on the lab test_ha_site.py hardened."""
+Runs in make test-ha-upgrade, on the lab test_ha_site.py hardened."""
 
 import json
 import os

@@ -18,7 +18,7 @@ takes the files in name order; nothing here runs site.yml afresh).
   no acknowledged write is lost, and worker1/2 have nothing to change.
 Marked `ha`, on a fresh lab hardened by test_ha_site.py:
 `LAB_ID=25 LAB_STATE=$PWD/.lab-ha LAYOUT=kubeadm-ha pytest -q -m ha tests/integration/test_ha_site.py \
-tests/integration/test_ha_zz_kubeadm_ops.py` (tests/run-integration's ha_stream runs them all, in this order)."""
+tests/integration/test_ha_zz_kubeadm_ops.py` (make test-ha runs them all, in this order)."""
 
 import json
 import os

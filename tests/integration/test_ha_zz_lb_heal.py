@@ -16,7 +16,7 @@ converges on rerun (issue 23), on the kubeadm-ha lab.
 - A marked server whose apiserver hangs (SIGSTOP: HAProxy's /readyz check
   fails) is not put back: the rerun fails naming it, the server stays
   drained and marked; once the apiserver runs again the next rerun heals it.
-Marked `ha_upgrade` (make test-ha-upgrade; not in make test's ha stream):
+Marked `ha_upgrade` (make test-ha-upgrade; not in make test-ha):
 `LAB_ID=22 LAB_STATE=$PWD/.lab-ha LAYOUT=kubeadm-ha pytest -q -m ha tests/integration/test_ha_zz_lb_heal.py`."""
 
 import json
