@@ -87,20 +87,35 @@ class Client:
             with urllib.request.urlopen(request, timeout=timeout, context=self.context) as response:  # noqa: S310
                 return response.status, json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
-            return exc.code, {}
+            try:
+                return exc.code, json.loads(exc.read(4096) or b"{}")  # a Status: its message says why
+            except (OSError, ValueError):
+                return exc.code, {}
         except (OSError, ValueError, ssl.SSLError, urllib.error.URLError) as exc:
             return _kind(exc), {}
 
     def ok(self, url, timeout, accept=(200,)):
-        """``(ok, what)``: whether the GET succeeded, and its HTTP status or error kind."""
+        """``(ok, what, why)``: whether the GET succeeded, its HTTP status or error kind, and for an HTTP
+        error the checks its body names as failed (/readyz: "etcd-readiness"), else ``""``."""
         try:
             self.refresh()
             with urllib.request.urlopen(url, timeout=timeout, context=self.context) as response:  # noqa: S310
-                return response.status in accept, response.status
+                return response.status in accept, response.status, ""
         except urllib.error.HTTPError as exc:
-            return exc.code in accept, exc.code
+            return exc.code in accept, exc.code, failed_checks(exc)
         except (OSError, ValueError, ssl.SSLError, urllib.error.URLError) as exc:
-            return False, _kind(exc)
+            return False, _kind(exc), ""
+
+
+def failed_checks(error):
+    """The checks a health endpoint's error body names ("[-]etcd-readiness failed: reason withheld"),
+    comma-separated; else the body's first line (an API error's message)."""
+    try:
+        text = error.read(4096).decode(errors="replace")
+    except (OSError, ValueError):
+        return ""
+    checks = [line[3:].split(" failed", 1)[0] for line in text.splitlines() if line.startswith("[-]")]
+    return ",".join(checks) or text.strip().split("\n", 1)[0][:120]
 
 
 def _kind(exc):
@@ -112,8 +127,7 @@ def _kind(exc):
 def poll(client, url, interval, timeout, stop, deadline, record, accept):
     while not stop.is_set() and time.monotonic() < deadline:
         started = time.monotonic()
-        ok, what = client.ok(url, timeout, accept)
-        record.append((started, ok, what))
+        record.append((started, *client.ok(url, timeout, accept)))
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
@@ -131,8 +145,9 @@ def write(client, api, namespace, interval, timeout, stop, deadline, acked, trie
         n += 1
         meta = {"name": f"kubeguard-bench-{RUN}-{n}", "namespace": namespace, "labels": {"kubeguard-bench": RUN}}
         body = {"metadata": meta, "data": {"n": str(n)}}
-        status, _unused = client.call("POST", f"{api}/api/v1/namespaces/{namespace}/configmaps", timeout, body)
-        tried.append((started, status == 201, status))
+        status, reply = client.call("POST", f"{api}/api/v1/namespaces/{namespace}/configmaps", timeout, body)
+        why = "" if status == 201 or not isinstance(reply, dict) else str(reply.get("message", ""))[:120]
+        tried.append((started, status == 201, status, why))
         if status == 201:
             acked.append(n)
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
@@ -178,6 +193,8 @@ def summary(record, start, end):
         "failures": sum(1 for _, ok, *_ in record if not ok),
         # What each failure got: an HTTP status or an error kind ("timeout", "ConnectionRefusedError").
         "failure_kinds": _counts(str(what[0]) if what else "?" for _, ok, *what in record if not ok),
+        # Why, where the answer said: "500 etcd-readiness" (the checks a /readyz body names as failed).
+        "failure_reasons": _counts(f"{what[0]} {what[1]}" for _, ok, *what in record if not ok and what[1:2] != [""]),
         "longest_gap_seconds": round(longest, 1),
         "longest_gap_starts_after_seconds": round(at - start, 1),
         "seconds": round(end - start, 1),
@@ -268,6 +285,7 @@ def main():
             "gaps_over_2s": written["gaps_over_2s"],
             "failures_at": written["failures_at"],
             "failure_kinds": written["failure_kinds"],
+            "failure_reasons": written["failure_reasons"],
         }
         if lost is not None:
             client.call("DELETE", f"{api}/api/v1/namespaces/{opts.write_namespace}/configmaps?{SELECTOR}", 60)

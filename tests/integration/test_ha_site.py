@@ -9,7 +9,9 @@ before each restart"). Client timeouts of the loaded machine are counted, not
 asserted. The shop application's client saw no failed request to its Service,
 and its pods are the same pods with no container restarted. Counts only; the
 timings are reported by the bench, not asserted. The /readyz, GET
-(/api/v1/namespaces/default) and write figures are printed (pytest -rA).
+(/api/v1/namespaces/default) and write figures are printed (pytest -rA); a
+failure names what the answers said (the checks a /readyz body lists as failed,
+a write's Status message) and the task running at each failed request.
 Marked `ha`: `LAB_ID=23 LAYOUT=kubeadm-ha pytest -q -m ha tests/integration/test_ha_site.py`."""
 
 import json
@@ -34,6 +36,17 @@ UNDRAINED = re.compile(
 )
 
 
+# profile_tasks' line under a task or handler banner ends with the time since the play began: "... 0:03:12.345 ***".
+TASK_STARTED = re.compile(r"^(?:TASK|RUNNING HANDLER) \[(.+)\] \*+ *\n.*\)\s+(\d+):(\d\d):(\d\d\.\d+) \*", re.M)
+
+
+def tasks_at(log, seconds):
+    """{seconds into the run: the task then running} for each of ``seconds``, from profile_tasks' times
+    (the bench starts the play, so the two clocks start within about a second of each other)."""
+    started = [(int(h) * 3600 + int(m) * 60 + float(s), task) for task, h, m, s in TASK_STARTED.findall(log)]
+    return {at: next((task for began, task in reversed(started) if began <= at), "?") for at in seconds}
+
+
 def shop_pods(lab, binaries):
     """{pod: (uid, restarts)} of the shop namespace (web and its client), as the API reports them."""
     pods = Kubectl(binaries, lab.kubeconfig).get("-n", "shop", "pods")["items"]
@@ -47,6 +60,8 @@ def test_site_passes_under_load_loses_no_write_and_reruns_unchanged(lab, lab_bin
     env = dict(
         os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", CONTAINERS_CONF=CONTAINERS_CONF
     )
+    # Each task's start time in the log, so a failed request can be matched to the task then running.
+    env.update(ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", PROFILE_TASKS_SORT_ORDER="none")
     bench = [sys.executable, str(REPO / "bench" / "availability.py"), "--json"]
     bench += [f"--url=https://127.0.0.1:{API_PORT}/readyz", f"--kubeconfig={lab.kubeconfig}", "--write-interval=0.1"]
     bench += [f"--get-url=https://127.0.0.1:{API_PORT}/api/v1/namespaces/default"]
@@ -65,7 +80,7 @@ def test_site_passes_under_load_loses_no_write_and_reruns_unchanged(lab, lab_bin
     assert set(recap) == set(lab.hosts)
     assert all(stats["failed"] == 0 and stats["unreachable"] == 0 for stats in recap.values())
     writes = figures["writes"]
-    assert writes["acknowledged"] > 0 and writes["lost"] == [], writes
+    assert writes["acknowledged"] > 0 and writes["lost"] == [], (writes, tasks_at(run.stdout, writes["failures_at"]))
     # Every control plane was drained before its apiserver restarted, and put back.
     control_planes = {h for h in lab.hosts if h.startswith("cp")}
     assert set(re.findall(DRAINED, run.stdout)) == control_planes, run.stdout[-3000:]
@@ -73,7 +88,11 @@ def test_site_passes_under_load_loses_no_write_and_reruns_unchanged(lab, lab_bin
     # No poll got an answer other than 200, nor a refused or reset connection: no apiserver was sent
     # a request from its SIGTERM to its new /readyz (24-43 such 500s per run before the drain). The
     # 1 s client timeouts of a loaded 2-core machine (AIDE, ssh host keys) are counted, not asserted.
-    assert figures["requests"] > 0 and set(figures["failure_kinds"]) <= {"timeout"}, figures["failure_kinds"]
+    failed = {kind: figures[kind] for kind in ("failure_kinds", "failure_reasons")}
+    assert figures["requests"] > 0 and set(figures["failure_kinds"]) <= {"timeout"}, (
+        failed,
+        tasks_at(run.stdout, figures["failures_at"]),
+    )
     # The user's application kept serving and was not restarted: the same pods, no container restart.
     assert figures["clients"]["shop"][0] > 0 and figures["clients"]["shop"][1] == 0, figures["clients"]
     assert shop_pods(lab, lab_binaries) == shop_before
