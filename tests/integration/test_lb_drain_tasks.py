@@ -107,3 +107,17 @@ def test_without_a_drain_configured_the_heal_makes_no_call(tmp_path):
     assert heal.returncode == 0, heal.stdout[-3000:]
     assert all(stats["ok"] == 0 and stats["changed"] == 0 for stats in recap.values()), recap
     assert not log.exists() and not os.path.exists(tmp_path / "markers")
+
+
+def test_a_relative_marker_dir_is_refused_naming_it_and_nothing_is_written(tmp_path):
+    """A relative directory would be resolved from each playbook's directory: the drain's marker and the
+    heal's look would not meet."""
+    inventory, log = setup(tmp_path)
+    data = json.loads(inventory.read_text())
+    data["all"]["vars"]["kubeguard_lb_drain_marker_dir"] = "lb-markers"
+    inventory.write_text(json.dumps(data))
+    for playbook in (drain_play(tmp_path, "cp1", ["drain"]), "lb_heal.yml"):
+        run, _unused = ansible_playbook(inventory, playbook)
+        assert run.returncode != 0
+        assert 'kubeguard_lb_drain_marker_dir: "lb-markers" is not an absolute path' in run.stdout, run.stdout[-2000:]
+    assert not log.exists() and not list(tmp_path.rglob("lb-markers"))
