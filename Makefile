@@ -86,10 +86,10 @@ test-ha-upgrade: venv host-deps ## The kubeadm-ha proofs kept out of make test: 
 	  tests/integration/test_ha_zz_other_ca_rotation.py tests/integration/test_ha_zz_lb_heal.py; \
 	  status=$$?; $(HA_UPGRADE_LAB) lab/bin/lab-down; exit $$status
 
-test: unit host-deps ## Everything but the kubeadm-ha stream: unit, then lint, integration and Molecule side by side
+test: venv host-deps ## Everything but the kubeadm-ha stream: unit and lint beside the integration streams and Molecule
 	lab/bin/build-images >/dev/null
 	lab/bin/fetch-idp >/dev/null
-	LAYOUT=$(LAYOUT) WITH_MOLECULE=1 WITH_LINT=1 tests/run-integration
+	LAYOUT=$(LAYOUT) WITH_MOLECULE=1 WITH_CHECKS=1 tests/run-integration
 
 test-ha: venv host-deps ## The kubeadm-ha stream: a fresh HA lab of its own, site.yml under load and the HA proofs (~20 min; HA_LAB_ID, default 9). .ci/run runs it after make test
 	lab/bin/build-images >/dev/null
