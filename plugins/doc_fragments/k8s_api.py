@@ -13,7 +13,11 @@ options:
     description:
       - Path of the kubeconfig file to connect with, or the kubeconfig itself as a dict.
       - An inline kubeconfig's tokens, keys and passwords are never logged or returned.
-      - Defaults to the C(kubernetes) library's own default (C(KUBECONFIG), then C(~/.kube/config)).
+      - Defaults to kubectl's default, C(KUBECONFIG) (its files merged, the first to set a value wins),
+        then C(~/.kube/config).
+      - Read as kubectl reads it (server, TLS, tokens, client certificates, exec credential plugins),
+        without the C(kubernetes) library; only a user with an C(auth-provider) plugin (or a SOCKS C(proxy-url))
+        goes through that library.
     type: raw
   context:
     description: Context of the kubeconfig to use; its current context when omitted.
@@ -23,7 +27,9 @@ options:
     type: int
     default: 30
 requirements:
-  - kubernetes (Python library) on the host the module runs on, normally the controller.
+  - PyYAML (Python library) on the host the module runs on, normally the controller.
+  - The kubernetes Python library there too, only for a kubeconfig user with an C(auth-provider) plugin or a SOCKS
+    C(proxy-url).
 notes:
   - Runs against the API server, normally on the controller (C(delegate_to=localhost), C(run_once=true)).
 """

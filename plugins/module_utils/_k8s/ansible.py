@@ -1,6 +1,6 @@
 # Copyright: kubeguard maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Private: the connection options every API module shares, and the check for the ``kubernetes`` library.
+"""Private: the connection options every API module shares.
 
 The only file of this package that knows about Ansible's AnsibleModule, so the
 modules stay thin and the rest stays Ansible-free.
@@ -8,18 +8,8 @@ modules stay thin and the rest stays Ansible-free.
 
 from __future__ import annotations
 
-import traceback
-
 from .._errors import ROLE_VARS_SPEC, KubeguardError
 from .client import secret_values
-
-try:
-    import kubernetes
-
-    KUBERNETES_IMPORT_ERROR = None
-    KUBERNETES_VERSION = kubernetes.__version__
-except ImportError:
-    KUBERNETES_IMPORT_ERROR = traceback.format_exc()
 
 CONNECTION_ARGS = {
     "kubeconfig": {"type": "raw", "no_log": True},
@@ -29,11 +19,7 @@ CONNECTION_ARGS = {
 
 
 def prepare(module):
-    """Fail early without the library; never log an inline kubeconfig's secrets."""
-    if KUBERNETES_IMPORT_ERROR:
-        from ansible.module_utils.basic import missing_required_lib
-
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    """Never log an inline kubeconfig's secrets."""
     kubeconfig = module.params.get("kubeconfig")
     if isinstance(kubeconfig, dict):
         module.no_log_values.update(secret_values(kubeconfig))

@@ -2,20 +2,25 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: one connection to the API through a kubeconfig, and one discovery per call.
 
-Requests go through the ``kubernetes`` client's configured connection pool
-(authentication, TLS and exec plugins come from the kubeconfig), but bodies are
-plain dicts: no model classes, no per-object discovery.
+Requests go through keep-alive connections set up from the kubeconfig
+(``kubeconfig.py``: TLS, tokens, client certificates, exec plugins); bodies are
+plain dicts: no model classes, no per-object discovery. Only a kubeconfig
+user with an ``auth-provider`` (or a SOCKS proxy) goes through the kubernetes
+library.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from .._errors import KubeguardError
+from . import kubeconfig as kubeconfig_reader
 
 FIELD_MANAGER = "kubeguard"
+USER_AGENT = "kubeguard.hardening"
 
 
 class ApiError(KubeguardError):
@@ -44,36 +49,136 @@ def secret_values(kubeconfig):
     return found
 
 
-def _load_configuration(kubeconfig, context):
-    try:
-        from kubernetes import client as k8s_client
-        from kubernetes import config as k8s_config
-    except ImportError as exc:  # the module reports missing_required_lib first; this guards direct callers
-        raise KubeguardError(
-            "kubeconfig", f"the kubernetes Python library is required on the controller ({exc})"
-        ) from exc
-    configuration = k8s_client.Configuration()
-    try:
-        if isinstance(kubeconfig, dict):
-            k8s_config.load_kube_config_from_dict(
-                kubeconfig, context=context, client_configuration=configuration, persist_config=False
-            )
+class _Pool:
+    """Keep-alive connections (the standard library's http.client, quick to import) with the TLS context and
+    headers of a kubeconfig (kubeconfig.py); the bulk runner's threads each take one from the pool."""
+
+    errors = (OSError, http.client.HTTPException)
+
+    def __init__(self, connection):
+        self.host = connection.server
+        self._connection = connection
+        parts = urlsplit(connection.server)
+        self._https = parts.scheme == "https"
+        self._address = (parts.hostname, parts.port or (443 if self._https else 80))
+        self._prefix = parts.path.rstrip("/")
+        self._idle = []
+        self._idle_lock = threading.Lock()
+
+    def _open(self, timeout):
+        proxy = self._connection.proxy_url
+        host, port = self._address
+        if proxy:
+            target = urlsplit(proxy)
+            host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
+        if self._https:
+            # tls-server-name: the name the certificate is checked against; the address stays the server's
+            conn = _TlsConnection(
+                host, port, timeout=timeout, context=self._connection.ssl_context,
+                server_name=self._connection.tls_server_name or self._address[0],
+            )  # fmt: skip
         else:
-            k8s_config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
-            )
-    except Exception as exc:  # the library raises ConfigException, OSError, yaml and key errors alike
-        # never echo the kubeconfig itself: only its path and the library's reason
-        where = kubeconfig if isinstance(kubeconfig, str) else "the inline kubeconfig"
-        raise KubeguardError("kubeconfig", f"cannot load {where}: {type(exc).__name__}: {exc}") from None
-    return k8s_client.ApiClient(configuration)
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        if proxy:
+            conn.set_tunnel(*self._address)
+        return conn
+
+    def send(self, method, path, headers, payload, timeout):
+        headers = {**self._connection.headers, **headers}
+        for attempt in (1, 2):
+            with self._idle_lock:
+                conn = self._idle.pop() if self._idle else None
+            reused = conn is not None
+            conn = conn or self._open(timeout)
+            conn.timeout = timeout
+            try:
+                conn.request(method, self._prefix + path, body=payload, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                conn.close()
+                if reused and attempt == 1:
+                    continue  # the server closed an idle keep-alive connection: once more on a new one
+                raise
+            except BaseException:
+                conn.close()
+                raise
+            if response.will_close:
+                conn.close()
+            else:
+                with self._idle_lock:
+                    self._idle.append(conn)
+            return response.status, response.reason, data
+        raise http.client.HTTPException("unreachable")
+
+
+class _TlsConnection(http.client.HTTPSConnection):
+    """HTTPS whose certificate is checked against ``server_name`` (kubeconfig tls-server-name) and sent as SNI."""
+
+    def __init__(self, host, port, timeout, context, server_name):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._server_name = server_name
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)  # TCP (and a proxy's CONNECT tunnel)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
+class _Library:
+    """The kubernetes library's client, for the kubeconfig users it alone implements (auth-provider plugins)."""
+
+    def __init__(self, kubeconfig, context):
+        try:
+            from kubernetes import client as k8s_client
+            from kubernetes import config as k8s_config
+            from kubernetes.client.exceptions import ApiException
+        except ImportError as exc:
+            raise KubeguardError(
+                "kubeconfig", f"an auth-provider user needs the kubernetes Python library on the controller ({exc})"
+            ) from None
+        configuration = k8s_client.Configuration()
+        try:
+            if isinstance(kubeconfig, dict):
+                k8s_config.load_kube_config_from_dict(
+                    kubeconfig, context=context, client_configuration=configuration, persist_config=False
+                )
+            else:
+                k8s_config.load_kube_config(
+                    config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
+                )
+        except Exception as exc:  # the library raises ConfigException, OSError, yaml and key errors alike
+            where = kubeconfig if isinstance(kubeconfig, str) else "the inline kubeconfig"
+            raise KubeguardError("kubeconfig", f"cannot load {where}: {type(exc).__name__}: {exc}") from None
+        self._api = k8s_client.ApiClient(configuration)
+        self._api_exception = ApiException
+        self.host = configuration.host
+        self.errors = (Exception,)
+
+    def send(self, method, path, headers, payload, timeout):
+        method, url, headers, _unused, _unused = self._api.param_serialize(
+            method, path, header_params=headers, auth_settings=["BearerToken"]
+        )
+        try:
+            response = self._api.call_api(method, url, header_params=headers, body=payload, _request_timeout=timeout)
+            return response.status, response.reason, response.read()
+        except self._api_exception as exc:
+            return exc.status, exc.reason, exc.body
+
+
+def _connect(kubeconfig, context):
+    """The transport for ``kubeconfig``: http.client with our own reading of it; the library for what only it
+    implements (auth-provider users, SOCKS proxies)."""
+    connection = kubeconfig_reader.load(kubeconfig, context)
+    if connection is None or (connection.proxy_url or "").startswith("socks"):
+        return _Library(kubeconfig, context)
+    return _Pool(connection)
 
 
 class Client:
     """JSON requests against one API server; counts requests so callers can prove they are few."""
 
-    def __init__(self, api_client, timeout=30):
-        self._api = api_client
+    def __init__(self, transport, timeout=30):
+        self._transport = transport
         self._timeout = timeout
         self._lock = threading.Lock()
         self.requests = 0
@@ -82,39 +187,27 @@ class Client:
 
     @classmethod
     def from_kubeconfig(cls, kubeconfig, context=None, timeout=30):
-        return cls(_load_configuration(kubeconfig, context), timeout)
+        return cls(_connect(kubeconfig, context), timeout)
 
     @property
     def host(self):
-        return self._api.configuration.host
+        return self._transport.host
 
     def request(self, method, path, query=None, body=None, content_type="application/json"):
         """Send one request; returns the decoded JSON body, raises ApiError on a non-2xx status."""
-        from kubernetes.client.exceptions import ApiException
-
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         payload = None
         if body is not None:
             headers["Content-Type"] = content_type
-            # the REST client serialises JSON bodies itself (merge-patch+json too); other types
-            # (apply-patch+yaml) go as text
-            payload = body if content_type.endswith("json") else json.dumps(body)
-        method, url, headers, _unused, _unused = self._api.param_serialize(
-            method, path, header_params=headers, auth_settings=["BearerToken"]
-        )
+            # JSON is also YAML: apply-patch+yaml bodies go as JSON text too
+            payload = json.dumps(body).encode("utf-8")
         if query:
-            url += "?" + urlencode(query)
+            path += "?" + urlencode(query)
         with self._lock:
             self.requests += 1
         try:
-            response = self._api.call_api(
-                method, url, header_params=headers, body=payload, _request_timeout=self._timeout
-            )
-            data = response.read()
-            status, reason = response.status, response.reason
-        except ApiException as exc:
-            data, status, reason = exc.body, exc.status, exc.reason
-        except Exception as exc:  # urllib3 connection and TLS errors
+            status, reason, data = self._transport.send(method, path, headers, payload, self._timeout)
+        except self._transport.errors as exc:  # connection and TLS errors
             raise KubeguardError("kubeconfig", f"cannot reach the API server {self.host}: {exc}") from None
         text = data.decode("utf-8") if isinstance(data, bytes) else (data or "")
         if not 200 <= int(status or 0) < 300:
