@@ -83,33 +83,33 @@ class _Pool:
             conn.set_tunnel(*self._address)
         return conn
 
-    def send(self, method, path, headers, payload, timeout):
+    def send(self, method, path, headers, body, timeout):
         headers = {**self._connection.headers, **headers}
-        for attempt in (1, 2):
-            with self._idle_lock:
-                conn = self._idle.pop() if self._idle else None
-            reused = conn is not None
-            conn = conn or self._open(timeout)
-            conn.timeout = timeout
+        payload = None if body is None else json.dumps(body).encode("utf-8")  # JSON is also YAML (apply-patch+yaml)
+        with self._idle_lock:
+            idle = self._idle.pop() if self._idle else None
+        if idle is not None:
             try:
-                conn.request(method, self._prefix + path, body=payload, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
+                return self._exchange(idle, method, path, headers, payload, timeout)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                conn.close()
-                if reused and attempt == 1:
-                    continue  # the server closed an idle keep-alive connection: once more on a new one
-                raise
-            except BaseException:
-                conn.close()
-                raise
-            if response.will_close:
-                conn.close()
-            else:
-                with self._idle_lock:
-                    self._idle.append(conn)
-            return response.status, response.reason, data
-        raise http.client.HTTPException("unreachable")
+                pass  # the server closed an idle keep-alive connection: once more on a new one
+        return self._exchange(self._open(timeout), method, path, headers, payload, timeout)
+
+    def _exchange(self, conn, method, path, headers, payload, timeout):
+        conn.timeout = timeout
+        try:
+            conn.request(method, self._prefix + path, body=payload, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            conn.close()
+            raise
+        if response.will_close:
+            conn.close()
+        else:
+            with self._idle_lock:
+                self._idle.append(conn)
+        return response.status, response.reason, data
 
 
 class _TlsConnection(http.client.HTTPSConnection):
@@ -154,7 +154,10 @@ class _Library:
         self.host = configuration.host
         self.errors = (Exception,)
 
-    def send(self, method, path, headers, payload, timeout):
+    def send(self, method, path, headers, body, timeout):
+        # the library serialises JSON bodies itself (merge-patch+json too); apply-patch+yaml goes as text
+        json_body = headers.get("Content-Type", "").endswith("json")
+        payload = body if body is None or json_body else json.dumps(body)
         method, url, headers, _unused, _unused = self._api.param_serialize(
             method, path, header_params=headers, auth_settings=["BearerToken"]
         )
@@ -167,11 +170,9 @@ class _Library:
 
 def _connect(kubeconfig, context):
     """The transport for ``kubeconfig``: http.client with our own reading of it; the library for what only it
-    implements (auth-provider users, SOCKS proxies)."""
+    implements (auth-provider users, SOCKS proxies: ``load`` returns None for them)."""
     connection = kubeconfig_reader.load(kubeconfig, context)
-    if connection is None or (connection.proxy_url or "").startswith("socks"):
-        return _Library(kubeconfig, context)
-    return _Pool(connection)
+    return _Library(kubeconfig, context) if connection is None else _Pool(connection)
 
 
 class Client:
@@ -196,17 +197,14 @@ class Client:
     def request(self, method, path, query=None, body=None, content_type="application/json"):
         """Send one request; returns the decoded JSON body, raises ApiError on a non-2xx status."""
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        payload = None
         if body is not None:
             headers["Content-Type"] = content_type
-            # JSON is also YAML: apply-patch+yaml bodies go as JSON text too
-            payload = json.dumps(body).encode("utf-8")
         if query:
             path += "?" + urlencode(query)
         with self._lock:
             self.requests += 1
         try:
-            status, reason, data = self._transport.send(method, path, headers, payload, self._timeout)
+            status, reason, data = self._transport.send(method, path, headers, body, self._timeout)
         except self._transport.errors as exc:  # connection and TLS errors
             raise KubeguardError("kubeconfig", f"cannot reach the API server {self.host}: {exc}") from None
         text = data.decode("utf-8") if isinstance(data, bytes) else (data or "")

@@ -13,8 +13,9 @@ call; reading a kubeconfig needs PyYAML and the standard library only. kubectl's
   (``token`` or ``tokenFile``), an exec plugin (``client.authentication.k8s.io``),
   then ``username``/``password``; client certificates go with any of them.
 
-A user with an ``auth-provider`` (the legacy oidc/gcp/azure plugins) is left to
-the kubernetes library, which implements them: :func:`load` returns None.
+A user with an ``auth-provider`` (the legacy oidc/gcp/azure plugins) and a
+SOCKS ``proxy-url`` are left to the kubernetes library, which implements them:
+:func:`load` returns None.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Connection:
 
 def load(kubeconfig, context=None):
     """The Connection of ``context`` (else the current context) in ``kubeconfig``: a path, an inline dict or
-    None (``KUBECONFIG``, else ~/.kube/config); None when its user needs an auth-provider plugin."""
+    None (``KUBECONFIG``, else ~/.kube/config); None when it needs an auth-provider plugin or a SOCKS proxy."""
     merged, where = _merge(_documents(kubeconfig))
     name = context or merged["current-context"]
     if not name:
@@ -59,8 +60,8 @@ def load(kubeconfig, context=None):
     cluster = cluster_entry.get("cluster") or {}
     user_entry = _named(merged, "users", ctx.get("user"), where, required=False)
     user = user_entry.get("user") or {}
-    if user.get("auth-provider"):
-        return None
+    if user.get("auth-provider") or str(cluster.get("proxy-url") or "").startswith("socks"):
+        return None  # before any exec plugin runs: the library runs it again
     server = str(cluster.get("server") or "").rstrip("/")
     if not server.startswith(("https://", "http://")):
         raise KubeguardError(OPTION, f"cannot load {where}: cluster {ctx.get('cluster')!r} has no http(s) server")
@@ -123,7 +124,7 @@ def _named(merged, section, name, where, required=True):
     return entry
 
 
-def _file_or_data(entry, key, base, where, text=False):
+def _file_or_data(entry, key, base, where):
     """The bytes of ``key``-data (base64) or of the file ``key`` names, relative to ``base``; None if neither."""
     data = entry.get(f"{key}-data")
     if data:
@@ -131,16 +132,16 @@ def _file_or_data(entry, key, base, where, text=False):
             return base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError, TypeError):
             raise KubeguardError(OPTION, f"cannot load {where}: {key}-data is not base64") from None
-    path = entry.get(key)
-    if not path:
-        return None
+    return _read(entry[key], key, base, where) if entry.get(key) else None
+
+
+def _read(path, key, base, where):
     path = os.path.join(base, os.path.expanduser(str(path)))
     try:
         with open(path, "rb") as handle:
-            content = handle.read()
+            return handle.read()
     except OSError as exc:
         raise KubeguardError(OPTION, f"cannot load {where}: {key} {path}: {exc.strerror}") from None
-    return content.decode("utf-8").strip() if text else content
 
 
 # ------------------------------------------------------------------ credentials
@@ -150,7 +151,7 @@ def _credentials(user, base, cluster, server, where):
     """(headers, (certificate PEM, key PEM) from an exec plugin or None)."""
     token = user.get("token")
     if not token and user.get("tokenFile"):
-        token = _file_or_data({"tokenFile": user["tokenFile"]}, "tokenFile", base, where, text=True)
+        token = _read(user["tokenFile"], "tokenFile", base, where).decode("utf-8").strip()
     if token:
         return {"Authorization": f"Bearer {token}"}, None
     if user.get("exec"):

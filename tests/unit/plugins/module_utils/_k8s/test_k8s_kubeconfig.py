@@ -284,10 +284,13 @@ def test_concurrent_requests_share_the_keep_alive_connections(pki, server):
     assert paths == [f"/item/{n}" for n in range(40)] and client.requests == 40
 
 
-def test_an_auth_provider_user_is_left_to_the_kubernetes_library(pki, server):
+def test_an_auth_provider_user_or_a_socks_proxy_is_left_to_the_kubernetes_library(pki, server):
     config = _inline(pki, server)
     config["users"][0]["user"] = {"auth-provider": {"name": "oidc", "config": {"id-token": "x"}}}
     assert kubeconfig.load(config) is None
+    socks = _inline(pki, server)
+    socks["clusters"][0]["cluster"]["proxy-url"] = "socks5://127.0.0.1:1080"
+    assert kubeconfig.load(socks) is None
 
 
 @pytest.mark.parametrize(
@@ -351,5 +354,9 @@ def test_an_oidc_auth_provider_user_still_connects_through_the_library(pki, serv
         "client-key-data": config["users"][0]["user"]["client-key-data"],
         "auth-provider": {"name": "oidc", "config": {"id-token": id_token, "client-id": "kubectl"}},
     }
-    answer = Client.from_kubeconfig(config).request("GET", "/api")
+    client = Client.from_kubeconfig(config)
+    answer = client.request("GET", "/api")
     assert (answer["authorization"], answer["client"]) == (f"Bearer {id_token}", "kubeguard-admin")
+    for content_type in ("application/merge-patch+json", "application/apply-patch+yaml"):
+        answer = client.request("PATCH", "/x", body={"a": 1}, content_type=content_type)
+        assert json.loads(answer["body"]) == {"a": 1}, content_type
