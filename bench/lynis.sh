@@ -38,9 +38,5 @@ if [ "$site" = 1 ]; then
   "$REPO/.venv/bin/ansible-playbook" -i "$REPO/.lab/inventory.yml" "$REPO/playbooks/site.yml" >/tmp/lynis-bench-site.log 2>&1 ||
     { tail -n 30 /tmp/lynis-bench-site.log; exit 1; }
   grep -A10 'PLAY RECAP' /tmp/lynis-bench-site.log
-  # node_os builds AIDE's first database in the background: Lynis looks for it.
-  for node in "${nodes[@]}"; do
-    while podman exec "$PREFIX$node" systemctl is-active -q kubeguard-aideinit; do sleep 5; done
-  done
   for node in "${nodes[@]}"; do score "$node" "after site.yml"; done
 fi

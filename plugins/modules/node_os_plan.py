@@ -76,8 +76,7 @@ packages:
   description:
     - C(install) (missing and installable), C(unavailable), C(unresolvable) (apt's reason), C(remove) (installed
       and listed), C(remove_also) (what their removal would take too), C(files_pending), C(lines_pending),
-      C(refreshed) (the index was refreshed), C(aide_db) (AIDE's database exists) and C(aide_init_running)
-      (its first build is still running in the background, from an earlier run).
+      C(refreshed) (the index was refreshed) and C(aide_db) (AIDE's database exists).
   returned: when I(packages) is given
   type: dict
 """

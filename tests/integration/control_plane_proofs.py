@@ -215,14 +215,11 @@ def harden(lab, lab_binaries):
             assert made.returncode == 0 or "already exists" in made.stderr, made.stderr
         kubectl(lab_binaries, lab.kubeconfig, "apply", "-f", "-", stdin=json.dumps(CRD))
         # Not `kubectl wait`: it fails at once while the new CRD has no status.conditions yet (a busy apiserver).
+        # The jsonpath filter fails the same way on a nil list, so a failed get is one more poll.
         established = '{.status.conditions[?(@.type=="Established")].status}'
+        crd = ("get", "crd/widgets.cp8.example.com", "-o", f"jsonpath={established}")
         wait_for(
-            lambda: (
-                kubectl(
-                    lab_binaries, lab.kubeconfig, "get", "crd/widgets.cp8.example.com", "-o", f"jsonpath={established}"
-                ).stdout
-                == "True"
-            ),
+            lambda: kubectl(lab_binaries, lab.kubeconfig, *crd, check=False).stdout == "True",
             120,
             "the Widget CRD Established",
         )

@@ -10,7 +10,6 @@ Self-sufficient: on a lab without the firewall it runs node_os.yml first."""
 import json
 import os
 import subprocess
-import time
 
 import pytest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import audit
@@ -224,21 +223,6 @@ def exec_long(lab, host, *argv, timeout=600):
                           timeout=timeout, check=False)  # fmt: skip
 
 
-AIDE_DB = "/var/lib/aide/aide.db"
-
-
-def wait_for_aide_database(lab, host, deadline=900):
-    """Until the background build (the kubeguard-aideinit unit) has ended and left AIDE's database."""
-    ended = time.monotonic() + deadline
-    while time.monotonic() < ended:
-        running = lab.podman_exec(host, "systemctl", "is-active", "kubeguard-aideinit").stdout.strip()
-        if running not in ("active", "activating"):
-            assert lab.podman_exec(host, "test", "-s", AIDE_DB).returncode == 0, (host, running)
-            return
-        time.sleep(5)
-    raise AssertionError(f"{host}: AIDE's first database was still being built after {deadline} s")
-
-
 @pytest.fixture(scope="module")
 def packaged(firewalled):
     lab = firewalled
@@ -246,8 +230,6 @@ def packaged(firewalled):
     if status.split() != ["installed"] * len(PACKAGES):
         run, _ = ansible_playbook(lab.inventory, "node_os.yml", "--tags", "node_os_packages")
         assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
-    for host in lab.hosts:
-        wait_for_aide_database(lab, host)
     return lab
 
 
@@ -293,27 +275,6 @@ def test_aide_reports_a_new_file_and_ignores_the_clusters_churn(packaged):
     assert probe in run.stdout
     for churn in ("/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods", "/opt/kubeguard"):
         assert churn not in run.stdout, churn
-
-
-def test_aide_s_first_database_is_built_in_the_background_once(packaged):
-    """The play starts the build and goes on; a rerun while it runs starts no second one (systemd-run would
-    refuse the taken unit name), and the build still ends with the database."""
-    lab = packaged
-    host = lab.groups["workers"][0]
-    since = lab.podman_exec(host, "date", "+%Y-%m-%d %H:%M:%S").stdout.strip()
-    lab.podman_exec(host, "rm", "-f", AIDE_DB)
-    try:
-        for attempt in ("starts it", "leaves it running"):
-            run, recap = ansible_playbook(lab.inventory, "node_os.yml", "--limit", host, "--tags", "node_os_packages")
-            assert run.returncode == 0, (attempt, run.stdout[-3000:])
-            if attempt == "starts it":
-                assert recap[host]["changed"] == 1, run.stdout[-3000:]
-                assert "Build AIDE's first database in the background" in run.stdout
-    finally:
-        wait_for_aide_database(lab, host)
-    assert recap[host]["changed"] == 0, run.stdout[-3000:]
-    journal = lab.podman_exec(host, "journalctl", "--since", since, "-u", "kubeguard-aideinit", "-o", "cat").stdout
-    assert journal.count("Started kubeguard-aideinit.service") == 1, journal[-2000:]
 
 
 def test_a_rerun_of_the_packages_concern_installs_nothing(packaged):

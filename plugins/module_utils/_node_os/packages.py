@@ -20,8 +20,6 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import
 
 STAMP = "/var/lib/apt/periodic/update-success-stamp"
 AIDE_DB = "/var/lib/aide/aide.db"
-# The transient unit the role builds AIDE's first database in (roles/node_os/tasks/packages.yml).
-AIDE_INIT_UNIT = "kubeguard-aideinit.service"
 
 APT = ["-o", "Debug::NoLocking=1", "-o", "APT::Get::Show-User-Simulation-Note=false"]
 
@@ -70,11 +68,6 @@ def refresh_if_stale(valid_seconds):
     return True
 
 
-def aide_init_running():
-    state = run(["systemctl", "is-active", AIDE_INIT_UNIT]).stdout.strip()
-    return state in ("active", "activating")
-
-
 def plan(wanted):
     """Entry point of node_os_plan's ``packages`` concern: the plan, installing and removing nothing."""
     install, remove = wanted["install"], wanted["remove"]
@@ -82,8 +75,6 @@ def plan(wanted):
     missing = [name for name in install if not installed(name)]
     result["refreshed"] = bool(missing) and refresh_if_stale(wanted["cache_valid_time"])
     result["aide_db"] = os.path.exists(AIDE_DB)
-    # A build still running from an earlier run is left to finish, never started twice.
-    result["aide_init_running"] = not result["aide_db"] and aide_init_running()
     # Configuration files that differ from what the role writes (content, root:root 0644), and files
     # missing a line: only their tasks run.
     result["files_pending"] = [path for path, content in wanted.get("files", {}).items() if not same(path, content)]
