@@ -77,7 +77,7 @@ test-ca-rotation: venv host-deps ## The CA rotation proofs on a fresh lab of its
 	  status=$$?; $(ROTATION_LAB) lab/bin/lab-down; exit $$status
 
 HA_UPGRADE_LAB = LAB_ID=$${HA_UPGRADE_LAB_ID:-6} LAB_STATE=$(CURDIR)/.lab-ha-upgrade LAYOUT=kubeadm-ha
-test-ha-upgrade: venv host-deps ## The kubeadm-ha proofs kept out of make test: site.yml, the encryption rotation killed midway, an etcd member frozen mid-roll, a play killed with a server drained healed by a rerun, a kubeadm manifest rewrite undone by a rerun, the cluster CA, then the etcd CA, front-proxy CA and SA key rotated under load and killed midway (~115 min; HA_UPGRADE_LAB_ID, default 6)
+test-ha-upgrade: venv host-deps ## The kubeadm-ha proofs kept out of make test: site.yml, the encryption rotation killed midway, an etcd member frozen mid-roll and a play killed while one restarts, a play killed with a server drained healed by a rerun, a kubeadm manifest rewrite undone by a rerun, the cluster CA, then the etcd CA, front-proxy CA and SA key rotated under load and killed midway (~115 min; HA_UPGRADE_LAB_ID, default 6)
 	lab/bin/build-images >/dev/null
 	$(HA_UPGRADE_LAB) LAB_FRESH=1 lab/bin/lab-up
 	$(HA_UPGRADE_LAB) pytest -q -rA -m ha tests/integration/test_ha_site.py \

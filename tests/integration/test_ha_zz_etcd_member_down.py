@@ -4,17 +4,28 @@ next member, whose restart would take the cluster below quorum, with that
 member untouched; the API keeps serving and writing through the load
 balancer; once the member is back a rerun converges. The member is frozen
 (SIGSTOP): alive but silent, as a hung etcd is, and the kubelet does not
-replace it at once. Marked ha_upgrade: make test-ha-upgrade."""
+replace it at once.
+
+And a play killed (its whole process group, SIGKILL) while cp2's etcd member
+restarts in the roll converges on rerun: under bench/availability.py's writer
+and /readyz poller through the load balancer, across the kill and the rerun, no
+acknowledged write is lost and no poll gets an answer but 200 (client timeouts
+of the loaded machine are counted, not asserted); the three members end healthy
+with the change, and HAProxy has every server back in rotation.
+Marked ha_upgrade: make test-ha-upgrade."""
 
 import json
 import subprocess
+import sys
 import tempfile
 
 import pytest
-from conftest import REPO, ansible_playbook, playbook_command
+from conftest import LAB_ID, REPO, ansible_playbook, playbook_command
+from kubeguard_test.kill_mid_restart import MARK
 from kubeguard_test.kube import Kubectl
 from kubeguard_test.waiting import wait_for
-from test_ha_zz_kubeadm_ops import ETCD_TLS, on
+from test_ha_zz_kubeadm_ops import ETCD_TLS, container, on
+from test_ha_zz_lb_heal import UP_READY, lb_state
 
 pytestmark = [pytest.mark.lab, pytest.mark.ha, pytest.mark.ha_upgrade]
 
@@ -41,19 +52,24 @@ def cluster_healthy():
     return run.returncode == 0 or run.stdout + run.stderr
 
 
-def test_a_member_stopped_mid_roll_stops_it_and_a_rerun_converges(lab, lab_binaries):
-    kube = Kubectl(lab_binaries, lab.kubeconfig)
-    assert cluster_healthy() is True
-    # A heartbeat interval no member runs with yet: an extra flag stays once set, so each run picks anew.
+def heartbeat_change(values):
+    """(flag, ansible-playbook arguments) that restart every etcd member: a heartbeat interval no member
+    runs with yet (an extra flag stays once set, so each run picks anew)."""
     running = " ".join(etcd_process("cp1")[1])
-    value = next(v for v in ("150", "160", "170") if f"--heartbeat-interval={v}" not in running)
-    flag = f"--heartbeat-interval={value}"
+    value = next(v for v in values if f"--heartbeat-interval={v}" not in running)
     change = (
         "--tags",
         "control_plane_etcd",
         "-e",
         json.dumps({"control_plane_etcd_extra_flags": {"heartbeat-interval": value}}),
     )
+    return f"--heartbeat-interval={value}", change
+
+
+def test_a_member_stopped_mid_roll_stops_it_and_a_rerun_converges(lab, lab_binaries):
+    kube = Kubectl(lab_binaries, lab.kubeconfig)
+    assert cluster_healthy() is True
+    flag, change = heartbeat_change(("150", "160", "170"))
     before = {host: etcd_process(host)[0] for host in CP}
     argv, env = playbook_command(lab.inventory, "control_plane.yml", *change)
     with tempfile.TemporaryFile("w+") as out:
@@ -93,3 +109,35 @@ def test_a_member_stopped_mid_roll_stops_it_and_a_rerun_converges(lab, lab_binar
     assert all(flag in etcd_process(host)[1] for host in CP)
     kube.kubectl("-n", "default", "delete", "configmap", "written-while-cp3-is-down")
     assert on("cp1", "etcdctl", "--endpoints=https://127.0.0.1:2379", *ETCD_TLS, "del", QUORUM_KEY).returncode == 0
+
+
+def test_a_play_killed_while_a_member_restarts_converges_on_rerun_and_loses_no_write(lab, lab_binaries):
+    assert cluster_healthy() is True
+    assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}
+    flag, change = heartbeat_change(("180", "190", "200"))
+    api = f"https://127.0.0.1:{16443 + 100 * LAB_ID}"
+    bench = [sys.executable, str(REPO / "bench" / "availability.py"), "--json", f"--url={api}/readyz"]
+    bench += [f"--kubeconfig={lab.kubeconfig}", "--write-interval=0.1", "--max-seconds=2400", "--"]
+    argv, env = playbook_command(lab.inventory, "control_plane.yml", *change)
+    # cp1's member restarts first in the roll, cp2's second: the kill lands in the middle of the roll.
+    killer = [sys.executable, str(REPO / "tests" / "lib" / "kubeguard_test" / "kill_mid_restart.py")]
+    killer += [container("cp2"), "etcd", "900", "--"]
+    run = subprocess.run(bench + killer + argv, capture_output=True, text=True, env=env, cwd=REPO, check=False,
+                         timeout=2700)  # fmt: skip
+    (lab.state / "etcd_kill_mid_restart.log").write_text(run.stdout + run.stderr)
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    killed = json.loads(next(line for line in run.stdout.splitlines() if line.startswith(MARK)).split(" ", 1)[1])
+    assert killed["killed_while_running"] and killed["came_back"], killed
+    assert killed["pid_back"] != killed["pid_before"], killed
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    writes = figures["writes"]
+    assert writes["acknowledged"] > 0 and writes["lost"] == [], writes
+    assert figures["requests"] > 0 and set(figures["failure_kinds"]) <= {"timeout"}, figures
+    print(
+        f"\nkilled in cp2's etcd restart, then rerun: /readyz {figures['requests']} polls, "
+        f"failures {figures['failure_kinds']}, longest gap {figures['longest_gap_seconds']} s; "
+        f"writes {writes['acknowledged']} acknowledged, {len(writes['lost'])} lost"
+    )
+    wait_for(cluster_healthy, 300, "all three etcd members healthy")
+    assert all(flag in etcd_process(host)[1] for host in CP)
+    assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}
