@@ -20,10 +20,11 @@ import sys
 import tempfile
 
 import pytest
-from conftest import LAB_ID, REPO, ansible_playbook, playbook_command
+from conftest import REPO, ansible_playbook, playbook_command
 from kubeguard_test.kill_mid_restart import MARK
 from kubeguard_test.kube import Kubectl
 from kubeguard_test.waiting import wait_for
+from test_ha_site import API_PORT
 from test_ha_zz_kubeadm_ops import ETCD_TLS, container, on
 from test_ha_zz_lb_heal import UP_READY, lb_state
 
@@ -115,8 +116,8 @@ def test_a_play_killed_while_a_member_restarts_converges_on_rerun_and_loses_no_w
     assert cluster_healthy() is True
     assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}
     flag, change = heartbeat_change(("180", "190", "200"))
-    api = f"https://127.0.0.1:{16443 + 100 * LAB_ID}"
-    bench = [sys.executable, str(REPO / "bench" / "availability.py"), "--json", f"--url={api}/readyz"]
+    bench = [sys.executable, str(REPO / "bench" / "availability.py"), "--json"]
+    bench += [f"--url=https://127.0.0.1:{API_PORT}/readyz"]
     bench += [f"--kubeconfig={lab.kubeconfig}", "--write-interval=0.1", "--max-seconds=2400", "--"]
     argv, env = playbook_command(lab.inventory, "control_plane.yml", *change)
     # cp1's member restarts first in the roll, cp2's second: the kill lands in the middle of the roll.
