@@ -22,3 +22,17 @@ attributes:
     support: none
     description: Writes nothing.
 """
+
+    # kubeguard.hardening.attributes.check_only: the <role>_plan modules a role's check play calls.
+    CHECK_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+    description: The only mode it runs in; it writes and restarts nothing.
+  diff_mode:
+    support: full
+    description: One diff per concern that would change, as that concern's own module shows it (never key material).
+  idempotent:
+    support: full
+    description: Writes nothing.
+"""

@@ -44,6 +44,7 @@ author:
   - Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.role_vars
+  - kubeguard.hardening.control_plane
 options:
   component:
     description: The component to harden.
@@ -54,131 +55,6 @@ options:
     description: The registered result of M(kubeguard.hardening.control_plane_facts) on this node.
     type: dict
     required: true
-  node_name:
-    description: The node name (etcd member name when the current flags have none).
-    type: str
-    required: true
-  node_ip:
-    description: The node's cluster IP; etcd listens on it and 127.0.0.1 only.
-    type: str
-    required: true
-  kubernetes_dir:
-    description: Kubernetes configuration directory holding the kubeconfigs.
-    type: path
-    default: /etc/kubernetes
-  pki_dir:
-    description: Directory of the certificates and keys the cluster_pki role installs.
-    type: path
-    default: /etc/kubernetes/pki
-  config_dir:
-    description: Directory of the audit policy and admission configuration.
-    type: path
-    default: /etc/kubernetes/kubeguard
-  state_dir:
-    description: Directory of the rollback state.
-    type: path
-    default: /var/lib/kubeguard/control_plane
-  etcd_servers:
-    description: The etcd client URLs kube-apiserver uses.
-    type: list
-    elements: str
-    default: []
-  etcd_data_dir:
-    description: etcd data directory when the current flags have none.
-    type: path
-    default: /var/lib/etcd
-  etcd_non_root:
-    description:
-      - Run etcd (systemd layout) as the C(etcd) system user, created when missing. systemd copies its certificates
-        and keys into the service's private credentials directory (C(LoadCredential=)) and the flags point there, so
-        the files under I(pki_dir) stay root-owned. The data directory is given to C(etcd) before the restart.
-      - A throwaway C(systemd-run) service first shows whether this systemd can hand credentials to a non-root
-        service; where it cannot, etcd stays root and the module warns.
-    type: bool
-    default: true
-  service_cidr:
-    description: The service CIDR; its first IP must be a SAN of the apiserver certificate.
-    type: str
-    default: 10.96.0.0/12
-  service_account_issuer:
-    description: Issuer when the current flags have none.
-    type: str
-    default: https://kubernetes.default.svc.cluster.local
-  tls_min_version:
-    description: Minimum TLS version.
-    type: str
-    default: VersionTLS12
-  tls_cipher_suites:
-    description: TLS cipher suites (Go names), checked against the binary's list.
-    type: list
-    elements: str
-    default: []
-  authorization_modes:
-    description: kube-apiserver authorization modes, in order.
-    type: list
-    elements: str
-    default: [Node, RBAC]
-  allow_always_allow:
-    description: Accept AlwaysAllow in I(authorization_modes).
-    type: bool
-    default: false
-  admission_plugins:
-    description: Admission plugins to enable, checked against the binary's list.
-    type: list
-    elements: str
-    default: [NodeRestriction, EventRateLimit, DenyServiceExternalIPs]
-  always_pull_images:
-    description: Also enable AlwaysPullImages.
-    type: bool
-    default: false
-  event_rate_limits:
-    description: The EventRateLimit limits (C(type), C(qps), C(burst), C(cacheSize)).
-    type: list
-    elements: dict
-    default: []
-  audit_policy:
-    description: The audit policy (YAML text).
-    type: str
-    default: ""
-  audit_log_path:
-    description: Audit log file.
-    type: path
-    default: /var/log/kubernetes/audit/audit.log
-  audit_log_maxage:
-    description: Days to keep rotated audit logs.
-    type: int
-    default: 30
-  audit_log_maxbackup:
-    description: Rotated audit logs to keep.
-    type: int
-    default: 10
-  audit_log_maxsize:
-    description: Megabytes before an audit log is rotated.
-    type: int
-    default: 100
-  request_timeout:
-    description: kube-apiserver C(--request-timeout).
-    type: str
-    default: 60s
-  shutdown_watch_termination_grace_period:
-    description:
-      - kube-apiserver C(--shutdown-watch-termination-grace-period). Without it a restart waits for open watches
-        until C(--request-timeout), which is that long an outage.
-    type: str
-    default: 5s
-  shutdown_delay_duration:
-    description:
-      - kube-apiserver C(--shutdown-delay-duration); C(0s) removes it. From SIGTERM on, C(/readyz) fails
-        while the apiserver keeps serving this long, so a load balancer checking C(/readyz) takes it out of
-        rotation before it stops listening. The restart waits this much longer for the old process, and a
-        kubeadm static pod's C(terminationGracePeriodSeconds) is raised when it would not cover the delay
-        and the drain.
-    type: str
-    default: 0s
-  terminated_pod_gc_threshold:
-    description: kube-controller-manager C(--terminated-pod-gc-threshold).
-    type: int
-    default: 10
   extra_flags:
     description: Flags set last, overriding everything; names are checked against the binary.
     type: dict
@@ -208,10 +84,6 @@ options:
         apiserver follows it.
     type: bool
     default: false
-  health_timeout:
-    description: Seconds to wait for the restarted component to be healthy before rolling back.
-    type: int
-    default: 120
 attributes:
   check_mode:
     support: full
@@ -301,51 +173,16 @@ layout:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import node
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.specs import (
+    COMPONENT_OPTIONS,
+    NODE_OPTIONS,
+)
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
 
 ARGUMENT_SPEC = {
-    "component": {
-        "type": "str",
-        "required": True,
-        "choices": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"],
-    },
+    **NODE_OPTIONS,
+    **COMPONENT_OPTIONS,
     "facts": {"type": "dict", "required": True},
-    "node_name": {"type": "str", "required": True},
-    "node_ip": {"type": "str", "required": True},
-    "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
-    "pki_dir": {"type": "path", "default": "/etc/kubernetes/pki"},
-    "config_dir": {"type": "path", "default": "/etc/kubernetes/kubeguard"},
-    "state_dir": {"type": "path", "default": "/var/lib/kubeguard/control_plane"},
-    "etcd_servers": {"type": "list", "elements": "str", "default": []},
-    "etcd_data_dir": {"type": "path", "default": "/var/lib/etcd"},
-    "etcd_non_root": {"type": "bool", "default": True},
-    "service_cidr": {"type": "str", "default": "10.96.0.0/12"},
-    "service_account_issuer": {"type": "str", "default": "https://kubernetes.default.svc.cluster.local"},
-    "tls_min_version": {"type": "str", "default": "VersionTLS12"},
-    "tls_cipher_suites": {"type": "list", "elements": "str", "default": []},
-    "authorization_modes": {"type": "list", "elements": "str", "default": ["Node", "RBAC"]},
-    "allow_always_allow": {"type": "bool", "default": False},
-    "admission_plugins": {
-        "type": "list",
-        "elements": "str",
-        "default": ["NodeRestriction", "EventRateLimit", "DenyServiceExternalIPs"],
-    },
-    "always_pull_images": {"type": "bool", "default": False},
-    "event_rate_limits": {"type": "list", "elements": "dict", "default": []},
-    "audit_policy": {"type": "str", "default": ""},
-    "audit_log_path": {"type": "path", "default": "/var/log/kubernetes/audit/audit.log"},
-    "audit_log_maxage": {"type": "int", "default": 30},
-    "audit_log_maxbackup": {"type": "int", "default": 10},
-    "audit_log_maxsize": {"type": "int", "default": 100},
-    "request_timeout": {"type": "str", "default": "60s"},
-    "shutdown_watch_termination_grace_period": {"type": "str", "default": "5s"},
-    "shutdown_delay_duration": {"type": "str", "default": "0s"},
-    "terminated_pod_gc_threshold": {"type": "int", "default": 10},
-    "extra_flags": {"type": "dict", "default": {}},
-    "contributed_flags": {"type": "dict", "default": {}},
-    "contributed_files": {"type": "dict", "default": {}, "no_log": True},
-    "defer_to_apiserver": {"type": "bool", "default": False},
-    "health_timeout": {"type": "int", "default": 120},
 }
 
 

@@ -173,37 +173,12 @@ ready_false_seen:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node, specs
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **ROLE_VARS_SPEC,
-            "facts": {"type": "dict", "required": True},
-            "current_config": {"type": "dict", "default": {}},
-            "node_name": {"type": "str", "required": True},
-            "node_ip": {"type": "str", "required": True},
-            "client_ca_file": {"type": "path", "required": True},
-            "tls_cert_file": {"type": "path", "required": True},
-            "tls_private_key_file": {"type": "path", "required": True},
-            # raw: a string from the inventory is refused by name instead of coerced.
-            "read_only_port": {"type": "raw", "default": 0},
-            "streaming_connection_idle_timeout": {"type": "str", "default": "5m"},
-            "event_record_qps": {"type": "raw", "default": 50},
-            "pod_pids_limit": {"type": "raw", "default": 4096},
-            "tls_cipher_suites": {"type": "list", "elements": "str", "required": True},
-            "tls_min_version": {"type": "str", "default": "VersionTLS12"},
-            "seccomp_default": {"type": "bool", "default": True},
-            "protect_kernel_defaults": {"type": "bool", "default": True},
-            "hostname_override_allowed": {"type": "bool", "default": False},
-            "extra_config": {"type": "dict", "default": {}},
-            "restart_timeout": {"type": "int", "default": 120},
-            "state_dir": {"type": "path", "default": "/var/backups/kubeguard/kubelet"},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=specs.CONFIG, supports_check_mode=True)
     run_module(module, node.apply_config, module.params, module.check_mode)
 
 

@@ -65,20 +65,12 @@ fixed:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node, specs
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **ROLE_VARS_SPEC,
-            "facts": {"type": "dict", "required": True},
-            "client_ca_file": {"type": "path", "required": True},
-            "client_ca_mode": {"type": "str", "default": "0644"},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=specs.FILES, supports_check_mode=True)
     run_module(module, node.fix_files, module.params, module.check_mode)
 
 

@@ -77,21 +77,12 @@ restarted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import node, specs
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec={
-            **ROLE_VARS_SPEC,
-            "facts": {"type": "dict", "required": True},
-            "metrics_bind_address": {"type": "str", "default": "127.0.0.1:10249"},
-            "state_dir": {"type": "path", "default": "/var/backups/kubeguard/kubelet"},
-            "restart_timeout": {"type": "int", "default": 60},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=specs.KUBE_PROXY, supports_check_mode=True)
     run_module(module, node.apply_kube_proxy, module.params, module.check_mode)
 
 

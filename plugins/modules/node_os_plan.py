@@ -82,7 +82,7 @@ packages:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common.concerns import validated
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS, ROLE_VARS_SPEC, run_module
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node_os import plan, specs
 
@@ -91,15 +91,8 @@ ARGUMENT_SPEC = {**ROLE_VARS_SPEC, **{concern: {"type": "dict"} for concern in s
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    concerns = {}
-    for concern, spec in specs.CONCERNS.items():
-        if module.params[concern] is None:
-            continue
-        checked = ArgumentSpecValidator(spec).validate(module.params[concern])
-        if checked.error_messages:
-            module.fail_json(msg=f"{concern}: {'; '.join(checked.error_messages)}", option=concern)
-        concerns[concern] = checked.validated_parameters
-    run_module(module, plan.run, concerns, module, dict(module.params[ROLE_VARS]))
+    role_vars = dict(module.params[ROLE_VARS])
+    run_module(module, lambda: plan.run(validated(module.params, specs.CONCERNS), module, role_vars))
 
 
 if __name__ == "__main__":

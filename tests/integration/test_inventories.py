@@ -164,7 +164,17 @@ def test_etcd_only_hosts_get_ssh_their_pki_play_and_etcd_but_no_kubelet(tmp_path
         "etcd:control_plane": sorted([*etcd, "cp1", "cp2"]),
         "k8s_cluster:etcd": sorted(etcd + nodes),
     }
-    assert list_hosts(inventory, "control_plane.yml") == {"etcd:control_plane": sorted([*etcd, "cp1", "cp2"])}
+    # control_plane.yml checks etcd and the control plane everywhere at once, and changes only what it found pending.
+    assert list_hosts(inventory, "control_plane.yml") == {
+        "etcd:control_plane": sorted([*etcd, "cp1", "cp2"]),
+        "control_plane_pending": [],
+    }
+    assert list_hosts(
+        inventory, "control_plane.yml", *all_pending(tmp_path, [*etcd, "cp1"], "control_plane_pending")
+    ) == {
+        "etcd:control_plane": sorted([*etcd, "cp1", "cp2"]),
+        "control_plane_pending": sorted([*etcd, "cp1"]),
+    }
     # kubelet.yml checks the nodes (k8s_cluster) and changes only those its check play put in kubelet_pending.
     assert list_hosts(inventory, "kubelet.yml") == {
         "k8s_cluster": nodes,
@@ -233,8 +243,26 @@ def test_the_serial_knobs_set_the_kubelet_batches(tmp_path, knobs, expected):
     assert change_batches(found) == expected, run.stdout
 
 
+def test_control_planes_are_checked_at_once_and_changed_in_batches(tmp_path):
+    control_planes = ["cp1", "cp2", "cp3"]
+    pending = all_pending(tmp_path, control_planes, "control_plane_pending")
+    run, _ = run_batches(tmp_path, "control_plane.yml", {}, *pending)
+    assert run.returncode == 0, run.stdout + run.stderr
+    found = [(name, hosts) for name, hosts in batches(run.stdout) if "control plane" in name]
+    assert found[0] == (
+        "Check etcd and the control plane on every node at once (check mode, nothing written)",
+        control_planes,
+    )
+    assert change_batches(found) == [["cp1"], ["cp2"], ["cp3"]], run.stdout
+    run, _ = run_batches(tmp_path, "control_plane.yml", {"kubeguard_serial_control_plane": [1, "100%"]}, *pending)
+    assert change_batches(batches(run.stdout)) == [["cp1"], ["cp2", "cp3"]], run.stdout
+    # No node pending (a rerun with nothing to do): nothing goes serial.
+    run, _ = run_batches(tmp_path, "control_plane.yml", {})
+    assert run.returncode == 0 and change_batches(batches(run.stdout)) == [], run.stdout
+
+
 def change_batches(found):
-    """The batches of kubelet.yml's change plays (the nodes with a change pending)."""
+    """The batches of a playbook's change plays (the nodes with a change pending)."""
     return [hosts for name, hosts in found if "with a change pending, in batches of" in name]
 
 

@@ -21,6 +21,8 @@ SIMPLE = re.compile(r"^\{\{\s*([a-z_][a-z0-9_]*)(?:\s+or\s+omit)?\s*\}\}$")
 # control_plane_<component>_extra_flags, set per task inside the role's module_defaults block).
 NATIVE = {("control_plane_component", "extra_flags"), ("control_plane_component", "contributed_flags")}
 NATIVE |= {("control_plane_component", "contributed_files")}
+# A switch no input can make the module refuse: no error ever names it.
+NATIVE |= {("control_plane_component", "defer_to_apiserver")}
 
 
 def load(path):

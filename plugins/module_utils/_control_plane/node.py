@@ -8,6 +8,7 @@
 - ``health``: real health probes, etcd's client API, the apiserver's drain bound;
 - ``apply``: validate, write, restart, wait, roll back (control_plane_component),
   on the node engine (_node/restart.py);
+- ``check_node``: the files and every component checked in one call (control_plane_plan);
 - ``cis``: the CIS 1.1.x files (control_plane_files).
 
 This module names the entry points the modules (and _encryption) call.
@@ -16,6 +17,7 @@ This module names the entry points the modules (and _encryption) call.
 from __future__ import annotations
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.apply import apply
+from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.check_node import check_node
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.cis import fix_files
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane.gather import (
     configured,
@@ -23,4 +25,4 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane
     processes,
 )
 
-__all__ = ["apply", "configured", "fix_files", "gather", "processes"]
+__all__ = ["apply", "check_node", "configured", "fix_files", "gather", "processes"]
