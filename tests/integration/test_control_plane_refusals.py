@@ -27,7 +27,8 @@ NODE_TREES = "/etc/kubernetes /etc/systemd/system /var/lib/kubelet/config.yaml /
 
 
 class ReadyzPoller(threading.Thread):
-    """GET /readyz every 200 ms as the lab admin; counts answers that are not 200."""
+    """GET /readyz every 200 ms as the lab admin; keeps each answer that is not 200 with the
+    checks its body names as failed ("500 etcd-readiness"), so a failure says why."""
 
     def __init__(self, lab):
         super().__init__(daemon=True)
@@ -39,11 +40,12 @@ class ReadyzPoller(threading.Thread):
         while not self.stop.is_set():
             self.requests += 1
             try:
-                status = https(self.port, "/readyz", self.identity)[0]
+                status, body = https(self.port, "/readyz", self.identity)
             except OSError as exc:
-                status = repr(exc)
+                status, body = repr(exc), ""
             if status != 200:
-                self.failed.append(status)
+                failed_checks = [line[3:].split(" ")[0] for line in body.splitlines() if line.startswith("[-]")]
+                self.failed.append(f"{status} {','.join(failed_checks)}".strip())
             time.sleep(0.2)
 
     def __enter__(self):
