@@ -28,7 +28,8 @@ def check_node(params, check_mode):
         one = apply({**params, **item, "facts": facts}, check_mode=True)
         checked.append((item["component"], one, one["changed"] or bool(one.get("deferred"))))
     result = summary(checked)
+    results = {name: one for name, one, _pending in checked}
     if params["files"]:
-        result["files"] = checked[0][1]
-    result["components"] = {name: one for name, one, _pending in checked if name != "files"}
+        result["files"] = results.pop("files")
+    result["components"] = results
     return result
