@@ -162,8 +162,12 @@ def lost_writes(client, api, namespace, acked):
     return sorted(set(acked) - present)
 
 
-def client_failures(kubectl, kubeconfig, seconds):
-    """{namespace: [logged requests, not 200]} of the lab workloads' clients over the run."""
+def client_failures(kubectl, kubeconfig, seconds, failed_lines=None):
+    """{namespace: [logged requests, not 200]} of the lab workloads' clients over the run.
+
+    ``failed_lines``, a dict, receives each namespace's failed lines as the client logged them
+    ("12:04:31 " alone is a request nc got no answer to within 3 s), to place them in the run's log.
+    """
     counts = {}
     for namespace in ("shop", "batch"):
         out = subprocess.run(
@@ -172,7 +176,10 @@ def client_failures(kubectl, kubeconfig, seconds):
             text=True,
             check=False,
         ).stdout.splitlines()
-        counts[namespace] = [len(out), sum(1 for line in out if " 200 OK " not in line + " ")]
+        failed = [line for line in out if " 200 OK " not in line + " "]
+        counts[namespace] = [len(out), len(failed)]
+        if failed_lines is not None:
+            failed_lines[namespace] = failed[:50]
     return counts
 
 
@@ -290,7 +297,10 @@ def main():
         if lost is not None:
             client.call("DELETE", f"{api}/api/v1/namespaces/{opts.write_namespace}/configmaps?{SELECTOR}", 60)
     if opts.kubectl:
-        result["clients"] = client_failures(opts.kubectl, opts.kubeconfig, int(end - start) + 5)
+        result["clients_failed_lines"] = {}
+        result["clients"] = client_failures(
+            opts.kubectl, opts.kubeconfig, int(end - start) + 5, result["clients_failed_lines"]
+        )
     if opts.json:
         print(json.dumps(result))
     else:
@@ -312,6 +322,9 @@ def main():
             )
         if "clients" in result:
             print("clients [logged requests, failed]:", result["clients"])
+            for namespace, lines in result["clients_failed_lines"].items():
+                for line in lines:
+                    print(f"  {namespace} client failed: {line!r}")
     return rc
 
 

@@ -64,20 +64,13 @@ checked:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _endpoint
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _endpoint, _specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            **ROLE_VARS_SPEC,
-            "files": {"type": "list", "elements": "dict", "required": True},
-            "ca_certificate": {"type": "str", "default": ""},
-            "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
-            "kubelet_pki_dir": {"type": "path", "default": "/var/lib/kubelet/pki"},
-            "timeout": {"type": "int", "default": 5},
-        },
+        argument_spec=_specs.ENDPOINT,
         supports_check_mode=True,
     )
     run_module(module, _endpoint.run, module.params, check_mode=module.check_mode)

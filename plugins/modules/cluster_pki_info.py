@@ -75,18 +75,13 @@ unreadable:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _info
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _info, _specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            **ROLE_VARS_SPEC,
-            "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
-            "kubelet_pki_dir": {"type": "path", "default": "/var/lib/kubelet/pki"},
-            "renew_before_days": {"type": "int", "default": 30},
-        },
+        argument_spec=_specs.INFO,
         supports_check_mode=True,
     )
     run_module(module, _info.run, module.params, check_mode=module.check_mode)

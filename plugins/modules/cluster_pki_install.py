@@ -120,24 +120,13 @@ pending_restart:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
-from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _install, _specs
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={
-            **ROLE_VARS_SPEC,
-            "files": {"type": "list", "elements": "dict", "required": True},
-            "contents": {"type": "list", "elements": "str", "required": True, "no_log": True},
-            "planned": {"type": "list", "elements": "dict", "default": []},
-            "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"},
-            "kubelet_pki_dir": {"type": "path", "default": "/var/lib/kubelet/pki"},
-            "owner": {"type": "str", "default": "root"},
-            "group": {"type": "str", "default": "root"},
-            "replace_ca": {"type": "bool", "default": False},
-            "backup_dir": {"type": "path", "default": ""},
-        },
+        argument_spec=_specs.INSTALL,
         supports_check_mode=True,
     )
     run_module(module, _install.run, module.params, check_mode=module.check_mode)

@@ -81,7 +81,8 @@ def main():
         argument_spec={**ROLE_VARS_SPEC, "kubernetes_dir": {"type": "path", "default": "/etc/kubernetes"}},
         supports_check_mode=True,
     )
-    run_module(module, node.gather, module.params)
+    # Outside check mode the gather keeps the binaries' answers for the next call (module_utils/_node/binaries.py).
+    run_module(module, node.gather, module.params, keep_answers=not module.check_mode)
 
 
 if __name__ == "__main__":

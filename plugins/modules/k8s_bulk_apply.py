@@ -97,6 +97,60 @@ options:
     type: list
     elements: dict
     default: []
+  sets:
+    description:
+      - Several object sets in one call, each what one call would be on its own (its O(objects),
+        O(namespace_objects), O(namespaces), O(exclude_namespaces), O(state) and prune options), run in the order
+        given, one after the other; a role makes one call for several concerns and keeps their order.
+      - Every set is validated and resolved before the first write, with one discovery for the call. A set with a
+        failed object stops the call; the later sets are not run. Errors name the set (C(sets.<name>.objects)).
+      - With O(sets), the per-set options are not given at the top level.
+    type: list
+    elements: dict
+    version_added: 0.3.0
+    suboptions:
+      name:
+        description: The set's name, unique in the call; RV(sets) reports under it.
+        type: str
+        required: true
+      objects:
+        description: As O(objects), for this set.
+        type: list
+        elements: dict
+        default: []
+      namespace_objects:
+        description: As O(namespace_objects), for this set.
+        type: list
+        elements: dict
+        default: []
+      namespaces:
+        description: As O(namespaces), for this set.
+        type: list
+        elements: str
+        default: []
+      exclude_namespaces:
+        description: As O(exclude_namespaces), for this set.
+        type: list
+        elements: str
+        default: []
+      state:
+        description: As O(state), for this set.
+        type: str
+        choices: [present, absent]
+        default: present
+      prune:
+        description: As O(prune), for this set.
+        type: bool
+        default: false
+      prune_labels:
+        description: As O(prune_labels), for this set.
+        type: dict
+        default: {}
+      prune_kinds:
+        description: As O(prune_kinds), for this set.
+        type: list
+        elements: dict
+        default: []
 seealso:
   - module: kubernetes.core.k8s
 """
@@ -126,6 +180,24 @@ EXAMPLES = r"""
     prune_kinds:
       - {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy}
     objects: "{{ my_allow_policies }}"
+  delegate_to: localhost
+  run_once: true
+
+- name: Apply two owners' policies in one call, the allow rules before the default-deny, each pruning its own
+  kubeguard.hardening.k8s_bulk_apply:
+    kubeconfig: /etc/kubernetes/admin.conf
+    sets:
+      - name: allows
+        objects: "{{ my_allow_policies }}"
+        prune: true
+        prune_labels: {kubeguard.io/set: custom-allows}
+        prune_kinds: [{apiVersion: networking.k8s.io/v1, kind: NetworkPolicy}]
+      - name: deny
+        exclude_namespaces: [kube-system]
+        namespace_objects: "{{ my_default_deny_templates }}"
+        prune: true
+        prune_labels: {kubeguard.io/set: default-deny}
+  register: applied  # applied.sets.allows.results, applied.sets.deny.summary
   delegate_to: localhost
   run_once: true
 
@@ -170,6 +242,17 @@ namespaces:
   type: list
   elements: str
   sample: [default, team-a]
+sets:
+  description:
+    - With O(sets), each set's own outcome by its name, as a call of that set alone would return it (RV(results),
+      RV(summary), RV(namespaces), C(changed)); C(skipped) is true for a set not run after an earlier set failed.
+    - The top-level RV(results), RV(summary) and RV(namespaces) then cover every set.
+  returned: when O(sets) is given
+  type: dict
+  version_added: 0.3.0
+  sample:
+    custom: {changed: false, results: [], summary: {created: 0, unchanged: 2}, namespaces: [team-a]}
+    baseline: {changed: true, results: [], summary: {created: 1, unchanged: 3}, namespaces: [team-a]}
 api_requests:
   description: Requests sent to the API server by this call, and how many of them were discovery.
   returned: always
@@ -178,7 +261,19 @@ api_requests:
 """
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import ansible as k8s_ansible
-from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import runner
+from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s import sets
+
+SET_SPEC = dict(
+    name={"type": "str", "required": True},
+    objects={"type": "list", "elements": "dict", "default": []},
+    namespace_objects={"type": "list", "elements": "dict", "default": []},
+    namespaces={"type": "list", "elements": "str", "default": []},
+    exclude_namespaces={"type": "list", "elements": "str", "default": []},
+    state={"type": "str", "choices": ["present", "absent"], "default": "present"},
+    prune={"type": "bool", "default": False},
+    prune_labels={"type": "dict", "default": {}},
+    prune_kinds={"type": "list", "elements": "dict", "default": []},
+)
 
 
 def main():
@@ -195,8 +290,9 @@ def main():
             prune={"type": "bool", "default": False},
             prune_labels={"type": "dict", "default": {}},
             prune_kinds={"type": "list", "elements": "dict", "default": []},
+            sets={"type": "list", "elements": "dict", "options": SET_SPEC},
         ),
-        runner.run,
+        sets.run,
     )
 
 

@@ -74,7 +74,8 @@ def main():
         },
         supports_check_mode=True,
     )
-    run_module(module, node.gather, module.params)
+    # Outside check mode the gather keeps the binaries' answers for the next call (module_utils/_node/binaries.py).
+    run_module(module, node.gather, module.params, keep_answers=not module.check_mode)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,13 @@ options:
     type: list
     elements: str
     default: []
+  audit:
+    description:
+      - Also report CIS 5.3.2 coverage from the same read, as M(kubeguard.hardening.network_policy_audit) would with
+        O(exclude_namespaces) as its exempt namespaces, in RV(audit).
+    type: bool
+    default: false
+    version_added: 0.3.0
 """
 
 EXAMPLES = r"""
@@ -95,6 +102,15 @@ transition:
   returned: always
   type: list
   elements: dict
+audit:
+  description:
+    - With O(audit), today's coverage in M(kubeguard.hardening.network_policy_audit)'s result keys (C(namespaces),
+      C(uncovered), C(findings)), and C(after_run), true when the policies the run would leave give the same
+      report, so the run leaves that coverage as it is.
+  returned: when O(audit) is true
+  type: dict
+  version_added: 0.3.0
+  sample: {changed: false, namespaces: [], uncovered: [], findings: [], after_run: true}
 transition_present:
   description: Transition policies are in the cluster now (a run stopped before removing them).
   returned: always
@@ -158,6 +174,7 @@ def main():
             replace_labels={"type": "list", "elements": "dict", "default": []},
             gathered={"type": "list", "elements": "raw"},
             allow_cut={"type": "list", "elements": "str", "default": []},
+            audit={"type": "bool", "default": False},
         ),
         live.run,
     )

@@ -85,6 +85,17 @@ options:
     type: list
     elements: str
     default: []
+  remediate_before:
+    description:
+      - Checks to remediate before the audit, as an earlier call with O(checks) and O(remediate_checks) set to them
+        and O(remediate) would (same allowlists), with one read of the cluster for both. The audit then sees the
+        bindings as that leaves them (in check mode, as the dry-run leaves them, unchanged). What it removes is
+        RV(removed_before).
+      - Both steps' refusals come before the first change.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
 seealso:
   - module: kubeguard.hardening.k8s_bulk_apply
 """
@@ -151,6 +162,15 @@ removed:
        subjects_removed: [contractors], subjects_kept: []}
     - {kind: ClusterRoleBinding, namespace: "", name: readers, checks: [anonymous_access], action: subjects_removed,
        subjects_removed: ["system:anonymous"], subjects_kept: [ops]}
+removed_before:
+  description: What O(remediate_before) removed (or, in check mode, would), in the shape of RV(removed).
+  returned: always
+  type: list
+  elements: dict
+  version_added: 0.3.0
+  sample:
+    - {kind: ClusterRoleBinding, namespace: "", name: readers, checks: [anonymous_access], action: subjects_removed,
+       subjects_removed: ["system:anonymous"], subjects_kept: [ops]}
 caller:
   description: Who the API server says the module connected as.
   returned: always
@@ -182,6 +202,7 @@ def main():
             kubeadm_discovery={"type": "bool", "default": False},
             remediate={"type": "bool", "default": False},
             remediate_checks={"type": "list", "elements": "str", "default": []},
+            remediate_before={"type": "list", "elements": "str", "default": []},
         ),
         runner.run,
     )

@@ -249,3 +249,62 @@ def test_a_cluster_scoped_object_with_a_stray_namespace_is_applied_cluster_wide(
     assert cluster.kubectl("get", "namespace", "junk").returncode != 0
     again, _ = call_module(tmp_path, "k8s_bulk_apply", args)
     assert not again["changed"] and again["summary"]["unchanged"] == 1, again
+
+
+def test_sets_in_one_call_each_as_alone_in_order_with_one_discovery(cluster, tmp_path):
+    """Two owners' policies and a namespace in one call: a namespace created by the first set gets the second set's
+    templates (check mode predicts them), each set prunes only its own, one discovery for the call."""
+    cluster.kubectl("create", "namespace", "sets-a")
+
+    def policy(name, owner, namespace=None):
+        meta = {"name": name, "labels": {"kubeguard.io/set": owner}}
+        if namespace:
+            meta["namespace"] = namespace
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": meta,
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        }
+
+    def call_sets(allows, *extra, check=False):
+        args = {
+            "kubeconfig": str(cluster.super_admin),
+            "sets": [
+                {
+                    "name": "namespaces",
+                    "objects": [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sets-b"}}],
+                },
+                {
+                    "name": "allows",
+                    "objects": allows,
+                    "prune": True,
+                    "prune_labels": {"kubeguard.io/set": "sets-allows"},
+                    "prune_kinds": [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy"}],
+                },
+                {
+                    "name": "deny",
+                    "namespaces": ["sets-a", "sets-b"],
+                    "namespace_objects": [policy("deny", "sets-deny")],
+                    "prune": True,
+                    "prune_labels": {"kubeguard.io/set": "sets-deny"},
+                },
+            ],
+        }
+        return call_module(tmp_path, "k8s_bulk_apply", args, *extra, check=check)[0]
+
+    allow = policy("allow", "sets-allows", "sets-a")
+    check = call_sets([allow], check=True)
+    assert check["changed"] and check["sets"]["deny"]["summary"]["created"] == 2, {
+        k: check.get(k) for k in ("msg", "sets", "failed")
+    }
+    assert cluster.kubectl("get", "ns", "sets-b").returncode != 0, "check mode created a namespace"
+    first = call_sets([allow])
+    assert first["sets"]["allows"]["summary"]["created"] == 1 and first["sets"]["deny"]["summary"]["created"] == 2
+    assert first["api_requests"]["discovery"] == 2  # v1 and networking.k8s.io/v1, once for both sets
+    again = call_sets([allow])
+    assert not again["changed"] and again["summary"]["unchanged"] == 4, again["summary"]
+    pruned = call_sets([], "--diff")
+    assert pruned["sets"]["allows"]["summary"]["pruned"] == 1 and pruned["sets"]["deny"]["summary"]["unchanged"] == 2
+    assert [d["before_header"] for d in pruned["diff"]] == ["NetworkPolicy sets-a/allow"]
+    assert cluster.kubectl("get", "networkpolicy", "deny", "-n", "sets-b").returncode == 0

@@ -54,8 +54,24 @@ def policies_in(cluster, ns):
     return sorted(item["metadata"]["name"] for item in json.loads(run.stdout)["items"])
 
 
+PLAN = "Find the namespaces whose policies this run changes, and the pods running there"
+APPLY = "then the baseline policies to every namespace that is not exempt, and prune the stale ones, in one call"
+
+
 def audit_result(tasks):
-    return next(t for t in tasks if t["task"].endswith("Find the namespaces without default-deny in both directions"))
+    """The coverage audit: its own call when the run changed policies (or the live-flows plan did not run), else
+    the plan's, from the same read (a rerun)."""
+    audit = next(t for t in tasks if t["task"].endswith("Find the namespaces without default-deny in both directions"))
+    if not audit.get("skipped"):
+        return audit
+    plan = next(t for t in tasks if t["task"].endswith(PLAN))
+    assert plan["audit"]["after_run"], plan["audit"]
+    return plan["audit"]
+
+
+def api_calls(tasks):
+    """The API module calls the run made (every one returns api_requests)."""
+    return [t["task"] for t in tasks if "api_requests" in t and not t.get("skipped")]
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +102,23 @@ def test_every_namespace_covered_and_rerun_changes_nothing(cluster, applied):
     assert audit_result(tasks)["uncovered"] == []
     run, stats, tasks = applied["second"]
     assert run.returncode == 0 and stats["cp1"]["changed"] == 0, [t["task"] for t in tasks if t.get("changed")]
+    # two calls: the plan, which audits from its own read, and one apply for the custom rules and the baseline
+    calls = api_calls(tasks)
+    assert len(calls) == 2 and calls[0].endswith(PLAN) and calls[1].endswith(APPLY), calls
+    assert audit_result(tasks)["uncovered"] == []
+    applied_sets = next(t for t in tasks if t["task"].endswith(APPLY))["sets"]
+    assert set(applied_sets) == {"custom", "baseline"}
+    assert applied_sets["custom"]["summary"]["unchanged"] == 1 and applied_sets["baseline"]["summary"]["unchanged"] > 0
+
+
+def test_one_concern_tag_applies_that_concern_alone(cluster, applied):
+    """--tags network_policy_custom: the live-flows check (as before) and the custom set alone; no audit."""
+    run, stats, tasks = run_role(cluster, applied["tmp"], "--tags", "network_policy_custom")
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 0, run.stdout[-3000:]
+    calls = api_calls(tasks)
+    assert len(calls) == 2 and calls[0].endswith(PLAN) and calls[1].endswith(APPLY), calls
+    assert list(next(t for t in tasks if t["task"].endswith(APPLY))["sets"]) == ["custom"]
+    assert "audit" not in next(t for t in tasks if t["task"].endswith(PLAN))
 
 
 def test_dns_policy_is_what_the_api_stored(cluster, applied):

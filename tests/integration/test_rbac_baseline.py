@@ -73,6 +73,31 @@ def test_first_run_changes_and_rerun_changes_nothing(baseline):
     run, stats, tasks = baseline["second"]
     assert run.returncode == 0, run.stdout[-3000:]
     assert stats["cp1"]["changed"] == 0, [t["task"] for t in tasks if t.get("changed")]
+    # two calls: one k8s_bulk_apply (personas, admin binding, service accounts), one rbac_audit (anonymous + audit)
+    calls = [t for t in tasks if "api_requests" in t and not t.get("skipped")]
+    assert len(calls) == 2, [t["task"] for t in calls]
+    assert set(calls[0]["sets"]) == {"personas", "admin_binding", "service_accounts"}
+    assert calls[1]["removed_before"] == [] and "summary" in calls[1]
+
+
+def test_one_concern_tag_touches_that_concern_alone(cluster, baseline):
+    """--tags rbac_baseline_service_accounts: the one call applies the default service accounts' set alone."""
+    cluster.kubectl("create", "namespace", "rbac-late")
+    cluster.kubectl("create", "serviceaccount", "default", "-n", "rbac-late")  # no controller-manager here
+    cluster.kubectl("delete", "clusterrole", "kubeguard:viewer")
+    run, stats, tasks = run_role(cluster, baseline["tmp"], None, "--tags", "rbac_baseline_service_accounts")
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 1, run.stdout[-3000:]
+    calls = [t for t in tasks if "api_requests" in t and not t.get("skipped")]
+    assert len(calls) == 1 and list(calls[0]["sets"]) == ["service_accounts"], [t["task"] for t in calls]
+    account = json.loads(cluster.kubectl("get", "serviceaccount", "default", "-n", "rbac-late", "-o", "json").stdout)
+    assert account["automountServiceAccountToken"] is False
+    assert cluster.kubectl("get", "clusterrole", "kubeguard:viewer").returncode != 0  # the personas were not touched
+    run, stats, _ = run_role(cluster, baseline["tmp"], None, "--check", "--diff", "--tags", "rbac_baseline_personas")
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 1
+    assert cluster.kubectl("get", "clusterrole", "kubeguard:viewer").returncode != 0  # check mode created nothing
+    run, stats, _ = run_role(cluster, baseline["tmp"], None, "--tags", "rbac_baseline_personas")
+    assert run.returncode == 0 and stats["cp1"]["changed"] == 1
+    assert cluster.kubectl("get", "clusterrole", "kubeguard:viewer").returncode == 0
 
 
 def test_a_binding_to_an_undefined_persona_is_refused_naming_the_variable(cluster, baseline, tmp_path):

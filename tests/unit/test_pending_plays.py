@@ -72,12 +72,20 @@ def test_every_writing_task_is_read_by_the_pick_play(role, playbook):
     assert missed == [], missed
 
 
+def assert_selects_by_tags(task, checked, tags):
+    """A task doing several concerns is tagged always and picks its concerns in its when, through run_by_tags
+    over the concern tasks' tags: tagged with all of them, --skip-tags on one would skip every concern."""
+    assert task["tags"] == ["always"], task["name"]
+    assert f"{checked} | length > 0" in task["when"], task["name"]
+    assert f"{tags} | kubeguard.hardening.run_by_tags(ansible_run_tags, ansible_skip_tags)" in task["vars"][checked]
+
+
 def test_the_control_plane_check_covers_every_writing_task_with_its_options_and_tags():
     role_tasks = list(tasks(REPO / "roles/control_plane/tasks/main.yml"))
     (check,) = [task for task in role_tasks if module(task) == "kubeguard.hardening.control_plane_plan"]
     checked = check["vars"]["control_plane_check_components"]
     concern_tags = check["vars"]["control_plane_check_tags"]
-    assert set(check["tags"]) == {tag for tags in concern_tags.values() for tag in tags}
+    assert_selects_by_tags(check, "control_plane_checked", "control_plane_check_tags")
     assert "control_plane_files_enabled" in check["kubeguard.hardening.control_plane_plan"]["files"]
     missed = []
     for task in role_tasks:
@@ -107,7 +115,9 @@ def test_the_kubelet_check_covers_every_node_task_with_its_options_and_tags():
         concern = module(task).removeprefix("kubeguard.hardening.kubelet_")
         checked = check["vars"].get(f"kubelet_check_{concern}")
         passed = f"kubelet_check_{concern}" in check["kubeguard.hardening.kubelet_plan"].get(concern, "")
-        if checked != task[module(task)] or not passed or task["tags"] != ["kubelet", f"kubelet_{concern}"]:
+        tags = check["vars"]["kubelet_check_tags"].get(concern)
+        same_tags = task["tags"] == tags == ["kubelet", f"kubelet_{concern}"]
+        if checked != task[module(task)] or not passed or not same_tags:
             missed.append(task["name"])
     assert missed == [], missed
-    assert sorted(check["tags"]) == sorted(["kubelet", "kubelet_config", "kubelet_files", "kubelet_kube_proxy"])
+    assert_selects_by_tags(check, "kubelet_checked", "kubelet_check_tags")

@@ -13,7 +13,7 @@ import shutil
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import desired, manifest
 from ansible_collections.kubeguard.hardening.plugins.module_utils._control_plane import flags as flaglib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node import system
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import binaries, system
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import file_state, mode_ok, read
 
 DROPIN = "50-kubeguard.conf"
@@ -83,13 +83,14 @@ def binary_path(component, argv, running, static_pod=False):
     return exe if exe and os.access(exe, os.X_OK) else ""
 
 
-def binary_facts(component, path):
+def binary_facts(component, path, keep_answers=False):
     if not path:
         return {"version": "", "help_flags": []}
-    _unused, out, err = system.run([path, "--version"])
+    (_unused, out, err), (_unused, help_out, help_err) = binaries.ask(
+        path, ["--version"], ["--help"], keep=keep_answers
+    )
     version = (out or err).strip().splitlines()[0] if (out or err).strip() else ""
-    _unused, out, err = system.run([path, "--help"])
-    text = out + err
+    text = help_out + help_err
     facts = {"path": path, "version": version, "help_flags": flaglib.help_flags(text)}
     if component != "etcd":
         facts["cipher_suites"] = flaglib.cipher_suites(text)
@@ -136,7 +137,7 @@ def cis_files(kubernetes_dir, components):
     return files
 
 
-def gather(params):
+def gather(params, keep_answers=False):
     kubernetes_dir = params["kubernetes_dir"]
     running = processes()
     components = {}
@@ -151,7 +152,8 @@ def gather(params):
         conf["pid"] = proc["pid"] if proc else None
         conf["user"] = process_user(proc["pid"]) if proc else None
         conf["running_flags"] = flaglib.parse_argv(proc["argv"])[1] if proc else {}
-        conf["binary"] = binary_facts(name, binary_path(name, conf["argv"], proc, conf["layout"] == "static-pod"))
+        exe = binary_path(name, conf["argv"], proc, conf["layout"] == "static-pod")
+        conf["binary"] = binary_facts(name, exe, keep_answers)
         components[name] = conf
     layouts = sorted({c["layout"] for c in components.values()})
     return {

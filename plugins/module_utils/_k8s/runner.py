@@ -99,8 +99,11 @@ def prune_candidates(params, service, kinds, planned):
     return sorted(found, key=lambda entry: entry[0])
 
 
-def plan(params, service):
-    """Validate, expand and resolve every object: [(key, resource, object)] plus the namespaces covered."""
+def plan(params, service, created=()):
+    """Validate, expand and resolve every object: [(key, resource, object)] plus the namespaces covered.
+
+    ``created``: Namespace manifests an earlier object set of the same call creates (their namespaces get the
+    templates too, as they would in a later call)."""
     listed = copy.deepcopy(params.get("objects") or [])
     templates = params.get("namespace_objects") or []
     objs.validate(listed, "objects")
@@ -108,7 +111,7 @@ def plan(params, service):
     pruned_kinds = prune_kinds(params)
     api_versions = {obj["apiVersion"] for obj in [*listed, *templates]} | {k[0] for k in pruned_kinds}
     service.discover(api_versions | {"v1"} if templates else api_versions)
-    namespaces = target_namespaces(service, params, listed) if templates else []
+    namespaces = target_namespaces(service, params, [*created, *listed]) if templates else []
     planned = []
     for option, items in (("objects", listed), ("namespace_objects", objs.expand(templates, namespaces))):
         for obj in items:
@@ -140,18 +143,14 @@ def _act(service, state, check_mode, key, resource, obj, before, pending_namespa
     return ("updated" if objs.changed(before, after) else "unchanged"), after
 
 
-def run(params, check_mode, service=None):
-    state = params.get("state") or "present"
-    # a malformed manifest is refused before the kubeconfig is even read (plan() validates again, cheaply)
-    objs.validate(params.get("objects") or [], "objects")
-    objs.validate_templates(params.get("namespace_objects") or [], "namespace_objects")
-    service = service or ApplyService(
-        connect(params), params.get("field_manager") or "kubeguard", params.get("force_conflicts", True)
-    )
-    planned, namespaces, pruned_kinds = plan(params, service)
+def execute(service, params, check_mode, planned, state, pending=()):
+    """Apply (or delete) ``planned`` and prune what its owner no longer lists: (results, diffs, failures, summary).
+
+    ``pending``: namespaces an earlier object set of the call creates (check mode predicts objects there)."""
     existing = service.existing({key: resource for key, resource, _unused in planned}) if planned else {}
+    pruned_kinds = prune_kinds(params)
     stale = prune_candidates(params, service, pruned_kinds, planned) if pruned_kinds else []
-    pending_namespaces = {
+    pending_namespaces = set(pending) | {
         key[3] for key, _unused, _unused in planned if key[1] == "Namespace" and key[0] == "v1" and key not in existing
     }
     # cluster-scoped first when creating (namespaces, cluster roles), last when deleting
@@ -199,6 +198,18 @@ def run(params, check_mode, service=None):
         results.append(entry)
         if action in ("created", "updated", "deleted", "pruned"):
             diffs.append(objs.diff(key, existing.get(key), after))
+    return results, diffs, failures, summary
+
+
+def make_service(params):
+    """The service of a call: its kubeconfig, field manager and conflict policy."""
+    return ApplyService(
+        connect(params), params.get("field_manager") or "kubeguard", params.get("force_conflicts", True)
+    )
+
+
+def report(service, results, summary, namespaces, diffs, failures, total):
+    """The result of a call (or of one set), failed when an object failed."""
     result = {
         "changed": bool(diffs),
         "results": results,
@@ -209,5 +220,17 @@ def run(params, check_mode, service=None):
     }
     if failures:
         result["failed"] = True
-        result["msg"] = f"{len(failures)} of {len(planned) + len(stale)} objects failed: " + "; ".join(failures[:10])
+        result["msg"] = f"{len(failures)} of {total} objects failed: " + "; ".join(failures[:10])
     return result
+
+
+def run(params, check_mode, service=None):
+    state = params.get("state") or "present"
+    # a malformed manifest is refused before the kubeconfig is even read (plan() validates again, cheaply)
+    objs.validate(params.get("objects") or [], "objects")
+    objs.validate_templates(params.get("namespace_objects") or [], "namespace_objects")
+    service = service or make_service(params)
+    planned, namespaces, _unused = plan(params, service)
+    results, diffs, failures, summary = execute(service, params, check_mode, planned, state)
+    total = len(results)
+    return report(service, results, summary, namespaces, diffs, failures, total)

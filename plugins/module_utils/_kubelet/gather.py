@@ -11,7 +11,7 @@ import re
 import shutil
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._kubelet import config as cfg
-from ansible_collections.kubeguard.hardening.plugins.module_utils._node import system
+from ansible_collections.kubeguard.hardening.plugins.module_utils._node import binaries, system
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import read
 
 process = system.process  # the oldest process running a name, or None
@@ -61,11 +61,12 @@ def sysctls():
     return values
 
 
-def binary_facts(path):
+def binary_facts(path, keep_answers=False):
     if not path or not os.access(path, os.X_OK):
         return {"path": path, "version": "", "cipher_suites": [], "reloads_serving_cert": None}
-    _unused, out, err = system.run([path, "--version"])
-    _unused, help_out, help_err = system.run([path, "--help"])
+    (_unused, out, err), (_unused, help_out, help_err) = binaries.ask(
+        path, ["--version"], ["--help"], keep=keep_answers
+    )
     text = help_out + help_err
     entry = re.search(r"--tls-cipher-suites.*?(?=\n\s+--[a-z])", text, re.S)
     gate = re.search(r"ReloadKubeletServerCertificateFile=true\|false \((\w+) - default=(\w+)\)", text)
@@ -95,7 +96,7 @@ def component(name):
     }
 
 
-def gather(params):
+def gather(params, keep_answers=False):
     kubelet = component("kubelet")
     result = {"changed": False, "kubelet": kubelet, "kube_proxy": component("kube-proxy")}
     result["sysctls"] = {"values": sysctls(), "in_container": in_container()}
@@ -109,7 +110,7 @@ def gather(params):
     exe = (kubelet["argv"] or (kubelet["unit"] or {}).get("words") or [""])[0]
     if not os.path.isabs(exe):
         exe = shutil.which(exe) or ""
-    kubelet["binary"] = binary_facts(exe)
+    kubelet["binary"] = binary_facts(exe, keep_answers)
     kubelet["flag_sources"] = _flag_sources(kubelet["unit"]) if kubelet["unit"] else {}
     return result
 

@@ -2,8 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: which live flows would the policies the role is about to apply cut?
 
-The entry point of ``network_policy_live_flows``. It reads namespaces, pods and
-NetworkPolicies once, builds the policy set the run would leave (today's
+The entry point of ``network_policy_live_flows``. It reads namespaces, pods (where
+policies change) and NetworkPolicies once, builds the policy set the run would leave (today's
 policies, minus the role's own sets it replaces, plus what it renders), and:
 
 - without ``gathered``: names the namespaces whose policies would change and
@@ -17,6 +17,11 @@ policies, minus the role's own sets it replaces, plus what it renders), and:
 Each cut flow is accepted when its source or destination namespace matches
 ``allow_cut``; the others are refused, with allow rules in the role's
 ``network_policy_custom_rules`` format that keep them.
+
+With ``audit`` it also reports CIS 5.3.2 coverage from the same read, as
+``network_policy_audit`` would (``exclude_namespaces`` being the exempt ones),
+and whether the run leaves it so (the policies it would leave give the same
+report): a rerun's coverage audit costs no call of its own.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from .._k8s.runner import connect, owned
 from .._k8s.service import ApplyService
 from . import validate
 from .policy import Pod, policy_types, verdict
-from .runner import NETWORKING_V1, _active_namespaces, pod_from_api
+from .runner import NETWORKING_V1, _active_namespaces, coverage_report, pod_from_api
 from .truth_table import port_label
 
 # Labels that differ between the replicas of one workload: never part of a suggested selector.
@@ -299,7 +304,8 @@ def run(params, check_mode, service=None):
     namespace_labels = _active_namespaces(service)
     current = service.list(service.resource(NETWORKING_V1, "NetworkPolicy"))
     after, changed = proposed_policies(current, namespace_labels, params)
-    pods, by_ip = _running_pods(service.list(service.resource("v1", "Pod")))
+    # pods matter only where policies change (none on a rerun: no LIST)
+    pods, by_ip = _running_pods(service.list(service.resource("v1", "Pod"))) if changed else ([], {})
     pods_in_changed = sorted(pod.key for pod in pods if pod.namespace in set(changed))
     result = {
         "changed": False,
@@ -318,6 +324,14 @@ def run(params, check_mode, service=None):
         "unjudged": 0,
         "api_requests": {"total": service.client.requests, "discovery": service.client.discovery_requests},
     }
+    if params.get("audit"):
+        # network_policy_audit's report of today's policies, and whether the run leaves it so: the same report of
+        # the policies the run would leave (a spec the API server completes with its defaults may read as a change
+        # above, yet leave the coverage as it is)
+        exempt = params.get("exclude_namespaces")
+        now = coverage_report(namespace_labels, current, exempt)
+        after_run = now == coverage_report(namespace_labels, after, exempt)
+        result["audit"] = {"changed": False, **now, "after_run": after_run}
     if params.get("gathered") is None or not pods_in_changed:
         return result
     gathered = _check_gathered(params["gathered"])

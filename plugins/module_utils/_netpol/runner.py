@@ -26,18 +26,21 @@ def _active_namespaces(service):
     }
 
 
+def coverage_report(namespaces, policies, exempt):
+    """network_policy_audit's result for these namespaces and policies: {namespaces, uncovered, findings}."""
+    report = audit.coverage(namespaces, policies, exempt or ())
+    uncovered = [entry for entry in report if not entry["covered"]]
+    return {"namespaces": report, "uncovered": [entry["namespace"] for entry in uncovered], "findings": uncovered}
+
+
 def run_audit(params, check_mode, service=None):
     service = service or ApplyService(connect(params))
     service.discover({"v1", NETWORKING_V1})
     namespaces = _active_namespaces(service)
     policies = service.list(service.resource(NETWORKING_V1, "NetworkPolicy"))
-    report = audit.coverage(namespaces, policies, params.get("exempt_namespaces") or ())
-    uncovered = [entry for entry in report if not entry["covered"]]
     return {
         "changed": False,
-        "namespaces": report,
-        "uncovered": [entry["namespace"] for entry in uncovered],
-        "findings": uncovered,
+        **coverage_report(namespaces, policies, params.get("exempt_namespaces")),
         "api_requests": {"total": service.client.requests, "discovery": service.client.discovery_requests},
     }
 

@@ -14,6 +14,9 @@ one Ansible-free entry point each (``run(params, check_mode)``), raising
 - ``_install``: the node side (cluster_pki_install): compare with the node's
   files, refuse a different CA, back up, write.
 - ``_endpoint``: the check before a kubeconfig is repointed (cluster_pki_endpoint).
+- ``_node_plan`` / ``_specs``: a node's side checked in one call that writes nothing
+  (cluster_pki_node_plan: the endpoint proof, the install checks, the report), each
+  concern validated with its own module's argument spec (``_specs``).
 - ``_restart``: healthy one-at-a-time restarts with rollback (cluster_pki_restart),
   on the node engine (``_node.restart``).
 - ``_info``: the expiry report (cluster_pki_info), read with ``_node.x509``.

@@ -2,6 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Private: the ``rbac_audit`` entry point: read every role and binding once, report, optionally remediate.
 
+With ``remediate_before`` the call first does what an earlier call with
+those checks and ``remediate`` would (the role's anonymous-access cleanup), then
+audits the bindings as that leaves them: one read of the cluster for both.
+
 Remediation takes the offending subjects of non-allowlisted findings of the
 checks in ``remediate_checks`` out of their bindings (dry-run in check mode):
 the binding keeps its other subjects, and is deleted only when none remain.
@@ -48,7 +52,7 @@ def _grants_caller(finding, caller):
 
 
 def _validate(params):
-    for option in ("checks", "remediate_checks"):
+    for option in ("checks", "remediate_checks", "remediate_before"):
         unknown = sorted(set(params.get(option) or ()) - set(audit.CHECK_NAMES))
         if unknown:
             raise KubeguardError(option, f"unknown checks {unknown}; known: {list(audit.CHECK_NAMES)}")
@@ -62,10 +66,10 @@ def _subject_key(subject):
     return subject.get("kind"), subject.get("name"), subject.get("namespace") or ""
 
 
-def _remediate(params, check_mode, service, state, reported, caller):
-    """Take the offending subjects of ``reported`` findings out of their bindings; delete a binding left with
-    none. Refuses, changing nothing, when the caller's own access would go."""
-    wanted = set(params.get("remediate_checks") or audit.CHECK_NAMES)
+def _plan_removals(checks, reported, caller):
+    """{binding key: {checks, subjects}}: the offending subjects of ``reported`` findings of ``checks`` (all when
+    empty). Refuses, before anything is changed, when the caller's own access would go."""
+    wanted = set(checks or audit.CHECK_NAMES)
     plans = {}
     for finding in reported:
         if not finding["binding"] or finding["check"] not in wanted:
@@ -81,7 +85,35 @@ def _remediate(params, check_mode, service, state, reported, caller):
         entry = plans.setdefault(_key(finding["binding"]), {"checks": set(), "subjects": set()})
         entry["checks"].add(finding["check"])
         entry["subjects"].update(_subject_key(s) for s in finding["subjects"])
-    live = {_key(audit.ref(b)): b for b in state["cluster_role_bindings"] + state["role_bindings"]}
+    return plans
+
+
+def _bindings(state):
+    return {_key(audit.ref(b)): b for b in state["cluster_role_bindings"] + state["role_bindings"]}
+
+
+def _without(state, plans):
+    """``state`` as it is once ``plans`` are carried out: their subjects gone, bindings left with none deleted."""
+    out = dict(state)
+    for kind in ("cluster_role_bindings", "role_bindings"):
+        kept = []
+        for binding in state[kind]:
+            plan = plans.get(_key(audit.ref(binding)))
+            if plan is None:
+                kept.append(binding)
+                continue
+            subjects = [s for s in binding.get("subjects") or [] if _subject_key(s) not in plan["subjects"]]
+            if subjects:
+                kept.append(dict(binding, subjects=subjects))
+        out[kind] = kept
+    return out
+
+
+def _remove(check_mode, service, state, plans, written=None):
+    """Carry out ``plans`` on the live bindings of ``state`` (dry-run in check mode): the removed entries.
+    ``written`` collects the bindings as the server stored them (a later step replaces those, not stale ones; in
+    check mode nothing was stored, and a later step starts from the read, as a later call would)."""
+    live = {**_bindings(state), **(written if written is not None else {})}
     removed = []
     for key in sorted(plans):
         kind = "cluster_role_bindings" if key[0] == "ClusterRoleBinding" else "role_bindings"
@@ -91,7 +123,9 @@ def _remediate(params, check_mode, service, state, reported, caller):
         offending = plans[key]["subjects"]
         keep = [s for s in subjects if _subject_key(s) not in offending]
         if keep:
-            service.replace(resource, dict(binding, subjects=keep), check_mode)
+            stored = service.replace(resource, dict(binding, subjects=keep), check_mode)
+            if written is not None and not check_mode and isinstance(stored, dict):
+                written[key] = stored
         else:
             service.delete(resource, binding, check_mode)
         removed.append(
@@ -108,42 +142,65 @@ def _remediate(params, check_mode, service, state, reported, caller):
     return removed
 
 
-def run(params, check_mode, service=None):
-    _validate(params)
-    service = service or ApplyService(connect(params))
-    state = read_state(service, params.get("checks") or audit.CHECK_NAMES)
-    caller = service.whoami()
-    findings = audit.audit(
+def _findings(params, state, checks):
+    return audit.audit(
         state,
         params.get("allowed_bindings") or (),
         params.get("allowed_subjects") or (),
         params.get("allowed_roles") or (),
-        params.get("checks") or audit.CHECK_NAMES,
+        checks or audit.CHECK_NAMES,
         params.get("automount_exempt_namespaces") or (),
         params.get("kubeadm_discovery", False),
     )
+
+
+def _diff(removed):
+    return [
+        {
+            "before_header": f"{r['kind']} {audit.binding_path({'metadata': r})}",
+            "after_header": "(absent)"
+            if r["action"] == "deleted"
+            else f"{r['kind']} {audit.binding_path({'metadata': r})}",
+            "before": {"findings": r["checks"], "subjects": r["subjects_removed"] + r["subjects_kept"]},
+            "after": {"subjects": r["subjects_kept"]} if r["subjects_kept"] else {},
+        }
+        for r in removed
+    ]
+
+
+def run(params, check_mode, service=None):
+    _validate(params)
+    service = service or ApplyService(connect(params))
+    checks = params.get("checks") or audit.CHECK_NAMES
+    first = params.get("remediate_before") or []
+    state = read_state(service, sorted(set(checks) | set(first)))
+    caller = service.whoami()
+    # remediate_before: what a call with checks=remediate_before and remediate=true, made first, would remove;
+    # the audit then sees the bindings as that call leaves them (unchanged in check mode, as a dry-run leaves them)
+    before_plans = (
+        _plan_removals(first, [f for f in _findings(params, state, first) if not f["allowlisted"]], caller)
+        if first
+        else {}
+    )
+    audited = state if check_mode or not before_plans else _without(state, before_plans)
+    findings = _findings(params, audited, checks)
     reported = [f for f in findings if not f["allowlisted"]]
-    removed = _remediate(params, check_mode, service, state, reported, caller) if params.get("remediate") else []
+    plans = _plan_removals(params.get("remediate_checks"), reported, caller) if params.get("remediate") else {}
+    # both refusals come before the first write
+    written = {}
+    removed_before = _remove(check_mode, service, state, before_plans, written) if before_plans else []
+    removed = _remove(check_mode, service, audited, plans, written) if plans else []
     by_cis = {}
     for finding in reported:
         label = finding["cis"] or finding["check"]
         by_cis[label] = by_cis.get(label, 0) + 1
     return {
-        "changed": bool(removed),
+        "changed": bool(removed or removed_before),
         "findings": reported,
         "summary": {"findings": len(reported), "allowlisted": len(findings) - len(reported), "by_cis": by_cis},
         "removed": removed,
+        "removed_before": removed_before,
         "caller": caller,
         "api_requests": {"total": service.client.requests, "discovery": service.client.discovery_requests},
-        "diff": [
-            {
-                "before_header": f"{r['kind']} {audit.binding_path({'metadata': r})}",
-                "after_header": "(absent)"
-                if r["action"] == "deleted"
-                else f"{r['kind']} {audit.binding_path({'metadata': r})}",
-                "before": {"findings": r["checks"], "subjects": r["subjects_removed"] + r["subjects_kept"]},
-                "after": {"subjects": r["subjects_kept"]} if r["subjects_kept"] else {},
-            }
-            for r in removed
-        ],
+        "diff": _diff(removed_before) + _diff(removed),
     }

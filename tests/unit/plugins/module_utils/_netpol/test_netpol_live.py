@@ -263,3 +263,42 @@ def test_transition_opens_only_the_directions_no_policy_isolates_in_namespaces_w
     assert not left["transition_present"] and not result["transition_present"]
     ours = {**leftover, "metadata": {**leftover["metadata"], "managedFields": [APPLIED_BY_US]}}
     assert run(policies=[ours])["transition_present"]
+
+
+def test_audit_from_the_same_read_and_whether_the_run_leaves_it_so():
+    applied = [dict(BASELINE, metadata=dict(BASELINE["metadata"], namespace=ns)) for ns in ("shop", "batch", "idle")]
+    service = FakeService(applied)
+    listed = []
+    service.list = lambda kind: listed.append(kind) or service.state[kind]
+    rerun = live.run(dict(PARAMS, audit=True), False, service)
+    assert rerun["audit"]["after_run"] is True and rerun["audit"]["uncovered"] == []
+    assert [e["namespace"] for e in rerun["audit"]["namespaces"]] == ["batch", "idle", "shop"]  # kube-system exempt
+    assert "Pod" not in listed  # nothing changes: no pod is read
+    first = live.run(dict(PARAMS, audit=True), False, FakeService())
+    # today's coverage (nothing yet), and the run changes it: the role audits again after applying
+    assert first["audit"]["after_run"] is False and first["audit"]["uncovered"] == ["batch", "idle", "shop"]
+    assert first["audit"]["findings"][0]["cis"] == "5.3.2"
+    # nothing given to apply: an audit alone, as network_policy_audit reports it
+    alone = live.run({"exclude_namespaces": ["kube-system"], "audit": True}, False, FakeService(applied[:1]))
+    assert alone["audit"]["after_run"] is True and alone["audit"]["uncovered"] == ["batch", "idle"]
+    assert "audit" not in run()
+
+
+def test_audit_after_run_compares_coverage_not_the_spec_text():
+    """A custom rule without a port protocol: the API server stores TCP, so the spec reads as a change, yet the
+    coverage the run leaves is today's (a rerun makes no audit call of its own)."""
+    rule = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-web", "namespace": "shop", "labels": {"kubeguard.io/set": "network-policy-custom"}},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"ports": [{"port": 80}]}]},
+    }
+    stored = dict(rule, spec=dict(rule["spec"], ingress=[{"ports": [{"port": 80, "protocol": "TCP"}]}]))
+    applied = [dict(BASELINE, metadata=dict(BASELINE["metadata"], namespace=ns)) for ns in ("shop", "batch", "idle")]
+    replace = [*PARAMS["replace_labels"], {"kubeguard.io/set": "network-policy-custom"}]
+    args = dict(PARAMS, objects=[rule], replace_labels=replace, audit=True)
+    result = live.run(args, False, FakeService([*applied, stored]))
+    assert result["namespaces"] == ["shop"] and result["audit"]["after_run"] is True
+    # a rule the run would remove is a change of coverage (its name goes from the report)
+    result = live.run(dict(args, objects=[]), False, FakeService([*applied, stored]))
+    assert result["audit"]["after_run"] is False

@@ -380,3 +380,86 @@ def test_remediation_keeps_kubeadm_discovery_only_when_asked(kubeadm_discovery):
     assert "anon-view" in deleted
     assert ("kubeadm:bootstrap-signer-clusterinfo" in deleted) is not kubeadm_discovery
     assert result["summary"]["allowlisted"] == (1 if kubeadm_discovery else 0)
+
+
+# ------------------------------------------------------------------ remediate_before: two calls' work in one
+
+ANON = {"kind": "User", "name": "system:anonymous", "apiGroup": "rbac.authorization.k8s.io"}
+MIXED = {
+    "cluster_roles": [
+        cluster_role("view", rule(["get"], ["pods"])),
+        cluster_role("cluster-admin", rule(["*"], ["*"], ["*"])),
+    ],
+    "cluster_role_bindings": [crb("readers", "view", GROUP, ANON), crb("oops", "cluster-admin")],
+}
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_remediate_before_does_what_an_earlier_call_would_then_audits_what_it_leaves(check_mode):
+    service = FakeService(MIXED, ADMIN)
+    result = runner.run(
+        {"allowed_bindings": ["cluster-admin"], "remediate_before": ["anonymous_access"]}, check_mode, service
+    )
+    assert service.replaced == [("ClusterRoleBinding", "readers", ["team"], check_mode)] and service.deleted == []
+    assert [r["name"] for r in result["removed_before"]] == ["readers"] and result["removed"] == []
+    assert result["changed"] and [d["before_header"] for d in result["diff"]] == ["ClusterRoleBinding readers"]
+    anonymous = [f for f in result["findings"] if f["check"] == "anonymous_access"]
+    # after a real removal the audit sees the binding without its anonymous subject; a dry-run leaves it as it was
+    assert bool(anonymous) is check_mode
+    assert result["summary"]["by_cis"]["5.1.1"] == 1
+    assert service.listed.count("ClusterRoleBinding") == 1  # one read for both
+
+
+def test_remediate_before_and_remediate_together_and_a_refusal_comes_before_any_write():
+    service = FakeService(MIXED, ADMIN)
+    result = runner.run(
+        {
+            "allowed_bindings": [],
+            "remediate_before": ["anonymous_access"],
+            "remediate": True,
+            "remediate_checks": ["cluster_admin"],
+        },
+        False,
+        service,
+    )
+    assert [r["name"] for r in result["removed_before"]] == ["readers"] and [r["name"] for r in result["removed"]] == [
+        "oops"
+    ]
+    own = {
+        **MIXED,
+        "cluster_role_bindings": [
+            *MIXED["cluster_role_bindings"],
+            crb("mine", "cluster-admin", {"kind": "Group", "name": "kubeadm:cluster-admins"}),
+        ],
+    }
+    refusing = FakeService(own, ADMIN)
+    with pytest.raises(KubeguardError) as caught:
+        runner.run(
+            {"allowed_bindings": [], "remediate_before": ["anonymous_access"], "remediate": True}, False, refusing
+        )
+    assert caught.value.option == "allowed_bindings" and refusing.replaced == [] and refusing.deleted == []
+
+
+def test_remediate_before_replaces_what_it_wrote_not_the_stale_read():
+    """A binding offending in both steps: the second step starts from the first step's result."""
+    stored = []
+
+    class Echo(FakeService):
+        def replace(self, kind, obj, dry_run):
+            super().replace(kind, obj, dry_run)
+            stored.append(obj)
+            return {**obj, "metadata": {**obj["metadata"], "resourceVersion": "2"}}
+
+    state = {
+        "cluster_roles": [cluster_role("cluster-admin", rule(["*"], ["*"], ["*"]))],
+        "cluster_role_bindings": [crb("both", "cluster-admin", GROUP, ANON)],
+    }
+    service = Echo(state, ADMIN)
+    runner.run({"allowed_bindings": [], "remediate_before": ["anonymous_access"], "remediate": True}, False, service)
+    assert service.replaced[0] == ("ClusterRoleBinding", "both", ["team"], False)
+    assert service.deleted == [("ClusterRoleBinding", "both", False)]
+
+
+def test_remediate_before_rejects_unknown_checks():
+    with pytest.raises(KubeguardError, match="remediate_before: unknown checks"):
+        runner.run({"remediate_before": ["nope"]}, False, FakeService({}, ADMIN))
