@@ -25,8 +25,9 @@ from ansible_collections.kubeguard.hardening.plugins.module_utils._node import s
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import atomic_write, read
 
 CACHE_PATH = "/var/cache/kubeguard/binaries.json"
-# Enough for every binary of a node across a few upgrades; the oldest answers go first.
-MAX_ENTRIES = 64
+# A control-plane node asks five binaries two questions each: room for that twice (an upgrade, a static
+# pod's new overlay), with the oldest answers dropped first. The file stays small enough to read in a few ms.
+MAX_ENTRIES = 24
 
 
 def identity(path):
