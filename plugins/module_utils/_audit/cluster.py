@@ -10,6 +10,7 @@ services and admission policy objects here). Read-only in both modes.
 from __future__ import annotations
 
 from .._k8s.client import ApiError
+from .._k8s.objects import validate_namespaces
 from .._k8s.runner import connect
 from .._k8s.service import ApplyService
 from .._rbac import runner as rbac_runner
@@ -66,6 +67,7 @@ def evaluate(state, exempt, allowed_bindings=policies.ALLOWED_BINDINGS, allowed_
 
 
 def run(params, check_mode=False, service=None):
+    validate_namespaces(params.get("exempt_namespaces"), "exempt_namespaces", patterns=True)
     service = service or ApplyService(connect(params))
     state = read(service)
     exempt = tuple(params.get("exempt_namespaces") or ())

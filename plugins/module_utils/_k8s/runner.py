@@ -51,6 +51,14 @@ def target_namespaces(service, params, listed_objects):
     return sorted({name for name in names if objs.namespace_selected(name, excluded)})
 
 
+def validate_inputs(params):
+    """The manifests, templates and namespace options of one call, without a request."""
+    objs.validate(params.get("objects") or [], "objects")
+    objs.validate_templates(params.get("namespace_objects") or [], "namespace_objects")
+    objs.validate_namespaces(params.get("namespaces"), "namespaces")
+    objs.validate_namespaces(params.get("exclude_namespaces"), "exclude_namespaces", patterns=True)
+
+
 def prune_kinds(params):
     """The (apiVersion, kind) pairs ``prune`` looks at: those of the objects plus ``prune_kinds``; validated."""
     if not params.get("prune"):
@@ -106,8 +114,7 @@ def plan(params, service, created=()):
     templates too, as they would in a later call)."""
     listed = copy.deepcopy(params.get("objects") or [])
     templates = params.get("namespace_objects") or []
-    objs.validate(listed, "objects")
-    objs.validate_templates(templates, "namespace_objects")
+    validate_inputs(params)
     pruned_kinds = prune_kinds(params)
     api_versions = {obj["apiVersion"] for obj in [*listed, *templates]} | {k[0] for k in pruned_kinds}
     service.discover(api_versions | {"v1"} if templates else api_versions)
@@ -226,9 +233,8 @@ def report(service, results, summary, namespaces, diffs, failures, total):
 
 def run(params, check_mode, service=None):
     state = params.get("state") or "present"
-    # a malformed manifest is refused before the kubeconfig is even read (plan() validates again, cheaply)
-    objs.validate(params.get("objects") or [], "objects")
-    objs.validate_templates(params.get("namespace_objects") or [], "namespace_objects")
+    # malformed input is refused before the kubeconfig is even read (plan() validates again, cheaply)
+    validate_inputs(params)
     service = service or make_service(params)
     planned, namespaces, _unused = plan(params, service)
     results, diffs, failures, summary = execute(service, params, check_mode, planned, state)

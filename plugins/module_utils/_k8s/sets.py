@@ -20,7 +20,6 @@ role's ``role_vars`` maps to its variable.
 from __future__ import annotations
 
 from .._errors import KubeguardError
-from . import objects as objs
 from . import runner
 
 # The options of one call that a set carries, with their defaults.
@@ -66,8 +65,7 @@ def split(params):
         if one["state"] not in ("present", "absent"):
             raise KubeguardError(f"sets.{name}.state", f"must be present or absent, not {one['state']}")
         try:
-            objs.validate(one["objects"] or [], "objects")
-            objs.validate_templates(one["namespace_objects"] or [], "namespace_objects")
+            runner.validate_inputs(one)
             runner.prune_kinds(one)
         except KubeguardError as exc:
             raise _in_set(name, exc) from None

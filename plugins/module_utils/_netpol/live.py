@@ -30,7 +30,7 @@ import hashlib
 import json
 
 from .._errors import KubeguardError
-from .._k8s.objects import expand, namespace_selected
+from .._k8s.objects import expand, namespace_selected, validate_namespaces
 from .._k8s.runner import connect, owned
 from .._k8s.service import ApplyService
 from . import validate
@@ -95,6 +95,7 @@ def check_params(params):
             raise KubeguardError("namespace_objects", f"item {index} is not a NetworkPolicy")
         validate.spec(template.get("spec") or {}, "namespace_objects", f"NetworkPolicy {name}: spec")
     validate.policies(params.get("objects") or [], "objects")
+    validate_namespaces(params.get("exclude_namespaces"), "exclude_namespaces", patterns=True)
     if params.get("gathered") is not None:
         _check_gathered(params["gathered"])
 

@@ -10,6 +10,7 @@ as data, without a cluster.
 from __future__ import annotations
 
 from .._errors import KubeguardError
+from .._k8s.objects import validate_namespaces
 from .._k8s.runner import connect
 from .._k8s.service import ApplyService
 from . import audit, truth_table, validate
@@ -34,6 +35,7 @@ def coverage_report(namespaces, policies, exempt):
 
 
 def run_audit(params, check_mode, service=None):
+    validate_namespaces(params.get("exempt_namespaces"), "exempt_namespaces", patterns=True)
     service = service or ApplyService(connect(params))
     service.discover({"v1", NETWORKING_V1})
     namespaces = _active_namespaces(service)
@@ -62,6 +64,7 @@ def pod_from_data(item):
 
 
 def run_truth_table(params, check_mode, service=None):
+    validate_namespaces(params.get("namespaces"), "namespaces")
     wanted = set(params.get("namespaces") or ())
     if params.get("pods"):
         validate.pods(params["pods"], "pods")

@@ -17,6 +17,7 @@ refuses, changing nothing, when that would take away the caller's own access.
 from __future__ import annotations
 
 from .._errors import KubeguardError
+from .._k8s.objects import validate_namespaces
 from .._k8s.runner import connect
 from .._k8s.service import ApplyService
 from . import audit
@@ -56,6 +57,7 @@ def _validate(params):
         unknown = sorted(set(params.get(option) or ()) - set(audit.CHECK_NAMES))
         if unknown:
             raise KubeguardError(option, f"unknown checks {unknown}; known: {list(audit.CHECK_NAMES)}")
+    validate_namespaces(params.get("automount_exempt_namespaces"), "automount_exempt_namespaces", patterns=True)
 
 
 def _key(ref):

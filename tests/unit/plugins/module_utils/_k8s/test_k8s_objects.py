@@ -128,3 +128,34 @@ def test_expand_copies_every_template_into_every_namespace():
 )
 def test_namespace_selected(name, excluded, selected):
     assert objects.namespace_selected(name, excluded) is selected
+
+
+@pytest.mark.parametrize("values", [["kube-system", "team-a"], [], None])
+def test_namespace_names_are_accepted(values):
+    objects.validate_namespaces(values, "namespaces")
+
+
+@pytest.mark.parametrize("values", [["kube-*", "team-?", "default"], ["*"]])
+def test_namespace_patterns_are_accepted_where_patterns_are(values):
+    objects.validate_namespaces(values, "exclude_namespaces", patterns=True)
+
+
+@pytest.mark.parametrize(
+    ("values", "patterns", "shown"),
+    [
+        # what Ansible's argument spec makes of [["x"]] and [{"a": 1}] for a list of str
+        (["kube-system", "['x']"], True, "item 1: \"['x']\""),
+        (["{'a': 1}"], True, "item 0: \"{'a': 1}\""),
+        (["Kube-System"], False, "item 0: 'Kube-System'"),
+        (["kube-*"], False, "item 0: 'kube-*'"),
+        (["-x"], False, "item 0: '-x'"),
+        ([""], True, "item 0: ''"),
+        ([["x"]], True, "item 0: ['x']"),
+        (["a" * 64], False, "item 0:"),
+    ],
+)
+def test_anything_else_is_refused_naming_the_option_and_item(values, patterns, shown):
+    with pytest.raises(KubeguardError) as caught:
+        objects.validate_namespaces(values, "exclude_namespaces", patterns=patterns)
+    assert caught.value.option == "exclude_namespaces"
+    assert caught.value.message.startswith(shown), caught.value.message

@@ -128,6 +128,12 @@ def test_a_failed_set_stops_the_call_and_the_later_sets_are_not_run():
             "sets.k.objects",
             "does not serve kind Nope",
         ),
+        (
+            with_sets({"name": "ok", "objects": [CLUSTER_ROLE]}, {"name": "sa", "exclude_namespaces": ["['x']"]}),
+            "sets.sa.exclude_namespaces",
+            "item 0: \"['x']\" is not a namespace name or a pattern",
+        ),
+        (with_sets({"name": "n", "namespaces": ["kube-*"]}), "sets.n.namespaces", "item 0: 'kube-*' is not a"),
     ],
 )
 def test_every_set_is_checked_before_any_write_and_errors_name_the_set(args, option, message):
