@@ -30,6 +30,13 @@ options:
     type: list
     elements: str
     required: true
+  enabled:
+    description:
+      - Each concern's toggle (its C(<role>_<concern>_enabled)), for every concern of the input. A concern toggled off
+        is left out, as its task's C(when) would leave it out.
+      - Values are read as Ansible booleans (C(true), C(yes), C("1")...).
+      - Omitted, every concern counts as enabled.
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -40,8 +47,12 @@ EXAMPLES = r"""
     control_plane_check_tags:
       etcd: [control_plane, control_plane_etcd]
       kube-scheduler: [control_plane, control_plane_scheduler]
+    control_plane_check_enabled:
+      etcd: "{{ control_plane_etcd_enabled }}"
+      kube-scheduler: "{{ control_plane_scheduler_enabled }}"
     control_plane_checked: >-
-      {{ control_plane_check_tags | kubeguard.hardening.run_by_tags(ansible_run_tags, ansible_skip_tags) }}
+      {{ control_plane_check_tags
+         | kubeguard.hardening.run_by_tags(ansible_run_tags, ansible_skip_tags, enabled=control_plane_check_enabled) }}
   check_mode: true
 """
 
@@ -53,15 +64,22 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.kubeguard.hardening.plugins.module_utils._common.tags import run_by_tags
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 
-def _filter(tags_by_concern, run_tags, skip_tags):
+def _filter(tags_by_concern, run_tags, skip_tags, enabled=None):
     if not isinstance(tags_by_concern, dict):
         raise AnsibleFilterError(
             f"run_by_tags expects a mapping of concern to tags, got {type(tags_by_concern).__name__}"
         )
-    return run_by_tags(tags_by_concern, run_tags, skip_tags)
+    try:
+        if isinstance(enabled, dict):
+            enabled = {name: boolean(value, strict=True) for name, value in enabled.items()}
+        return run_by_tags(tags_by_concern, run_tags, skip_tags, enabled)
+    except (KubeguardError, TypeError) as exc:
+        raise AnsibleFilterError(f"run_by_tags: {exc}") from None
 
 
 class FilterModule:

@@ -72,12 +72,16 @@ def test_every_writing_task_is_read_by_the_pick_play(role, playbook):
     assert missed == [], missed
 
 
-def assert_selects_by_tags(task, checked, tags):
+def assert_selects_by_tags(task, checked, tags, toggles):
     """A task doing several concerns is tagged always and picks its concerns in its when, through run_by_tags
-    over the concern tasks' tags: tagged with all of them, --skip-tags on one would skip every concern."""
+    over the concern tasks' tags and toggles: tagged with all of them, --skip-tags on one would skip every concern."""
     assert task["tags"] == ["always"], task["name"]
     assert f"{checked} | length > 0" in task["when"], task["name"]
-    assert f"{tags} | kubeguard.hardening.run_by_tags(ansible_run_tags, ansible_skip_tags)" in task["vars"][checked]
+    selector = " ".join(task["vars"][checked].split())
+    assert (
+        f"{tags} | kubeguard.hardening.run_by_tags(ansible_run_tags, ansible_skip_tags, enabled={toggles})" in selector
+    )
+    assert list(task["vars"][toggles]) == list(task["vars"][tags]), "a toggle for each concern, in the same order"
 
 
 def test_the_control_plane_check_covers_every_writing_task_with_its_options_and_tags():
@@ -85,7 +89,7 @@ def test_the_control_plane_check_covers_every_writing_task_with_its_options_and_
     (check,) = [task for task in role_tasks if module(task) == "kubeguard.hardening.control_plane_plan"]
     checked = check["vars"]["control_plane_check_components"]
     concern_tags = check["vars"]["control_plane_check_tags"]
-    assert_selects_by_tags(check, "control_plane_checked", "control_plane_check_tags")
+    assert_selects_by_tags(check, "control_plane_checked", "control_plane_check_tags", "control_plane_check_toggles")
     assert "control_plane_files_enabled" in check["kubeguard.hardening.control_plane_plan"]["files"]
     missed = []
     for task in role_tasks:
@@ -120,4 +124,4 @@ def test_the_kubelet_check_covers_every_node_task_with_its_options_and_tags():
         if checked != task[module(task)] or not passed or not same_tags:
             missed.append(task["name"])
     assert missed == [], missed
-    assert_selects_by_tags(check, "kubelet_checked", "kubelet_check_tags")
+    assert_selects_by_tags(check, "kubelet_checked", "kubelet_check_tags", "kubelet_check_toggles")

@@ -88,8 +88,11 @@ def test_the_plan_checks_a_concern_under_its_task_s_tags_and_toggle():
         toggles = tasks[name]["when"] if isinstance(tasks[name]["when"], list) else [tasks[name]["when"]]
         own = [t for t in toggles if t != "cluster_pki_generate_enabled"]
         assert own == [f"cluster_pki_{concern}_enabled"]
-        assert check_vars["cluster_pki_check_enabled"][concern] == f"{{{{ cluster_pki_{concern}_enabled | bool }}}}"
-    assert "kubeguard.hardening.run_by_tags(ansible_run_tags, ansible_skip_tags)" in check_vars["cluster_pki_checked"]
+        assert check_vars["cluster_pki_check_toggles"][concern] == f"{{{{ cluster_pki_{concern}_enabled }}}}"
+    assert "cluster_pki_check_tags | kubeguard.hardening.run_by_tags(ansible_run_tags, ansible_skip_tags, " in " ".join(
+        check_vars["cluster_pki_checked"].split()
+    )
+    assert "enabled=cluster_pki_check_toggles)" in check_vars["cluster_pki_checked"]
     # the plan runs wherever a writing concern's task runs: generate.yml is tagged always and runs when this
     # run's tags select generate or a concern that installs its tree (--skip-tags on one skips only that one)
     generate = tasks["generate.yml"]

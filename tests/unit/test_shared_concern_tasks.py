@@ -3,6 +3,7 @@ tags, --skip-tags on one concern would skip the others with it; so such a task i
 reads the concerns this run selects, through kubeguard.hardening.run_by_tags over the concerns' tags and their
 toggles. Every other task of main.yml carries exactly one concern's tags."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,22 @@ def test_every_concern_has_its_own_tags_and_a_toggle_that_is_read(role):
                 assert tags == [role, f"{role}_{concern}"], concern
                 assert f"{role}_{concern}_enabled" in defaults, concern
                 assert f"{role}_{concern}_enabled" in task_files, f"{concern}'s toggle is not read"
+
+
+@pytest.mark.parametrize("role", SHARED)
+def test_the_selectors_read_each_concern_s_own_toggle(role):
+    """Where run_by_tags gets the toggles (enabled=...), each concern of its tags maps to that concern's toggle."""
+    checked = 0
+    for task in entries(role):
+        for value in task["vars"].values():
+            found = re.search(
+                r"(\w+) \| kubeguard\.hardening\.run_by_tags\([^)]*enabled=(\w+)\)", " ".join(str(value).split())
+            )
+            if not found:
+                continue
+            tags, toggles = task["vars"][found[1]], task["vars"][found[2]]
+            assert list(toggles) == list(tags), found[2]
+            for concern, toggle in toggles.items():
+                assert toggle == f"{{{{ {role}_{concern}_enabled }}}}", (found[2], concern)
+            checked += 1
+    assert checked > 0

@@ -8,6 +8,7 @@ Used by bench/scale.py (3, 10 and 30 nodes) and by the five-node smoke test in
 tests/integration/test_scale_smoke.py, so the benchmark's code path cannot rot.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -49,9 +50,10 @@ def node_images():
 
 class Fleet:
     """``size`` nodes named ``<name>-nodeNN`` on network ``kubeguard-<name>`` (``subnet``, a /24),
-    sshd of node i on 127.0.0.1:``port_base + i``; ``state`` holds the key and the inventory."""
+    sshd of node i on 127.0.0.1:``port_base + i``; ``state`` holds the key and the inventory;
+    ``inventory_vars`` are added to the inventory's ``all.vars``."""
 
-    def __init__(self, name, size, state, subnet, port_base):
+    def __init__(self, name, size, state, subnet, port_base, inventory_vars=None):
         if not re.fullmatch(r"[a-z][a-z0-9-]{0,15}", name):
             raise ValueError(f"fleet name {name!r}: lowercase letters, digits and dashes")
         if not 1 <= size <= 200:
@@ -64,6 +66,7 @@ class Fleet:
         self.label = f"io.kubeguard.fleet={name}"
         self.inventory = self.state / "inventory.yml"
         self.key = self.state / "id_ed25519"
+        self.inventory_vars = dict(inventory_vars or {})
 
     def nodes(self):
         """(inventory name, container name, node IP, SSH port) of every node."""
@@ -145,6 +148,7 @@ class Fleet:
             for name, _, ip, port in self.nodes()
         )
         gateway = f"{self.prefix}.1"
+        extra = "".join(f"    {key}: {json.dumps(value)}\n" for key, value in self.inventory_vars.items())
         return f"""# Written by kubeguard_test.fleet: {self.size} sshd-only nodes, no Kubernetes.
 all:
   vars:
@@ -158,7 +162,7 @@ all:
     node_os_packages_aide_exclude_extra: [/opt/kubeguard]
     node_os_firewall_admin_networks: [{self.subnet}]
     node_os_firewall_kubelet_sources: [{gateway}]
-  children:
+{extra}  children:
     k8s_cluster:
       children:
         workers:

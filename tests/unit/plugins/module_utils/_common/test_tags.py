@@ -4,11 +4,13 @@ tags, special ones included, must select exactly what a real Task would."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from ansible.playbook.taggable import Taggable
 from ansible_collections.kubeguard.hardening.plugins.filter.run_by_tags import FilterModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._common.tags import run_by_tags, would_run
+from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 TASK_TAGS = [[], ["etcd"], ["control_plane", "etcd"], ["always"], ["never", "etcd"], ["always", "etcd"]]
 CLI_TAGS = [[], ["all"], ["tagged"], ["untagged"], ["etcd"], ["control_plane"], ["always"], ["never"], ["all", "never"]]
@@ -52,3 +54,38 @@ def test_filter_refuses_a_list():
 
     with pytest.raises(AnsibleFilterError, match="mapping"):
         FilterModule().filters()["run_by_tags"](["etcd"], ["all"], [])
+
+
+def test_toggled_off_concerns_are_left_out():
+    tags = {"files": ["cp", "cp_files"], "etcd": ["cp", "cp_etcd"], "scheduler": ["cp", "cp_scheduler"]}
+    enabled = {"files": True, "etcd": False, "scheduler": True}
+    assert run_by_tags(tags, ["all"], [], enabled) == ["files", "scheduler"]
+    assert run_by_tags(tags, ["cp_etcd"], [], enabled) == []
+    assert run_by_tags(tags, ["all"], ["cp_files"], enabled) == ["scheduler"]
+
+
+@pytest.mark.parametrize(
+    ("enabled", "message"),
+    [
+        ({"etcd": True}, "has no toggle for ['files']"),
+        ({"etcd": True, "files": "yes"}, "the toggles of ['files'] are not booleans"),
+        (["etcd"], "must map each concern to its toggle"),
+    ],
+)
+def test_toggles_must_cover_every_concern_as_booleans(enabled, message):
+    with pytest.raises(KubeguardError, match=re.escape(message)) as caught:
+        run_by_tags({"files": ["cp_files"], "etcd": ["cp_etcd"]}, ["all"], [], enabled)
+    assert caught.value.option == "enabled"
+
+
+def test_filter_reads_toggles_as_ansible_booleans_and_names_a_bad_one():
+    from ansible.errors import AnsibleFilterError
+
+    run = FilterModule().filters()["run_by_tags"]
+    tags = {"files": ["cp_files"], "etcd": ["cp_etcd"]}
+    assert run(tags, ["all"], [], enabled={"files": "yes", "etcd": "False"}) == ["files"]
+    assert run(tags, ["all"], [], enabled={"files": 1, "etcd": False}) == ["files"]
+    with pytest.raises(AnsibleFilterError, match="run_by_tags"):
+        run(tags, ["all"], [], enabled={"files": "maybe", "etcd": True})
+    with pytest.raises(AnsibleFilterError, match="has no toggle for"):
+        run(tags, ["all"], [], enabled={"files": True})
