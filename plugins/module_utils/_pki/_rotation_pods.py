@@ -9,7 +9,10 @@ certificate of the new CA (``reissue``) it stops trusting the API (CoreDNS
 does). The step lists those pods and, when asked, restarts their
 controllers (Deployment, DaemonSet, StatefulSet: the restartedAt annotation of
 ``kubectl rollout restart``) once the controller-manager has published the
-bundle in every namespace's kube-root-ca.crt. Bare pods are listed only.
+bundle in every namespace's kube-root-ca.crt, one controller at a time: each
+is rolled out (``kubectl rollout status``'s test) before the next starts, so
+kube-proxy, the CNI agent, CoreDNS and an application never roll together.
+Bare pods are listed only.
 
 For the service-account key (``sa``) the step comes after ``reissue``: a pod
 started before it holds a projected token signed by the old key (the kubelet
@@ -141,6 +144,8 @@ def run(client, before, restart, check_mode, ca_pem, now_text, timeout=180, what
         return result
     if ca_pem:
         _wait_for_bundle(client, sorted({ns for _k, ns, _n in planned}), ca_pem, timeout)
+    # One controller at a time, as the node components: a rerun after a failed rollout lists only the pods that
+    # still hold the old CA, so it goes on where this one stopped.
     for kind, namespace, name in planned:
         path = f"/apis/apps/v1/namespaces/{namespace}/{RESTARTABLE[kind]}/{name}"
         # Server-side apply of the one annotation (the client sends apply patches as text, others re-encoded).
@@ -153,7 +158,6 @@ def run(client, before, restart, check_mode, ca_pem, now_text, timeout=180, what
         query = {"fieldManager": FIELD_MANAGER, "force": "true"}
         client.request("PATCH", path, query=query, body=body, content_type="application/apply-patch+yaml")
         result["restarted"].append(f"{kind}/{namespace}/{name}")
-    for kind, namespace, name in planned:
         _wait_rolled_out(client, kind, namespace, name, timeout)
     return result
 

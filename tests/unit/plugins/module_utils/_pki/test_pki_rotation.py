@@ -265,3 +265,71 @@ def test_pods_started_before_trust_that_mount_the_root_ca_are_listed_with_their_
 def test_rolled_out_reads_the_status_like_kubectl(kind, status, done):
     obj = {"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": status}
     assert _rotation_pods.rolled_out(kind, obj) is done
+
+
+class _RolloutClient:
+    """The API of the pods step: two controllers whose pods hold the root CA; each rolls out two polls after its
+    restart. Records every write and every rollout poll, in order."""
+
+    def __init__(self):
+        self.calls, self.polls = [], {}
+        rs = {"metadata": {"name": "web-1", "namespace": "ns"}}
+        rs["metadata"]["ownerReferences"] = [{"kind": "Deployment", "name": "web", "controller": True}]
+        self.items = {
+            "/api/v1/pods": [
+                _pod("web-1-a", "2026-01-01T09:00:00Z", ("ReplicaSet", "web-1")),
+                _pod("ds-a", "2026-01-01T09:00:00Z", ("DaemonSet", "ds")),
+            ],
+            "/apis/apps/v1/replicasets": [rs],
+        }
+
+    def request(self, method, path, query=None, body=None, content_type=None):
+        if path in self.items:
+            return {"items": self.items[path]}
+        self.calls.append((method, path.rsplit("/", 1)[-1]))
+        if method == "PATCH":
+            self.polls[path] = 0
+            return {}
+        self.polls[path] += 1
+        done = self.polls[path] >= 2
+        status = {"observedGeneration": 2, "updatedReplicas": 1, "availableReplicas": 1, "replicas": 1}
+        status.update(desiredNumberScheduled=1, updatedNumberScheduled=int(done), numberAvailable=1)
+        if not done:
+            status["updatedReplicas"] = 0
+        return {"metadata": {"generation": 2}, "spec": {"replicas": 1}, "status": status}
+
+
+def test_controllers_are_restarted_one_at_a_time_each_rolled_out_before_the_next(monkeypatch):
+    monkeypatch.setattr(_rotation_pods.time, "sleep", lambda _seconds: None)
+    client = _RolloutClient()
+    result = _rotation_pods.run(client, "2026-01-01T10:00:00Z", True, False, "", "2026-01-01T10:05:00Z")
+    assert result["restarted"] == ["DaemonSet/ns/ds", "Deployment/ns/web"]
+    assert client.calls == [
+        ("PATCH", "ds"),
+        ("GET", "ds"),
+        ("GET", "ds"),
+        ("PATCH", "web"),
+        ("GET", "web"),
+        ("GET", "web"),
+    ]
+
+
+def test_a_controller_that_does_not_roll_out_stops_the_step_before_the_next_is_restarted(monkeypatch):
+    monkeypatch.setattr(_rotation_pods.time, "sleep", lambda _seconds: None)
+    ticks = iter(range(0, 10_000, 100))
+    monkeypatch.setattr(_rotation_pods.time, "monotonic", lambda: next(ticks))
+    client = _RolloutClient()
+    client.request = _never_rolled_out(client.request)
+    with pytest.raises(KubeguardError, match="DaemonSet ns/ds did not roll out within 180 s"):
+        _rotation_pods.run(client, "2026-01-01T10:00:00Z", True, False, "", "2026-01-01T10:05:00Z")
+    assert [call for call in client.calls if call[0] == "PATCH"] == [("PATCH", "ds")]
+
+
+def _never_rolled_out(request):
+    def wrapped(method, path, **kwargs):
+        answer = request(method, path, **kwargs)
+        if method == "GET" and "status" in answer:
+            answer["status"]["updatedNumberScheduled"] = 0
+        return answer
+
+    return wrapped
