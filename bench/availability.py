@@ -31,6 +31,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -162,11 +163,31 @@ def lost_writes(client, api, namespace, acked):
     return sorted(set(acked) - present)
 
 
+REQUEST_LINE = re.compile(r"\d\d:\d\d:\d\d ")
+
+
+def parse_client_log(lines):
+    """``(requests, failed)`` of a lab client's log: a request is a line that starts with its time
+    (``HH:MM:SS <status line> <pod>``); what nc printed on stderr before it (``nc: can't connect ...``) is
+    not a request but the reason, shown after the failed request's time."""
+    requests, failed, reasons = 0, [], []
+    for line in lines:
+        if not REQUEST_LINE.match(line):
+            reasons.append(line.strip())
+            continue
+        requests += 1
+        if " 200 OK " not in line + " ":
+            failed.append(" ".join([line.strip(), *(f"({reason})" for reason in reasons if reason)]))
+        reasons = []
+    return requests, failed
+
+
 def client_failures(kubectl, kubeconfig, seconds, failed_lines=None):
     """{namespace: [logged requests, not 200]} of the lab workloads' clients over the run.
 
-    ``failed_lines``, a dict, receives each namespace's failed lines as the client logged them
-    ("12:04:31 " alone is a request nc got no answer to within 3 s), to place them in the run's log.
+    ``failed_lines``, a dict, receives each namespace's failed requests as the client logged them
+    ("12:04:31" alone is a request nc got no answer to within 3 s; nc's own message follows in
+    parentheses), to place them in the run's log.
     """
     counts = {}
     for namespace in ("shop", "batch"):
@@ -176,8 +197,8 @@ def client_failures(kubectl, kubeconfig, seconds, failed_lines=None):
             text=True,
             check=False,
         ).stdout.splitlines()
-        failed = [line for line in out if " 200 OK " not in line + " "]
-        counts[namespace] = [len(out), len(failed)]
+        requests, failed = parse_client_log(out)
+        counts[namespace] = [requests, len(failed)]
         if failed_lines is not None:
             failed_lines[namespace] = failed[:50]
     return counts

@@ -17,6 +17,9 @@ description:
     store. It then starts a transition when one is due (a new O(generation) or O(provider), a drifted node, a newly
     encrypted resource) and returns the steps still to do, in order C(secondary), C(primary), C(rewrite), C(verify),
     C(remove).
+  - With O(kubeconfig), O(action=plan) first checks every resource of O(resources) against what the API server serves,
+    in one discovery (as M(kubeguard.hardening.encryption_at_rest_objects) with O(action=validate)), and refuses one it
+    does not serve before anything is planned or written. Without it, no API request is made.
   - O(action=begin) returns the EncryptionConfiguration of O(step), only when every earlier step is recorded.
   - O(action=record) records O(step); C(verify) only with O(evidence) from encryption_at_rest_etcd proving that no
     value still needs a retiring key, so C(remove) never comes before that proof.
@@ -80,6 +83,19 @@ options:
   evidence:
     description: The result of encryption_at_rest_etcd, to record C(verify).
     type: dict
+  kubeconfig:
+    description:
+      - With O(action=plan), the API server to check O(resources) against, as a kubeconfig path or a kubeconfig dict
+        (read as M(kubeguard.hardening.k8s_bulk_apply) reads it; an inline one's secrets are never logged).
+      - Omitted, O(resources) are not checked against an API server.
+    type: raw
+  context:
+    description: Context of O(kubeconfig) to use; its current context when omitted.
+    type: str
+  request_timeout:
+    description: Seconds to wait for each API request.
+    type: int
+    default: 30
 """
 
 EXAMPLES = r"""
@@ -126,6 +142,11 @@ config:
   description: The EncryptionConfiguration text of O(step) (key bytes included; register it in a C(no_log) task).
   returned: action=begin
   type: str
+served:
+  description: With O(kubeconfig), where each resource lives (apiVersion, plural, kind, namespaced, etcd_prefix).
+  returned: action=plan with kubeconfig
+  type: dict
+  sample: {secrets: {apiVersion: v1, plural: secrets, kind: Secret, namespaced: true, etcd_prefix: /registry/secrets}}
 done:
   description: The steps recorded.
   returned: action=record
@@ -137,6 +158,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.kubeguard.hardening.plugins.module_utils._common import vault
 from ansible_collections.kubeguard.hardening.plugins.module_utils._encryption import machine
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import ROLE_VARS_SPEC, run_module
+from ansible_collections.kubeguard.hardening.plugins.module_utils._k8s.ansible import CONNECTION_ARGS, prepare
 
 
 def main():
@@ -154,12 +176,18 @@ def main():
             "adopt": {"type": "bool", "default": False},
             "step": {"type": "str", "choices": list(machine.STEPS)},
             "evidence": {"type": "dict"},
+            **CONNECTION_ARGS,
         },
         required_if=[("action", "begin", ["step"]), ("action", "record", ["step"])],
         supports_check_mode=True,
     )
+
+    def run(params, check_mode):
+        prepare(module)  # inside run_module, so a bad kubeconfig is named like every other error
+        return machine.run(params, check_mode)
+
     with vault.using(module.params.pop(vault.OPTION, None)):
-        run_module(module, machine.run, module.params, module.check_mode)
+        run_module(module, run, module.params, module.check_mode)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 
 from .._errors import KubeguardError, require_facts
-from . import config, keystore
+from . import config, keystore, objects
 
 STEPS = ("secondary", "primary", "rewrite", "verify", "remove")
 STORE = keystore.STORE_OPTION
@@ -181,9 +181,26 @@ def _diff(nodes, store, after_slots):
     }
 
 
+def served_resources(params, client=None):
+    """With ``kubeconfig``: every resource checked against the API server in one discovery (as
+    encryption_at_rest_objects' validate), before any plan; refused naming ``resources``."""
+    try:
+        found = objects.run(
+            {**params, "action": "validate", "etcd_prefix": "/registry"},
+            client=client or objects.connect(params),
+        )
+    except KubeguardError as exc:
+        if exc.option != objects.OPTION:
+            raise
+        raise KubeguardError("resources", exc.message) from None
+    return found["resources"]
+
+
 def plan(params, check_mode):
     provider, generation, resources = params["provider"], params["generation"], list(params["resources"])
     config.validate_inputs(provider, generation, resources)
+    # an empty kubeconfig is kubectl's default, as in every API module; omitted (None): no request
+    served = served_resources(params) if params.get("kubeconfig") is not None else None
     nodes = params.get("nodes") or {}
     if not nodes:
         raise KubeguardError("encryption_at_rest_control_plane_group", "no control-plane node was gathered")
@@ -287,6 +304,8 @@ def plan(params, check_mode):
         "adopted": adopted,
         "warnings": warnings,
     }
+    if served is not None:
+        result["served"] = served
     if transition:
         labels = dict.fromkeys(transition["retiring"] + [transition["target"]])
         result["providers"] = {s: config.summary(configs(transition, s), store) for s in STEPS}

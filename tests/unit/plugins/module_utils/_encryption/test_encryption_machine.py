@@ -242,3 +242,28 @@ def test_generation_never_goes_back_and_retired_keys_stay_retired(tmp_path):
     _, nodes = drive(tmp_path, nodes, generation=2, provider="secretbox")
     with pytest.raises(KubeguardError, match="gen2-aescbc was retired"):
         machine.run(params(tmp_path, nodes, generation=2, provider="aescbc"))
+
+
+def test_with_a_kubeconfig_the_plan_checks_the_resources_against_discovery_first(tmp_path, monkeypatch):
+    from test_encryption_facts import FakeClient
+
+    client = FakeClient()
+    monkeypatch.setattr(machine.objects, "connect", lambda _params: client)
+    planned = machine.run(params(tmp_path, {"cp1": PLAIN}, kubeconfig="", resources=["secrets", "widgets.example.com"]))
+    assert planned["served"]["widgets.example.com"]["etcd_prefix"] == "/registry/example.com/widgets/"
+    assert planned["steps"] and client.requests == 3
+
+
+def test_a_resource_the_api_server_does_not_serve_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from test_encryption_facts import FakeClient
+
+    monkeypatch.setattr(machine.objects, "connect", lambda _params: FakeClient())
+    with pytest.raises(KubeguardError, match=r"does not serve gadgets\.example\.com") as caught:
+        machine.run(params(tmp_path, {"cp1": PLAIN}, kubeconfig="/k", resources=["secrets", "gadgets.example.com"]))
+    assert caught.value.option == "resources"
+    assert not (tmp_path / "pki").exists()
+
+
+def test_without_a_kubeconfig_the_plan_makes_no_request(tmp_path, monkeypatch):
+    monkeypatch.setattr(machine.objects, "connect", lambda _params: pytest.fail("no API request without kubeconfig"))
+    assert "served" not in machine.run(params(tmp_path, {"cp1": PLAIN}))
