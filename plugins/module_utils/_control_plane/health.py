@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
 
@@ -162,26 +163,44 @@ def etcd_quorum(flags, params):
     return up >= need, f"{detail}; {need} keep the quorum"
 
 
-def etcd_peer_urls(before, after, params):
+def etcd_peer_urls(before, after, params, clock=None, sleep=None):
     """Move this member's registered peer URL to ``after``'s scheme before the restart
-    (``member update`` through the client API), so peers dial it the new way."""
+    (``member update`` through the client API), so peers dial it the new way.
+
+    The update is a raft proposal: on a loaded cluster it can outlast one request's timeout and still
+    be applied. A request that fails to connect or times out is retried, the member list read again
+    first, until ``health_timeout``; True when this call moved the URL."""
     want = after.get("initial-advertise-peer-urls")
     if not want or before.get("initial-advertise-peer-urls") == want:
         return False
+    clock, sleep = clock or time.monotonic, sleep or time.sleep
     url, context = _etcd_client(before, params)
+    urls = want.split(",")
+    timeout = params.get("health_timeout", 120)
+    deadline = clock() + timeout
 
     def post(path, body):
         return json.loads(_request(url + path, context, body))
 
-    try:
-        members = post("/v3/cluster/member/list", {}).get("members", [])
-        me = [m for m in members if m.get("name") == after.get("name")]
-        if not me or me[0].get("peerURLs") == want.split(","):
-            return False
-        post("/v3/cluster/member/update", {"ID": me[0]["ID"], "peerURLs": want.split(",")})
-    except (OSError, ValueError, KeyError) as exc:
-        raise KubeguardError("", f"etcd member update to {want} failed: {exc}") from None
-    return True
+    asked = False
+    while True:
+        try:
+            members = post("/v3/cluster/member/list", {}).get("members", [])
+            me = [m for m in members if m.get("name") == after.get("name")]
+            if not me or me[0].get("peerURLs") == urls:
+                return asked
+            asked = True
+            post("/v3/cluster/member/update", {"ID": me[0]["ID"], "peerURLs": urls})
+            return True
+        except (ValueError, KeyError) as exc:
+            raise KubeguardError("", f"etcd member update to {want} failed: {exc}") from None
+        except OSError as exc:
+            if clock() > deadline:
+                raise KubeguardError(
+                    desired.var("health_timeout"),
+                    f"etcd member update to {want} did not complete within {timeout} s ({exc}); etcd was not restarted",
+                ) from None
+            sleep(2)
 
 
 def drain_bound(params):
