@@ -5,13 +5,11 @@
 from __future__ import annotations
 
 import base64
-import re
 
-from ansible_collections.kubeguard.hardening.plugins.module_utils._common import duration
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import duration, names
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 PREFIX = "api_access_"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def var(option):
@@ -29,7 +27,7 @@ def seconds(option, value):
 
 
 def dns_label(option, value):
-    if not isinstance(value, str) or not _DNS_LABEL.match(value):
+    if not names.is_label(value):
         fail(option, f"{value!r} must be a DNS-1123 label (lower-case letters, digits and '-')")
     return value
 

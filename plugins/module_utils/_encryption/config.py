@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 
+from .._common import names
 from .._errors import KubeguardError
 
 PROVIDERS = ("aescbc", "aesgcm", "secretbox")
@@ -23,7 +24,6 @@ API_VERSION = "apiserver.config.k8s.io/v1"
 KEY_BYTES = 32
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 # Core resource names the apiserver serves as "<plural>" or "<plural>.<group>".
-RESOURCE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def fingerprint(secret_b64):
@@ -148,7 +148,7 @@ def validate_inputs(provider, generation, resources):
     if not resources:
         raise KubeguardError("encryption_at_rest_resources", "must name at least one resource (secrets)")
     for name in resources:
-        if not isinstance(name, str) or not RESOURCE.match(name):
+        if not names.is_subdomain(name):
             raise KubeguardError(
                 "encryption_at_rest_resources",
                 f"{name!r} is not a resource name: use the plural, with the group for non-core resources "

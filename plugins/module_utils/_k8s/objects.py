@@ -13,6 +13,7 @@ import copy
 import fnmatch
 import re
 
+from .._common import names
 from .._errors import KubeguardError
 from .._netpol import validate as netpol
 
@@ -58,18 +59,16 @@ def validate(objects, option):
 
 # A namespace name (DNS-1123 label), and a shell pattern of one: a list or dict that Ansible's argument spec turned
 # into a string ("['x']") is neither, so it is refused instead of matching nothing and exempting nothing.
-NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 NAMESPACE_PATTERN = re.compile(r"[-a-z0-9*?]{1,63}")
 
 
 def validate_namespaces(values, option, patterns=False):
     """Each of ``values`` is a namespace name, or with ``patterns`` a name with ``*`` and ``?`` in it."""
     for index, value in enumerate(values or ()):
-        shape = NAMESPACE_PATTERN if patterns and isinstance(value, str) and set("*?") & set(value) else NAMESPACE_NAME
-        if not isinstance(value, str) or not shape.fullmatch(value):
+        pattern = patterns and isinstance(value, str) and set("*?") & set(value)
+        if not (NAMESPACE_PATTERN.fullmatch(value) if pattern else names.is_label(value)):
             wanted = "a namespace name or a pattern of one with * and ?" if patterns else "a namespace name"
-            shape_hint = "lower-case letters, digits and '-', like kube-system"
-            raise KubeguardError(option, f"item {index}: {value!r} is not {wanted} ({shape_hint})")
+            raise KubeguardError(option, f"item {index}: {value!r} is not {wanted} ({names.LABEL_HINT})")
 
 
 def namespace_selected(name, excluded):

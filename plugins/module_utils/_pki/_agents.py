@@ -20,13 +20,13 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import names
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki import _model
 
 OPTION = "node_agents"
 # The install root of agent files: their ``dest`` is the absolute path without its leading "/".
 ROOT = "/"
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
 # Components cluster_pki restarts already: an agent may not take their names.
 _RESERVED = (_model.ETCD, _model.APISERVER, _model.CONTROLLER_MANAGER, _model.SCHEDULER, _model.KUBELET)
@@ -57,7 +57,7 @@ def _agent(entry, where, seen, paths):
     if unknown:
         raise KubeguardError(where, f"unknown keys {unknown}")
     name = entry.get("name")
-    if not isinstance(name, str) or not _NAME.match(name) or len(name) > 63:
+    if not names.is_label(name):
         raise KubeguardError(f"{where}.name", f"{name!r} is not a valid agent name (lowercase DNS-1123 label)")
     if name in _RESERVED:
         raise KubeguardError(f"{where}.name", f"{name!r} is a component cluster_pki already manages")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import names
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 from ansible_collections.kubeguard.hardening.plugins.module_utils._pki._model import ALGORITHMS, Cluster, Node
 
-_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_SAN = re.compile(r"^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$")
 
 
@@ -66,7 +66,7 @@ def _nodes(raw, option, seen):
         if not isinstance(entry, dict):
             raise KubeguardError(where, "must be a dict with name, ips and optional dns_names")
         name = str(entry.get("name") or "")
-        if not _DNS1123.match(name) or len(name) > 253:
+        if not names.is_subdomain(name):
             raise KubeguardError(f"{where}.name", f"{name!r} is not a valid node name (lowercase DNS-1123)")
         if name in seen:
             raise KubeguardError(f"{where}.name", f"duplicate node name {name!r}")
@@ -86,7 +86,7 @@ def _nodes(raw, option, seen):
 def parse_cluster(params):
     """Validate the module options; return a Cluster or raise KubeguardError."""
     name = str(params.get("cluster_name") or "")
-    if not _DNS1123.match(name):
+    if not names.is_subdomain(name):
         raise KubeguardError("cluster_name", f"{name!r} is not a valid name (lowercase DNS-1123)")
     algorithm = params.get("key_algorithm")
     if algorithm not in ALGORITHMS:

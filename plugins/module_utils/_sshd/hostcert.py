@@ -16,11 +16,11 @@ import hashlib
 import ipaddress
 import re
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common.names import is_host_name
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
 
 # A principal is matched literally by the client: no list separator, space or wildcard in it.
 _PRINCIPAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:%-]*$")
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # ssh-keygen -L prints times as %Y-%m-%dT%H:%M:%S in the TZ it runs with (UTC here).
 _TIME = "%Y-%m-%dT%H:%M:%S"
 CERT_SUFFIX = "-cert.pub"
@@ -30,11 +30,6 @@ KEY_TYPES = {"ed25519": "ssh-ed25519", "rsa": "ssh-rsa"}
 def certificate_path(key_path):
     """``/etc/ssh/ssh_host_ed25519_key`` -> ``/etc/ssh/ssh_host_ed25519_key-cert.pub`` (sshd's convention)."""
     return key_path + CERT_SUFFIX
-
-
-def _is_host_name(text):
-    labels = text.rstrip(".").split(".")
-    return bool(text) and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
 
 def _address(text):
@@ -58,7 +53,7 @@ def principals(names, addresses, extra=(), option="extra_principals"):
     found = []
     for name in names:
         name = str(name or "").strip().rstrip(".").lower()
-        if _is_host_name(name) and name != "localhost" and not name.startswith("localhost."):
+        if is_host_name(name) and name != "localhost" and not name.startswith("localhost."):
             found.append(name)
     # An inventory name may itself be an address (no ansible_host then): kept as one.
     for value in [n for n in names if n and _address(n)] + list(addresses):

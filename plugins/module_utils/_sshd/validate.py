@@ -8,13 +8,11 @@ message names an sshd keyword, not the variable the operator has to change.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 
 from ansible_collections.kubeguard.hardening.plugins.module_utils._common import addresses as addrlib
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import names
 from ansible_collections.kubeguard.hardening.plugins.module_utils._errors import KubeguardError
-
-_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 
 
 def _port(value, option):
@@ -35,8 +33,7 @@ def _address(value, option):
         return str(ipaddress.ip_address(bare))
     except ValueError:
         pass
-    labels = text.rstrip(".").split(".")
-    if text and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit():
+    if names.is_host_name(text):
         return text
     raise KubeguardError(option, f"{value!r} is not an IP address or host name")
 
