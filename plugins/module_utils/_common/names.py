@@ -4,8 +4,8 @@
 
 A *label* names a namespace, a node agent or an authorizer; a *subdomain* (dot-separated labels, at most 253
 characters) names a node, a cluster or a resource. Both take only lower-case letters, digits and '-', and neither
-starts nor ends with '-'. A value that is not a string (a list Ansible's argument spec turned into "['x']" is one,
-as a string it has brackets) never matches.
+starts nor ends with '-'. A value that is not a string never matches, nor does a list that Ansible's argument spec
+turned into the string "['x']".
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ IDENTITY = "identity"
 API_VERSION = "apiserver.config.k8s.io/v1"
 KEY_BYTES = 32
 KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-# Core resource names the apiserver serves as "<plural>" or "<plural>.<group>".
 
 
 def fingerprint(secret_b64):
@@ -148,6 +147,7 @@ def validate_inputs(provider, generation, resources):
     if not resources:
         raise KubeguardError("encryption_at_rest_resources", "must name at least one resource (secrets)")
     for name in resources:
+        # The apiserver serves a resource as "<plural>" or "<plural>.<group>": a DNS-1123 subdomain.
         if not names.is_subdomain(name):
             raise KubeguardError(
                 "encryption_at_rest_resources",
