@@ -10,7 +10,10 @@ counts, and its changed total is printed next to it (an idempotent rerun shows
 changed=0). Timing is reported, never asserted.
 
 Usage: .venv/bin/python bench/rerun_ratio.py control_plane.yml [api_access.yml ...]
-       [--repeat 3] [--inventory .lab/inventory.yml]
+       [--repeat 3] [--inventory .lab/inventory.yml] [--full]
+
+site.yml's rerun takes the fast path (docs/fast-rerun.md) when nothing moved;
+--full also times each playbook with it off, every role checking.
 """
 
 import argparse
@@ -47,9 +50,9 @@ def playbook_seconds(inventory, playbook, *extra):
     return elapsed, sum(int(n) for n in re.findall(r"changed=(\d+)", run.stdout))
 
 
-def best_rerun(inventory, playbook, repeat):
-    playbook_seconds(inventory, playbook)  # converge first
-    runs = [playbook_seconds(inventory, playbook) for _ in range(repeat)]
+def best_rerun(inventory, playbook, repeat, *extra):
+    playbook_seconds(inventory, playbook, *extra)  # converge first
+    runs = [playbook_seconds(inventory, playbook, *extra) for _ in range(repeat)]
     return min(seconds for seconds, _ in runs), max(changed for _, changed in runs)
 
 
@@ -66,6 +69,11 @@ def main():
     parser.add_argument("playbooks", nargs="+", help="playbooks under playbooks/")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--inventory", type=pathlib.Path, default=REPO / ".lab" / "inventory.yml")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="also time each playbook with site.yml's fast rerun off (every role checks; docs/fast-rerun.md)",
+    )
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         floor = min(playbook_seconds(opts.inventory, pings(tmp, 1))[0] for _ in range(opts.repeat))
@@ -76,12 +84,15 @@ def main():
     print(f"floor (one ping per node)     : {floor:7.2f} s")
     print(f"one module round (ping task)  : {round_cost:7.2f} s  ({ROUNDS} pings in a row: {rounds:.2f} s)")
     print(f"{PEER:<30}: {peer:7.2f} s  changed={peer_changed}  {peer / floor:5.2f}x floor")
+    variants = [("", ())] + ([(" (fast rerun off)", ("-e", "kubeguard_fast_rerun_enabled=false"))] if opts.full else [])
     for name in opts.playbooks:
-        seconds, changed = best_rerun(opts.inventory, REPO / "playbooks" / name, opts.repeat)
-        print(
-            f"{name:<30}: {seconds:7.2f} s  changed={changed}  {seconds / floor:5.2f}x floor"
-            f"  {seconds / peer:5.2f}x {PEER} rerun  = the floor + {(seconds - floor) / round_cost:.0f} module rounds"
-        )
+        for label, extra in variants:
+            seconds, changed = best_rerun(opts.inventory, REPO / "playbooks" / name, opts.repeat, *extra)
+            rounds_in = (seconds - floor) / round_cost
+            print(
+                f"{name + label:<30}: {seconds:7.2f} s  changed={changed}  {seconds / floor:5.2f}x floor"
+                f"  {seconds / peer:5.2f}x {PEER} rerun  = the floor + {rounds_in:.0f} module rounds"
+            )
 
 
 if __name__ == "__main__":

@@ -293,6 +293,12 @@ modes_fixed:
   type: list
   elements: str
   sample: [pki/ca.key]
+renew_by:
+  description: When (epoch seconds) the first certificate of the tree enters its renewal window
+    (O(renew_before_days) before it expires); null for an empty tree. site.yml's fast rerun expires then.
+  returned: always
+  type: float
+  sample: 1861920000.0
 external_ca:
   description: CAs present without their key; the leaves they sign are only verified (see their C(action)).
   returned: always

@@ -1,5 +1,7 @@
 """playbooks/site.yml against the lab, end to end: it converges, a second
-run changes nothing, and real clients see the result."""
+run changes nothing, and real clients see the result. The second run goes
+through every role's check (the fast rerun off); the fast rerun itself is
+test_52_fast_rerun.py's."""
 
 import json
 import subprocess
@@ -11,8 +13,8 @@ from kubeguard_test.waiting import wait_for
 pytestmark = pytest.mark.lab
 
 
-def run_site(lab):
-    run, recap = ansible_playbook(lab.inventory, "site.yml")
+def run_site(lab, *extra):
+    run, recap = ansible_playbook(lab.inventory, "site.yml", *extra)
     assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
     return recap
 
@@ -31,7 +33,8 @@ def starts(lab):
 def hardened(lab):
     first = run_site(lab)
     after_first = starts(lab)
-    second = run_site(lab)
+    # Every role checks again: a fast rerun would skip them (docs/fast-rerun.md).
+    second = run_site(lab, "-e", "kubeguard_fast_rerun_enabled=false")
     return lab, first, second, (after_first, starts(lab))
 
 

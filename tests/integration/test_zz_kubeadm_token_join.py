@@ -183,7 +183,9 @@ def hardened(kubeadm_lab, audit_before):
     )
     first, _recap = ansible_playbook(kubeadm_lab.inventory, "site.yml", *extra, timeout=2400)
     assert first.returncode == 0, first.stdout[-4000:]
-    again, recap = ansible_playbook(kubeadm_lab.inventory, "site.yml", *extra, timeout=2400)
+    # Every role checks again: a fast rerun would skip them (docs/fast-rerun.md).
+    fast_off = ("-e", "kubeguard_fast_rerun_enabled=false")
+    again, recap = ansible_playbook(kubeadm_lab.inventory, "site.yml", *extra, *fast_off, timeout=2400)
     assert again.returncode == 0, again.stdout[-4000:]
     return {"rerun": recap, "report": json.loads((report / "report.json").read_text())}
 

@@ -61,6 +61,16 @@ CONTRACT = {
     "kubeguard_store_vault_password_file",
     "kubeguard_store_vault_id",
     # The API load balancer's drain around each apiserver restart (control_plane, cluster_pki).
+    # site.yml's fast rerun (docs/fast-rerun.md).
+    "kubeguard_fast_rerun_enabled",
+    "kubeguard_fast_rerun_stamp",
+    "kubeguard_fast_rerun_max_age_hours",
+    "kubeguard_fast_rerun_trees",
+    "kubeguard_fast_rerun_paths",
+    "kubeguard_fast_rerun_units",
+    "kubeguard_fast_rerun_nft_tables",
+    "kubeguard_fast_rerun_sysctl_files",
+    "kubeguard_fast_rerun_controller_paths",
     "kubeguard_lb_drain_enabled",
     "kubeguard_lb_drain_haproxy_runtime_api",
     "kubeguard_lb_drain_haproxy_backend",

@@ -194,9 +194,9 @@ class Client:
     def host(self):
         return self._transport.host
 
-    def request(self, method, path, query=None, body=None, content_type="application/json"):
+    def request(self, method, path, query=None, body=None, content_type="application/json", accept="application/json"):
         """Send one request; returns the decoded JSON body, raises ApiError on a non-2xx status."""
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
         if body is not None:
             headers["Content-Type"] = content_type
         if query:

@@ -281,8 +281,13 @@ def run(params, check_mode=False, now=None):
         state.written = _written(state)
     modes = _wrong_modes(out, [s for s in states.values() if not s.decision.changed])
     result = {"changed": bool(changed or modes or sealed), "output_dir": out, "warnings": warnings}
+    # When the first certificate of the store enters its renewal window: site.yml's fast rerun expires then.
+    due = [s.obs.meta["not_after"] - renew for s in states.values() if s.obs.meta.get("not_after")]
     result.update(
-        external_ca=external, modes_fixed=sorted(modes), vault_sealed=[os.path.relpath(p, out) for p in sealed]
+        external_ca=external,
+        modes_fixed=sorted(modes),
+        vault_sealed=[os.path.relpath(p, out) for p in sealed],
+        renew_by=min(due).timestamp() if due else None,
     )
     if not check_mode:
         for rel, mode in modes.items():
