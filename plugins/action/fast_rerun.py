@@ -69,8 +69,8 @@ class ActionModule(ActionBase):
         if unknown:
             raise AnsibleActionFail(f"unsupported option(s): {', '.join(unknown)}")
         state = args.get("state")
-        if state not in ("check", "record"):
-            refuse("state", f"must be check or record, not {state!r}")
+        if state not in ("check", "record", "forget"):
+            refuse("state", f"must be check, record or forget, not {state!r}")
         if not args.get("stamp"):
             refuse("stamp", "is required")
         stamp_path = os.path.abspath(os.path.expanduser(str(args["stamp"])))
@@ -84,6 +84,9 @@ class ActionModule(ActionBase):
             max_age = 0
         if max_age <= 0:
             refuse("max_age_hours", f"must be a positive number of hours, not {args.get('max_age_hours')!r}")
+        if state == "forget":
+            result.update(changed=False, forgot=not self._task.check_mode and fast_rerun.forget(stamp_path))
+            return result
         hosts = list(task_vars.get("ansible_play_hosts_all") or [])
         active = set(task_vars.get("ansible_play_hosts") or [])
         hostvars = task_vars["hostvars"]

@@ -19,14 +19,16 @@ description:
   - C(record) writes O(stamp) (0600, atomically) from this run's fingerprints, the inputs of O(check) and
     O(controller_paths) as the run leaves them, unless a node of O(check) has no fingerprint now (it failed or left
     the run). It expires after O(max_age_hours), or at O(renew_by) when earlier.
-  - The record is the tool's own cache, like a fact cache, so neither state reports a change.
+  - C(forget) removes the record (outside check mode): the control plane's load-balancer drain does, before a node
+    leaves the rotation, so that the next site.yml checks every role and puts the node back.
+  - The record is the tool's own cache, like a fact cache, so no state reports a change.
 author: Kubeguard maintainers (@kubeguard)
 extends_documentation_fragment:
   - kubeguard.hardening.role_vars
 attributes:
   check_mode:
     support: full
-    description: C(check) compares and removes nothing; C(record) writes nothing.
+    description: C(check) compares and removes nothing; C(record) and C(forget) write nothing.
   diff_mode:
     support: none
     description: The record holds digests only.
@@ -38,9 +40,9 @@ attributes:
     description: The record is written to a temporary file in its directory and renamed into place.
 options:
   state:
-    description: C(check) or C(record).
+    description: C(check), C(record) or C(forget).
     type: str
-    choices: [check, record]
+    choices: [check, record, forget]
     required: true
   stamp:
     description: The record on the controller.
@@ -98,6 +100,10 @@ nodes:
   returned: state is check
   type: list
   elements: str
+forgot:
+  description: A record was there and was removed. C(check) (when anything differs) and C(forget) only.
+  returned: state is check or forget
+  type: bool
 recorded:
   description: The record was written (in check mode, would be). C(record) only.
   returned: state is record
@@ -116,7 +122,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             **ROLE_VARS_SPEC,
-            "state": {"type": "str", "choices": ["check", "record"], "required": True},
+            "state": {"type": "str", "choices": ["check", "record", "forget"], "required": True},
             "stamp": {"type": "path", "required": True},
             "api": {"type": "dict"},
             "controller_paths": {"type": "list", "elements": "path"},

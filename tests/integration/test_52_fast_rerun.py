@@ -1,7 +1,11 @@
 """site.yml's fast rerun on the lab (docs/fast-rerun.md), after test_50_site: a rerun with nothing to do skips
-every role (check mode too) and changes nothing; drift made behind the roles' back - a key's mode on a control
-plane, a live sysctl and a deleted firewall table on the workers, a deleted NetworkPolicy, a changed variable -
-is each named, sends the run down the full path, and is repaired there; the run after that is fast again."""
+every role (check mode too) and changes nothing; drift made behind the roles' back - the kubelet config's mode on
+the control plane, a live sysctl and an sshd_config edit on one worker, a deleted firewall table on the other, a
+deleted NetworkPolicy, a changed variable - is each named, sends the run down the full path, and is repaired
+there; the run after that is fast again. None of the repairs restarts the apiserver (the tests after this file
+create namespaces and pods right away)."""
+
+import shlex
 
 import pytest
 from conftest import ansible_playbook
@@ -13,7 +17,9 @@ CONVERGED = "Nothing moved since the last converged run"
 # The same value as the default, given as an extra var: an input of the run all the same.
 EXTRA = ("-e", "kubeguard_fast_rerun_max_age_hours=23")
 ROLES = ("ssh_hardening", "node_os", "cluster_pki", "control_plane", "kubelet", "rbac_baseline", "network_policy")
-KEY = "/etc/kubernetes/pki/apiserver.key"
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+DRIFT_LINE = "# edited by hand"
 SYSCTL = "net.ipv4.conf.all.send_redirects"
 TABLE = ("inet", "kubeguard_node_os")
 
@@ -46,8 +52,10 @@ def drifted(lab, lab_binaries, nodes):
     fast, fast_recap = site(lab)
     check, check_recap = site(lab, "--check")
     control_plane, sysctl_worker, firewall_worker = nodes
-    assert lab.podman_exec(control_plane, "chmod", "0644", KEY).returncode == 0
+    assert lab.podman_exec(control_plane, "chmod", "0644", KUBELET_CONFIG).returncode == 0
     assert lab.podman_exec(sysctl_worker, "sysctl", "-w", f"{SYSCTL}=1").returncode == 0
+    append = f"echo {shlex.quote(DRIFT_LINE)} >> {SSHD_CONFIG}"
+    assert lab.podman_exec(sysctl_worker, "sh", "-c", append).returncode == 0
     assert lab.podman_exec(firewall_worker, "nft", "delete", "table", *TABLE).returncode == 0
     kubectl("-n", "default", "delete", "networkpolicy", "kubeguard-default-deny")
     repair, repair_recap = site(lab, *EXTRA)
@@ -76,8 +84,8 @@ def test_every_drift_is_named(drifted, nodes):
     control_plane, sysctl_worker, firewall_worker = nodes
     for reason in (
         "the kubeguard variables changed",
-        f"{control_plane}: tree:/etc",
-        f"{sysctl_worker}: sysctls",
+        f"{control_plane}: path:{KUBELET_CONFIG}",
+        f"{sysctl_worker}: sysctls, tree:/etc",
         f"{firewall_worker}: nft:{' '.join(TABLE)}",
         "API: api:networkpolicies",
     ):
@@ -90,8 +98,9 @@ def test_the_full_run_repairs_every_drift(drifted, lab, nodes):
     _, recap = drifted["repair"]
     control_plane, sysctl_worker, firewall_worker = nodes
     assert all(recap[host]["changed"] > 0 for host in nodes), recap
-    assert lab.podman_exec(control_plane, "stat", "-c", "%a", KEY).stdout.strip() == "600"
+    assert lab.podman_exec(control_plane, "stat", "-c", "%a", KUBELET_CONFIG).stdout.strip() == "600"
     assert lab.podman_exec(sysctl_worker, "sysctl", "-n", SYSCTL).stdout.strip() == "0"
+    assert DRIFT_LINE not in lab.podman_exec(sysctl_worker, "cat", SSHD_CONFIG).stdout
     assert lab.podman_exec(firewall_worker, "nft", "list", "table", *TABLE).returncode == 0
     drifted["kubectl"]("-n", "default", "get", "networkpolicy", "kubeguard-default-deny")
 

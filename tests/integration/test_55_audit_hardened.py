@@ -224,7 +224,9 @@ def test_a_namespace_without_network_policies_fails_5_3_2(lab, kubectl, after):
 def test_a_host_network_pod_outside_the_system_namespaces_fails_5_2_5(lab, kubectl, after):
     name = "audit-test-host-network"
     assert name not in _evidence(audit.rows(after, "cluster")["5.2.5"])
-    kubectl("create", "namespace", name)
+    # Admission refuses a pod until the namespace's default ServiceAccount exists (the controller-manager
+    # makes it a moment later, longer after a restart of the apiserver): wait for it.
+    kubectl.fresh_namespace(name)
     try:
         pause = lab.vars["kubeguard_lab_images"]["pause"]
         kubectl.apply(

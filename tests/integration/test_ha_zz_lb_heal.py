@@ -6,6 +6,7 @@ converges on rerun (issue 23), on the kubeadm-ha lab.
   whole process group is killed (SIGKILL: a lost controller, no `always`
   undrain). cp1 stays drained, and its drain marker is on the controller
   (kubeguard_lb_drain_host: localhost, kubeguard_lb_drain_marker_dir).
+- The drain removed site.yml's fast-rerun record first (docs/fast-rerun.md).
 - A rerun with nothing to change (a tag no task carries, so only the
   `always` tasks run: the heal and the facts) puts cp1 back: HAProxy's
   runtime API reports all three servers UP and in rotation, no marker left.
@@ -77,6 +78,10 @@ def apiserver_flag_change(host, values):
 def test_a_play_killed_while_a_server_is_drained_is_healed_by_a_rerun_and_an_operators_drain_is_not(lab):
     assert lb_state(lab) == {"cp1": UP_READY, "cp2": UP_READY, "cp3": UP_READY}
     assert not marker(lab, "cp1").exists()
+    # A fast-rerun record (docs/fast-rerun.md): the drain removes it before cp1 leaves the rotation, so the
+    # next site.yml checks every role and heals cp1 instead of skipping to the audit.
+    record = Path(lab.vars["kubeguard_pki_output_dir"] + ".fast-rerun.json")
+    record.write_text(json.dumps({"version": 1}))
     _value, change = apiserver_flag_change("cp1", ("401", "402", "403"))
     argv, env = playbook_command(lab.inventory, "control_plane.yml", *change)
     with tempfile.TemporaryFile("w+") as out:
@@ -101,6 +106,7 @@ def test_a_play_killed_while_a_server_is_drained_is_healed_by_a_rerun_and_an_ope
     assert lb_state(lab)["cp1"][1] & DRAINED, log[-3000:]
     assert marker(lab, "cp1").exists(), log[-3000:]
     assert json.loads(marker(lab, "cp1").read_text())["backend"] == BACKEND
+    assert not record.exists(), log[-3000:]
 
     # The rerun finds nothing else to do, yet puts cp1 back and waits for HAProxy to report it UP.
     run, recap = ansible_playbook(lab.inventory, "control_plane.yml", *NOTHING, "-v", timeout=900)
