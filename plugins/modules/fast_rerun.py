@@ -19,7 +19,7 @@ description:
   - C(record) writes O(stamp) (0600, atomically) from this run's fingerprints, the inputs of O(check) and
     O(controller_paths) as the run leaves them, unless a node of O(check) has no fingerprint now (it failed or left
     the run). It expires after O(max_age_hours), or at O(renew_by) when earlier.
-  - C(forget) removes the record (outside check mode): the control plane's load-balancer drain does, before a node
+  - C(forget) removes the record outside check mode. The control plane's load-balancer drain does so before a node
     leaves the rotation, so that the next site.yml checks every role and puts the node back.
   - The record is the tool's own cache, like a fact cache, so no state reports a change.
 author: Kubeguard maintainers (@kubeguard)
