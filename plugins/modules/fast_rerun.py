@@ -61,7 +61,9 @@ options:
     description: The registered result of this run's C(check). C(record) only.
     type: dict
   max_age_hours:
-    description: Hours the record is trusted. C(record) only.
+    description:
+      - Hours the record is trusted.
+      - C(check) refuses a value that is not positive, before the run changes anything.
     type: int
     default: 24
   renew_by:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import stat
 
+from ansible_collections.kubeguard.hardening.plugins.module_utils._common import addresses as addrlib
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.files import read
 from ansible_collections.kubeguard.hardening.plugins.module_utils._node.system import run
 
@@ -92,16 +92,11 @@ def audit_rules():
 
 
 def addresses(wanted):
-    """Which of ``wanted`` the node has (``ip -json address show``), in order."""
-    rc, out, _unused = run(["ip", "-json", "address", "show"])
-    have = set()
-    if rc == 0:
-        try:
-            listing = json.loads(out)
-        except ValueError:
-            listing = []
-        have = {info.get("local", "").lower() for link in listing for info in link.get("addr_info", [])}
-    return _digest([f"{address}\0{address.lower() in have}" for address in wanted] + [f"ip:{rc}"])
+    """Which of ``wanted`` the node has, in order (``_common/addresses``: iproute2, else /proc)."""
+    rc, out, _unused = run(list(addrlib.IP_ADDR_ARGV))
+    have = addrlib.parse_ip_addr(out) if rc == 0 else {}
+    have = have or addrlib.parse_proc(read("/proc/net/fib_trie"), read("/proc/net/if_inet6"))
+    return _digest([f"{address}\0{addrlib.canonical(address) in have}" for address in wanted])
 
 
 def fingerprint(params):

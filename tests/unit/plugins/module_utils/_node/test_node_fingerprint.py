@@ -114,8 +114,8 @@ def test_the_live_value_of_each_sysctl_the_files_set_is_watched(tmp_path, monkey
 
 
 def test_the_addresses_digest_says_which_the_node_still_has(monkeypatch):
-    listing = [{"ifname": "eth0", "addr_info": [{"local": "10.0.0.5"}, {"local": "fe80::1"}]}]
-    monkeypatch.setattr(fingerprint, "run", lambda argv, timeout=60: (0, json.dumps(listing), ""))
+    listing = {"text": "2: eth0    inet 10.0.0.5/24 brd 10.0.0.255 scope global eth0\n"}
+    monkeypatch.setattr(fingerprint, "run", lambda argv, timeout=60: (0, listing["text"], ""))
     has = fingerprint.addresses(["10.0.0.5"])
-    listing[0]["addr_info"] = [{"local": "10.0.0.6"}]
+    listing["text"] = "2: eth0    inet 10.0.0.6/24 brd 10.0.0.255 scope global eth0\n"
     assert fingerprint.addresses(["10.0.0.5"]) != has
